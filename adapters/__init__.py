@@ -1,0 +1,1 @@
+"""Bus adapters: one sub-package per bus (knx, onewire, modbus, serial, mqtt)."""

@@ -1,0 +1,1 @@
+"""MicroPython satellite firmware (runs on the microcontroller)."""

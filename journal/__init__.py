@@ -1,0 +1,1 @@
+"""The LMDB-backed journal: events, indexes, group commit, export/import, verify."""

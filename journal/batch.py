@@ -1,0 +1,211 @@
+"""One write transaction: assigns positions, seqs and clocks, writes indexes.
+
+`WriteBatch` lives exactly as long as one LMDB write transaction and runs on
+the thread that opened it.  It reads the journal's clock and per-origin ranges
+from ``meta`` when it starts and writes them back in `finish`, so the whole
+batch - events, indexes and meta - commits or vanishes together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lmdb
+import msgpack
+
+from moat_log.errors import (
+    ClockError,
+    IntegrityError,
+    InvalidEventError,
+    JournalCorruptError,
+    MoatLogError,
+)
+from moat_log.event import Event
+from moat_log.hlc import next_hlc
+from moat_log.rangeset import RangeSet
+from moat_log.vclock import VectorClock
+
+from . import keys
+from .change import Change
+from .keys import MetaKey, pack_u64, unpack_u64
+
+#: What a batch returns per item: the new `Event` for a `Change`, True
+#: (inserted) / False (already held) for a foreign event, or the exception
+#: that refused that item alone.
+WriteResult = Event | bool | MoatLogError
+
+
+def load_ranges(txn: lmdb.Transaction, meta: Any) -> dict[str, RangeSet]:
+    """Per origin, the seqs the journal holds, as recorded in ``meta``."""
+    ranges = {}
+    cursor = txn.cursor(db=meta)
+    if cursor.set_range(MetaKey.RANGES):
+        for key, value in cursor:
+            if not key.startswith(MetaKey.RANGES):
+                break
+            origin = bytes(key[len(MetaKey.RANGES) :]).decode()
+            ranges[origin] = RangeSet.from_msgpack(msgpack.unpackb(value))
+    return ranges
+
+
+class WriteBatch:
+    """The state of one write transaction."""
+
+    def __init__(
+        self,
+        txn: lmdb.Transaction,
+        dbs: dict[str, Any],
+        node: str,
+        wall_clock: Callable[[], int],
+    ) -> None:
+        self._txn = txn
+        self._events, self._ids = dbs["events"], dbs["ids"]
+        self._paths, self._times, self._meta = dbs["paths"], dbs["times"], dbs["meta"]
+        self._node = node
+        self._wall_clock = wall_clock
+        self._ranges = load_ranges(txn, self._meta)
+        self._changed: set[str] = set()
+        self._clock = unpack_u64(txn.get(MetaKey.HLC, db=self._meta))
+        cursor = txn.cursor(db=self._events)
+        self._position = unpack_u64(cursor.key()) if cursor.last() else 0
+        self._first_position = self._position + 1
+        self._deps: VectorClock | None = None
+        # Staged entries per database, written with one putmulti each in finish().
+        self._staged_events: list[tuple[bytes, bytes]] = []
+        self._staged_ids: list[tuple[bytes, bytes]] = []
+        self._staged_paths: list[tuple[bytes, bytes]] = []
+        self._staged_times: dict[bytes, bytes] = {}
+
+    def write(self, item: Change | Event) -> WriteResult:
+        """Stage one item; an error that concerns this item alone is returned."""
+        try:
+            if type(item) is Change:
+                return self._append(item)
+            assert isinstance(item, Event)
+            return self._insert(item)
+        except (ClockError, IntegrityError, InvalidEventError) as exc:
+            return exc
+
+    def _append(self, change: Change) -> Event:
+        if change.at is None:
+            hlc = next_hlc(self._clock, self._wall_clock())
+        elif change.at > self._clock:
+            hlc = change.at
+        else:
+            raise ClockError(
+                f"event time {change.at} is not after the journal's clock {self._clock}; "
+                "history is appended in time order"
+            )
+        held = self._ranges.get(self._node)
+        event = Event.trusted(
+            self._node,
+            (held.max if held else 0) + 1,
+            hlc,
+            self._current_deps(),
+            change.path,
+            change.op,
+            change.value,
+            change.source,
+            change.cause,
+        )
+        self._put(event, event.pack())
+        return event
+
+    def _insert(self, event: Event) -> bool:
+        data = event.pack()
+        held = self._ranges.get(event.origin)
+        if held is not None and event.seq in held:
+            self._check_same(event, data)
+            return False
+        tkey = keys.time_key(event.hlc, event.origin)
+        if tkey in self._staged_times or self._txn.get(tkey, db=self._times):
+            raise IntegrityError(
+                f"event {event.id} reuses hlc {event.hlc} of another event from "
+                f"{event.origin}; refused"
+            )
+        self._put(event, data)
+        if event.origin != self._node:
+            self._deps = None
+        return True
+
+    def _check_same(self, event: Event, data: bytes) -> None:
+        stored = self._staged_data(keys.id_key(event.origin, event.seq))
+        if stored is None:
+            raise JournalCorruptError(
+                f"event {event.id} is recorded as held but missing; run 'moat-log verify'"
+            )
+        if bytes(stored) != data:
+            raise IntegrityError(
+                f"event {event.id} differs from the stored event with the same id; refused"
+            )
+
+    def _staged_data(self, id_key: bytes) -> bytes | None:
+        """The packed event stored or staged under an id key."""
+        pos = self._txn.get(id_key, db=self._ids)
+        if pos is not None:
+            data = self._txn.get(pos, db=self._events)
+            return None if data is None else bytes(data)
+        for key, staged_pos in self._staged_ids:
+            if key == id_key:
+                return self._staged_events[unpack_u64(staged_pos) - self._first_position][1]
+        return None
+
+    def _put(self, event: Event, data: bytes) -> None:
+        self._position += 1
+        pos = pack_u64(self._position)
+        origin = event.origin
+        self._staged_events.append((pos, data))
+        self._staged_ids.append((keys.id_key(origin, event.seq), pos))
+        self._staged_paths.append((keys.path_key(event.path, event.hlc, origin), pos))
+        self._staged_times[keys.time_key(event.hlc, origin)] = pos
+        held = self._ranges.get(origin)
+        if held is None:
+            held = self._ranges[origin] = RangeSet()
+        held.add(event.seq)
+        self._changed.add(origin)
+        if event.hlc > self._clock:
+            self._clock = event.hlc
+
+    def _current_deps(self) -> VectorClock:
+        if self._deps is None:
+            self._deps = VectorClock(
+                {o: r.contiguous_end() for o, r in self._ranges.items() if o != self._node}
+            )
+        return self._deps
+
+    def finish(self) -> None:
+        """Write the staged entries, the changed ranges and the clock."""
+        _put_sorted(self._txn, self._events, self._staged_events, presorted=True)
+        _put_sorted(self._txn, self._ids, self._staged_ids)
+        _put_sorted(self._txn, self._paths, self._staged_paths)
+        _put_sorted(self._txn, self._times, list(self._staged_times.items()))
+        for origin in self._changed:
+            self._txn.put(
+                MetaKey.RANGES + origin.encode(),
+                msgpack.packb(self._ranges[origin].to_msgpack()),
+                db=self._meta,
+            )
+        self._txn.put(MetaKey.HLC, pack_u64(self._clock), db=self._meta)
+
+
+def _put_sorted(
+    txn: lmdb.Transaction,
+    db: Any,
+    entries: list[tuple[bytes, bytes]],
+    *,
+    presorted: bool = False,
+) -> None:
+    """Put *entries* with one putmulti; append mode when they all go at the end.
+
+    Appending (MDB_APPEND) skips the tree search and fills pages completely;
+    it is the common case for positions, for times of fresh events and for
+    the ids of a node's own events.
+    """
+    if not entries:
+        return
+    if not presorted:
+        entries.sort()
+    cursor = txn.cursor(db=db)
+    at_end = not cursor.last() or cursor.key() < entries[0][0]
+    cursor.putmulti(entries, append=at_end)

@@ -1,0 +1,49 @@
+"""A local state change on its way into the journal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from moat_log.errors import InvalidEventError
+from moat_log.event import MAX_SOURCE_CHARS, Op, Value, normalize_value
+from moat_log.ids import MAX_U64, EventId
+from moat_log.path import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a local writer wants recorded; the journal adds origin, seq, hlc and deps.
+
+    *at* asks for a specific event time (ns since the epoch), e.g. when
+    ingesting recorded history.  It must be later than everything the journal
+    has issued or seen, or the append fails with `ClockError`: an origin's
+    clock never runs backwards.  Without it the journal uses the current time.
+    """
+
+    path: Path
+    value: Value = None
+    op: Op = Op.SET
+    source: str = ""
+    cause: EventId | None = None
+    at: int | None = None
+
+    def __post_init__(self) -> None:
+        if type(self.path) is not Path:
+            object.__setattr__(self, "path", Path(self.path))
+        if type(self.op) is not Op:
+            object.__setattr__(self, "op", Op(self.op))
+        if self.op is Op.DELETE and self.value is not None:
+            raise InvalidEventError("a delete carries no value")
+        value = normalize_value(self.value)
+        if value is not self.value:
+            object.__setattr__(self, "value", value)
+        if type(self.source) is not str or len(self.source) > MAX_SOURCE_CHARS:
+            raise InvalidEventError(f"source must be a str of at most {MAX_SOURCE_CHARS} chars")
+        if self.cause is not None and type(self.cause) is not EventId:
+            raise InvalidEventError(f"cause must be an EventId, not {self.cause!r}")
+        if self.at is not None and (type(self.at) is not int or not 0 < self.at <= MAX_U64):
+            raise InvalidEventError(f"invalid event time {self.at!r}: ns since the epoch")
+
+    @classmethod
+    def delete(cls, path: Path, *, source: str = "", cause: EventId | None = None) -> Change:
+        return cls(path, None, Op.DELETE, source, cause)

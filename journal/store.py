@@ -1,0 +1,502 @@
+"""The journal: one LMDB environment per node holding events and their indexes.
+
+Theory of operation
+-------------------
+Every write goes through `Journal.write_batch`, which runs one LMDB write
+transaction for a whole batch of local changes and foreign events and commits
+it with one fsync.  Inside that transaction it reads the journal's clock and
+per-origin ranges from ``meta``, assigns positions, seqs and hlc timestamps,
+writes the event and its three index entries, and writes ``meta`` back.
+Because all of that happens inside the transaction, several processes may
+write to one journal (LMDB serialises their write transactions) without ever
+reusing a seq or a timestamp, and a crash at any instant leaves either the
+whole batch or nothing.
+
+A transaction never crosses an ``await`` and never changes threads: callers
+from trio run whole batches through `trio.to_thread.run_sync` (see
+`moat_log.journal.group_commit`).  Read transactions are short: scans read a
+chunk, close the transaction and resume from the next key, so a slow consumer
+never pins an old snapshot and memory stays bounded.
+
+When the memory map is full the write is rolled back, the map grows and the
+batch is retried; readers in this process are held off meanwhile (LMDB forbids
+resizing under live transactions), and readers in other processes adopt the
+new size when LMDB tells them.  A full disk rolls the batch back and raises
+`StorageFullError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+import lmdb
+import msgpack
+
+from moat_log.errors import (
+    ClockError,
+    IntegrityError,
+    InvalidEventError,
+    JournalCorruptError,
+    JournalError,
+    JournalNotFoundError,
+    MoatLogError,
+    StorageFullError,
+)
+from moat_log.event import Event
+from moat_log.hlc import next_hlc, observe_hlc
+from moat_log.ids import EventId, check_node_name
+from moat_log.path import Path
+from moat_log.rangeset import RangeSet
+from moat_log.vclock import VectorClock
+
+from . import keys
+from .batch import WriteBatch, WriteResult, load_ranges
+from .change import Change
+from .keys import MetaKey, pack_u64, unpack_u64
+
+JOURNAL_FORMAT = 1
+JOURNAL_SUBDIR = "journal"
+SCAN_CHUNK = 1024
+
+#: Address space reserved for the map.  LMDB does not allocate it on disk; the
+#: data file grows as events arrive.  32-bit systems (Raspberry Pi OS armhf)
+#: have little address space, so start small there and grow.
+DEFAULT_MAP_SIZE = (1 << 40) if sys.maxsize > 2**32 else (256 << 20)
+MAX_MAP_SIZE = (1 << 44) if sys.maxsize > 2**32 else (1536 << 20)
+
+_DB_NAMES = ("events", "ids", "paths", "times", "meta")
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStats:
+    entries: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalStats:
+    node: str
+    events: int
+    last_position: int
+    clock: int
+    origins: dict[str, RangeSet]
+    databases: dict[str, DatabaseStats]
+    file_bytes: int
+    map_bytes: int
+
+
+def journal_dir(data_dir: str | os.PathLike[str]) -> FsPath:
+    return FsPath(data_dir) / JOURNAL_SUBDIR
+
+
+class _MapGate:
+    """Holds transactions of this process off while the map is resized."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._resizing = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._cond:
+            while self._resizing:
+                self._cond.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                if not self._active:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def resizing(self) -> Iterator[None]:
+        with self._cond:
+            while self._resizing or self._active:
+                self._cond.wait()
+            self._resizing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._resizing = False
+                self._cond.notify_all()
+
+
+class Journal:
+    """The journal of one node.  Thread-safe; every method is synchronous.
+
+    Use `Journal.create` or `Journal.open`, and `close` it (or use it as a
+    context manager).  Open a journal only once per process (an LMDB rule).
+    """
+
+    def __init__(
+        self,
+        env: lmdb.Environment,
+        *,
+        wall_clock: Callable[[], int] = time.time_ns,
+        max_map_size: int = MAX_MAP_SIZE,
+    ) -> None:
+        self._env = env
+        self._dbs = {name: env.open_db(name.encode()) for name in _DB_NAMES}
+        self._wall_clock = wall_clock
+        self._max_map_size = max_map_size
+        self._gate = _MapGate()
+        self._write_lock = threading.Lock()
+        self.node = self._check_meta()
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def create(
+        cls, data_dir: str | os.PathLike[str], node: str, **kwargs: Any
+    ) -> Journal:
+        """Create the journal for *node* in *data_dir*, or open it if it exists.
+
+        Opening an existing journal under a different node name is an error.
+        """
+        check_node_name(node)
+        directory = journal_dir(data_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        env = _open_env(directory, kwargs.pop("map_size", DEFAULT_MAP_SIZE))
+        with env.begin(write=True) as txn:
+            meta = env.open_db(b"meta", txn=txn)
+            for name in _DB_NAMES:
+                env.open_db(name.encode(), txn=txn)
+            existing = txn.get(MetaKey.NODE, db=meta)
+            if existing is None:
+                txn.put(MetaKey.NODE, node.encode(), db=meta)
+                txn.put(MetaKey.FORMAT, pack_u64(JOURNAL_FORMAT), db=meta)
+                txn.put(MetaKey.HLC, pack_u64(0), db=meta)
+        if existing is not None and bytes(existing).decode() != node:
+            env.close()
+            raise JournalError(
+                f"the journal in {directory} belongs to node {bytes(existing).decode()!r}, "
+                f"not {node!r}"
+            )
+        return cls(env, **kwargs)
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike[str], **kwargs: Any) -> Journal:
+        """Open the existing journal in *data_dir*."""
+        directory = journal_dir(data_dir)
+        if not (directory / "data.mdb").is_file():
+            raise JournalNotFoundError(
+                f"no journal in {os.fspath(data_dir)!r}: create one with "
+                "'moat-log init' or pass --data-dir"
+            )
+        env = _open_env(directory, kwargs.pop("map_size", DEFAULT_MAP_SIZE), create=False)
+        return cls(env, **kwargs)
+
+    def _check_meta(self) -> str:
+        with self._read() as txn:
+            node = txn.get(MetaKey.NODE, db=self._dbs["meta"])
+            fmt = txn.get(MetaKey.FORMAT, db=self._dbs["meta"])
+        if node is None or fmt is None:
+            raise JournalCorruptError("the journal has no node name or format in its meta data")
+        if unpack_u64(fmt) != JOURNAL_FORMAT:
+            raise JournalError(
+                f"journal format {unpack_u64(fmt)} is not supported "
+                f"(this moat-log reads format {JOURNAL_FORMAT}); upgrade moat-log"
+            )
+        return bytes(node).decode()
+
+    def close(self) -> None:
+        self._env.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def path(self) -> FsPath:
+        return FsPath(self._env.path())
+
+    # ----------------------------------------------------------- transactions
+
+    @contextmanager
+    def _read(self) -> Iterator[lmdb.Transaction]:
+        while True:
+            with self._gate.transaction():
+                try:
+                    txn = self._env.begin()
+                except lmdb.MapResizedError:
+                    pass  # another process grew the map: adopt it, outside the gate
+                else:
+                    try:
+                        yield txn
+                    finally:
+                        txn.abort()
+                    return
+            self._adopt_map_size()
+
+    def _adopt_map_size(self) -> None:
+        with self._gate.resizing():
+            self._env.set_mapsize(0)
+
+    def _grow_map(self) -> None:
+        current = self._env.info()["map_size"]
+        if current >= self._max_map_size:
+            raise StorageFullError(
+                f"the journal reached its maximum size of {self._max_map_size} bytes; "
+                "free space by archiving (export) and starting a new journal"
+            )
+        with self._gate.resizing():
+            self._env.set_mapsize(min(current * 2, self._max_map_size))
+
+    # ------------------------------------------------------------------ writes
+
+    def write_batch(self, items: Sequence[Change | Event]) -> list[WriteResult]:
+        """Write local changes and foreign events in one durable transaction.
+
+        Returns one `WriteResult` per item, in order.  Problems with a single
+        item (a time not after the clock, a conflicting foreign event) refuse
+        that item only.  Storage failures raise and write nothing.
+        """
+        if not items:
+            return []
+        with self._write_lock:
+            while True:
+                try:
+                    return self._try_write(items)
+                except lmdb.MapFullError:
+                    self._grow_map()
+                except lmdb.MapResizedError:
+                    self._adopt_map_size()
+
+    def append(self, change: Change) -> Event:
+        """Append one local change durably (one transaction; prefer batches)."""
+        result = self.write_batch([change])[0]
+        if isinstance(result, MoatLogError):
+            raise result
+        assert isinstance(result, Event)
+        return result
+
+    def insert(self, event: Event) -> bool:
+        """Insert a foreign event; False if it was already held."""
+        result = self.write_batch([event])[0]
+        if isinstance(result, MoatLogError):
+            raise result
+        return bool(result)
+
+    def _try_write(self, items: Sequence[Change | Event]) -> list[WriteResult]:
+        with self._gate.transaction():
+            txn = self._env.begin(write=True)
+            try:
+                batch = WriteBatch(txn, self._dbs, self.node, self._wall_clock)
+                results = [batch.write(item) for item in items]
+                batch.finish()
+            except BaseException:
+                txn.abort()
+                raise
+            try:
+                txn.commit()
+            except lmdb.MapFullError:
+                raise
+            except lmdb.Error as exc:
+                raise _storage_error(exc) from exc
+        return results
+
+    # ------------------------------------------------------------------- reads
+
+    def get(self, event_id: EventId) -> Event | None:
+        """The event with this id, or None."""
+        with self._read() as txn:
+            pos = txn.get(keys.id_key(*event_id), db=self._dbs["ids"])
+            data = None if pos is None else txn.get(pos, db=self._dbs["events"])
+        return None if data is None else _unpack(data, pos)
+
+    def newest(self) -> tuple[int, Event] | None:
+        """The most recently stored event with its position, or None."""
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._dbs["events"])
+            if not cursor.last():
+                return None
+            pos, data = cursor.item()
+        return unpack_u64(pos), _unpack(data, pos)
+
+    @property
+    def last_position(self) -> int:
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._dbs["events"])
+            return unpack_u64(cursor.key()) if cursor.last() else 0
+
+    @property
+    def clock(self) -> int:
+        """The greatest hlc this journal has issued or seen."""
+        with self._read() as txn:
+            return unpack_u64(txn.get(MetaKey.HLC, db=self._dbs["meta"]))
+
+    def summary(self) -> dict[str, RangeSet]:
+        """Per origin, the set of seqs held."""
+        with self._read() as txn:
+            return load_ranges(txn, self._dbs["meta"])
+
+    def scan_raw(
+        self, start: int = 1, end: int | None = None, *, reverse: bool = False
+    ) -> Iterator[tuple[int, bytes]]:
+        """``(position, packed event)`` for positions ``start..end`` (inclusive)."""
+        lo = pack_u64(start)
+        hi = None if end is None else pack_u64(end + 1)
+        for key, data in self._scan("events", lo, hi, reverse=reverse):
+            yield unpack_u64(key), data
+
+    def scan(
+        self, start: int = 1, end: int | None = None, *, reverse: bool = False
+    ) -> Iterator[tuple[int, Event]]:
+        """``(position, event)`` in arrival order on this node."""
+        for pos, data in self.scan_raw(start, end, reverse=reverse):
+            yield pos, _unpack(data, pos)
+
+    def by_origin(self, origin: str, first: int = 1, last: int | None = None) -> Iterator[Event]:
+        """One origin's events with seqs ``first..last`` in seq order (for shipping)."""
+        lo = keys.id_key(origin, first)
+        hi = keys.prefix_end(keys.id_prefix(origin)) if last is None else keys.id_key(
+            origin, last + 1
+        )
+        yield from self._resolve(self._scan("ids", lo, hi))
+
+    def history(
+        self, path: Path, *, subtree: bool = False, reverse: bool = False
+    ) -> Iterator[Event]:
+        """A path's events in hlc order; with *subtree*, grouped by path in key order."""
+        prefix = keys.path_prefix(path, subtree=subtree)
+        yield from self._resolve(
+            self._scan("paths", prefix, keys.prefix_end(prefix), reverse=reverse)
+        )
+
+    def by_time(
+        self, since: int | None = None, until: int | None = None, *, reverse: bool = False
+    ) -> Iterator[Event]:
+        """Events with ``since <= hlc <= until`` in (hlc, origin) order."""
+        lo = pack_u64(since or 0)
+        hi = None if until is None else pack_u64(until + 1)
+        yield from self._resolve(self._scan("times", lo, hi, reverse=reverse))
+
+    def _resolve(self, entries: Iterator[tuple[bytes, bytes]]) -> Iterator[Event]:
+        """Turn index entries ``(key, position)`` into events, a chunk at a time."""
+        chunk: list[bytes] = []
+        for _key, pos in entries:
+            chunk.append(pos)
+            if len(chunk) >= SCAN_CHUNK:
+                yield from self._fetch(chunk)
+                chunk = []
+        yield from self._fetch(chunk)
+
+    def _fetch(self, positions: list[bytes]) -> Iterator[Event]:
+        with self._read() as txn:
+            found = [(pos, txn.get(pos, db=self._dbs["events"])) for pos in positions]
+        for pos, data in found:
+            if data is None:
+                raise JournalCorruptError(
+                    f"an index points at position {unpack_u64(pos)}, which holds no event; "
+                    "run 'moat-log verify'"
+                )
+            yield _unpack(data, pos)
+
+    def _scan(
+        self, db: str, lo: bytes, hi: bytes | None, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Entries with ``lo <= key < hi``, read in short transactions."""
+        handle = self._dbs[db]
+        while True:
+            with self._read() as txn:
+                chunk = _read_chunk(txn.cursor(db=handle), lo, hi, reverse)
+            yield from chunk
+            if len(chunk) < SCAN_CHUNK:
+                return
+            if reverse:
+                hi = chunk[-1][0]
+            else:
+                lo = chunk[-1][0] + b"\x00"
+
+    # ------------------------------------------------------------------- stats
+
+    def stats(self) -> JournalStats:
+        with self._read() as txn:
+            databases = {}
+            for name, handle in self._dbs.items():
+                st = txn.stat(handle)
+                pages = st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
+                databases[name] = DatabaseStats(st["entries"], pages * st["psize"])
+            origins = load_ranges(txn, self._dbs["meta"])
+            clock = unpack_u64(txn.get(MetaKey.HLC, db=self._dbs["meta"]))
+        return JournalStats(
+            node=self.node,
+            events=databases["events"].entries,
+            last_position=self.last_position,
+            clock=clock,
+            origins=origins,
+            databases=databases,
+            file_bytes=os.stat(self.path / "data.mdb").st_size,
+            map_bytes=self._env.info()["map_size"],
+        )
+
+
+def _open_env(directory: FsPath, map_size: int, *, create: bool = True) -> lmdb.Environment:
+    try:
+        return lmdb.open(
+            os.fspath(directory),
+            map_size=map_size,
+            max_dbs=len(_DB_NAMES),
+            subdir=True,
+            sync=True,
+            metasync=True,
+            readahead=False,
+            create=create,
+        )
+    except lmdb.Error as exc:
+        raise JournalError(f"cannot open the journal in {directory}: {exc}") from exc
+
+
+def _read_chunk(
+    cursor: lmdb.Cursor, lo: bytes, hi: bytes | None, reverse: bool
+) -> list[tuple[bytes, bytes]]:
+    chunk: list[tuple[bytes, bytes]] = []
+    if reverse:
+        positioned = cursor.set_range(hi) if hi is not None else cursor.last()
+        if hi is not None:
+            positioned = cursor.prev() if positioned else cursor.last()
+        if not positioned:
+            return chunk
+        for key, value in cursor.iterprev():
+            if key < lo or len(chunk) >= SCAN_CHUNK:
+                break
+            chunk.append((key, value))
+    else:
+        if not cursor.set_range(lo):
+            return chunk
+        for key, value in cursor:
+            if (hi is not None and key >= hi) or len(chunk) >= SCAN_CHUNK:
+                break
+            chunk.append((key, value))
+    return chunk
+
+
+def _unpack(data: bytes, pos: bytes) -> Event:
+    try:
+        return Event.unpack(data)
+    except InvalidEventError as exc:
+        raise JournalCorruptError(
+            f"the event at position {unpack_u64(pos)} does not unpack: {exc}"
+        ) from exc
+
+
+def _storage_error(exc: lmdb.Error) -> JournalError:
+    if isinstance(exc, lmdb.DiskError) or getattr(exc, "errno", None) == errno.ENOSPC or (
+        "No space left" in str(exc)
+    ):
+        return StorageFullError(f"the disk is full; the write was rolled back: {exc}")
+    return JournalError(f"the journal could not commit: {exc}")

@@ -1,0 +1,1 @@
+"""moat-log: event-sourced, log-structured state for MoaT installations."""

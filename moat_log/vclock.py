@@ -1,0 +1,68 @@
+"""Vector clocks: what a node had seen when it created an event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from .errors import InvalidInputError
+from .ids import MAX_U64, EventId, check_node_name
+
+
+class VectorClock(Mapping[str, int]):
+    """An immutable map ``{origin: highest contiguous seq seen}``.
+
+    Origins with nothing seen are simply absent (a missing entry means 0).
+    Entries are kept sorted by origin so the packed form is canonical: two
+    equal clocks always pack to the same bytes.
+    """
+
+    __slots__ = ("_entries", "_hash")
+
+    _entries: dict[str, int]
+
+    def __init__(self, entries: Mapping[str, int] | None = None) -> None:
+        items = sorted(entries.items()) if entries else []
+        for origin, seq in items:
+            check_node_name(origin)
+            if type(seq) is not int or not 0 <= seq <= MAX_U64:
+                raise InvalidInputError(f"vector clock entry {origin}={seq!r} is not a seq")
+        self._entries = {origin: seq for origin, seq in items if seq}
+        self._hash: int | None = None
+
+    def __getitem__(self, origin: str) -> int:
+        return self._entries[origin]
+
+    def get(self, origin: str, default: int = 0) -> int:  # type: ignore[override]
+        return self._entries.get(origin, default)
+
+    def __contains__(self, origin: object) -> bool:
+        return origin in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple(self._entries.items()))
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, VectorClock):
+            return self._entries == other._entries
+        if isinstance(other, Mapping):
+            return self._entries == {k: v for k, v in other.items() if v}
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"VectorClock({self._entries!r})"
+
+    def covers(self, event_id: EventId) -> bool:
+        """True if an event with this clock had seen *event_id*."""
+        return self._entries.get(event_id.origin, 0) >= event_id.seq
+
+    def to_msgpack(self) -> dict[str, int]:
+        """The wire form: a map sorted by origin."""
+        return self._entries
