@@ -42,7 +42,7 @@ def load_ranges(txn: lmdb.Transaction, meta: Any) -> dict[str, RangeSet]:
     cursor = txn.cursor(db=meta)
     if cursor.set_range(MetaKey.RANGES):
         for key, value in cursor:
-            if not key.startswith(MetaKey.RANGES):
+            if not bytes(key).startswith(MetaKey.RANGES):
                 break
             origin = bytes(key[len(MetaKey.RANGES) :]).decode()
             ranges[origin] = RangeSet.from_msgpack(msgpack.unpackb(value))
@@ -164,8 +164,7 @@ class WriteBatch:
             held = self._ranges[origin] = RangeSet()
         held.add(event.seq)
         self._changed.add(origin)
-        if event.hlc > self._clock:
-            self._clock = event.hlc
+        self._clock = max(self._clock, event.hlc)
 
     def _current_deps(self) -> VectorClock:
         if self._deps is None:
@@ -207,5 +206,5 @@ def _put_sorted(
     if not presorted:
         entries.sort()
     cursor = txn.cursor(db=db)
-    at_end = not cursor.last() or cursor.key() < entries[0][0]
+    at_end = not cursor.last() or bytes(cursor.key()) < entries[0][0]
     cursor.putmulti(entries, append=at_end)

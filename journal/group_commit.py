@@ -25,8 +25,9 @@ import trio
 from moat_log.errors import JournalClosedError, MoatLogError
 from moat_log.event import Event
 
+from .batch import WriteResult
 from .change import Change
-from .store import Journal, WriteResult
+from .store import Journal
 
 
 class _OpenBatch:

@@ -31,7 +31,13 @@ _U64 = struct.Struct(">Q")
 pack_u64 = _U64.pack
 
 
-def unpack_u64(data: bytes) -> int:
+#: What LMDB returns: bytes (we never ask for buffers), typed as either.
+BytesLike = bytes | memoryview
+
+
+def unpack_u64(data: BytesLike | None) -> int:
+    """Decode a u64; None (an absent key) is an error of the caller."""
+    assert data is not None
     value: int = _U64.unpack(data)[0]
     return value
 

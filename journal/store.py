@@ -32,18 +32,15 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path as FsPath
-from typing import Any
+from typing import Any, cast
 
 import lmdb
-import msgpack
 
 from moat_log.errors import (
-    ClockError,
-    IntegrityError,
     InvalidEventError,
     JournalCorruptError,
     JournalError,
@@ -52,11 +49,9 @@ from moat_log.errors import (
     StorageFullError,
 )
 from moat_log.event import Event
-from moat_log.hlc import next_hlc, observe_hlc
 from moat_log.ids import EventId, check_node_name
 from moat_log.path import Path
 from moat_log.rangeset import RangeSet
-from moat_log.vclock import VectorClock
 
 from . import keys
 from .batch import WriteBatch, WriteResult, load_ranges
@@ -74,6 +69,7 @@ DEFAULT_MAP_SIZE = (1 << 40) if sys.maxsize > 2**32 else (256 << 20)
 MAX_MAP_SIZE = (1 << 44) if sys.maxsize > 2**32 else (1536 << 20)
 
 _DB_NAMES = ("events", "ids", "paths", "times", "meta")
+
 
 @dataclass(frozen=True, slots=True)
 class DatabaseStats:
@@ -158,9 +154,7 @@ class Journal:
     # ------------------------------------------------------------------ opening
 
     @classmethod
-    def create(
-        cls, data_dir: str | os.PathLike[str], node: str, **kwargs: Any
-    ) -> Journal:
+    def create(cls, data_dir: str | os.PathLike[str], node: str, **kwargs: Any) -> Journal:
         """Create the journal for *node* in *data_dir*, or open it if it exists.
 
         Opening an existing journal under a different node name is an error.
@@ -315,8 +309,12 @@ class Journal:
         """The event with this id, or None."""
         with self._read() as txn:
             pos = txn.get(keys.id_key(*event_id), db=self._dbs["ids"])
-            data = None if pos is None else txn.get(pos, db=self._dbs["events"])
-        return None if data is None else _unpack(data, pos)
+            if pos is None:
+                return None
+            data = txn.get(pos, db=self._dbs["events"])
+        if data is None:
+            raise JournalCorruptError(f"event {event_id} is indexed but missing; run verify")
+        return _unpack(data, pos)
 
     def newest(self) -> tuple[int, Event] | None:
         """The most recently stored event with its position, or None."""
@@ -363,8 +361,10 @@ class Journal:
     def by_origin(self, origin: str, first: int = 1, last: int | None = None) -> Iterator[Event]:
         """One origin's events with seqs ``first..last`` in seq order (for shipping)."""
         lo = keys.id_key(origin, first)
-        hi = keys.prefix_end(keys.id_prefix(origin)) if last is None else keys.id_key(
-            origin, last + 1
+        hi = (
+            keys.prefix_end(keys.id_prefix(origin))
+            if last is None
+            else keys.id_key(origin, last + 1)
         )
         yield from self._resolve(self._scan("ids", lo, hi))
 
@@ -471,32 +471,41 @@ def _read_chunk(
             positioned = cursor.prev() if positioned else cursor.last()
         if not positioned:
             return chunk
-        for key, value in cursor.iterprev():
+        for key, value in _as_bytes(cursor.iterprev()):
             if key < lo or len(chunk) >= SCAN_CHUNK:
                 break
             chunk.append((key, value))
     else:
         if not cursor.set_range(lo):
             return chunk
-        for key, value in cursor:
+        for key, value in _as_bytes(cursor):
             if (hi is not None and key >= hi) or len(chunk) >= SCAN_CHUNK:
                 break
             chunk.append((key, value))
     return chunk
 
 
-def _unpack(data: bytes, pos: bytes) -> Event:
+def _as_bytes(entries: Iterable[tuple[Any, Any]]) -> Iterator[tuple[bytes, bytes]]:
+    """Narrow LMDB's types: our transactions never return buffers, only bytes."""
+    return cast(Iterator[tuple[bytes, bytes]], iter(entries))
+
+
+def _unpack(data: keys.BytesLike, position: int | keys.BytesLike) -> Event:
     try:
-        return Event.unpack(data)
+        return Event.unpack(bytes(data))
     except InvalidEventError as exc:
+        if not isinstance(position, int):
+            position = unpack_u64(position)
         raise JournalCorruptError(
-            f"the event at position {unpack_u64(pos)} does not unpack: {exc}"
+            f"the event at position {position} does not unpack: {exc}; run 'moat-log verify'"
         ) from exc
 
 
 def _storage_error(exc: lmdb.Error) -> JournalError:
-    if isinstance(exc, lmdb.DiskError) or getattr(exc, "errno", None) == errno.ENOSPC or (
-        "No space left" in str(exc)
+    if (
+        isinstance(exc, lmdb.DiskError)
+        or getattr(exc, "errno", None) == errno.ENOSPC
+        or ("No space left" in str(exc))
     ):
         return StorageFullError(f"the disk is full; the write was rolled back: {exc}")
     return JournalError(f"the journal could not commit: {exc}")

@@ -66,7 +66,11 @@ def normalize_value(value: Value, depth: int = 0) -> Value:
         raise InvalidEventError(f"value nests deeper than {MAX_VALUE_DEPTH} levels")
     if kind is list or kind is tuple:
         items = [normalize_value(item, depth + 1) for item in value]
-        return value if kind is list and all(a is b for a, b in zip(items, value)) else items
+        return (
+            value
+            if kind is list and all(a is b for a, b in zip(items, value, strict=False))
+            else items
+        )
     if kind is dict:
         for key in value:
             if type(key) is not str and type(key) is not int:
@@ -123,7 +127,7 @@ class Event:
             object.__setattr__(self, "cause", _event_id(self.cause))
 
     @classmethod
-    def trusted(
+    def trusted(  # noqa: PLR0917 - the wire form's field order, on the append hot path
         cls,
         origin: str,
         seq: int,
@@ -221,7 +225,7 @@ class Event:
         if type(path) is not list:
             raise InvalidEventError("an event's path must be an array")
         try:
-            return cls(origin, seq, hlc, deps, path, op, value, source, cause)
+            return cls(origin, seq, hlc, deps, _path(path), op, value, source, cause)
         except InvalidEventError:
             raise
         except (MoatLogError, TypeError, ValueError) as exc:

@@ -1,0 +1,170 @@
+"""Check that a journal is internally consistent.
+
+Two streaming passes, bounded memory (per-origin range sets only):
+
+1. Over ``events`` in position order: every record unpacks and validates, and
+   its three index entries (``ids``, ``paths``, ``times``) exist and point
+   back at it.  Since every event's index keys are distinct, equal entry
+   counts then prove that no index holds anything else.
+2. Over ``ids`` in (origin, seq) order: each origin's hlc rises with its seq.
+
+Then the per-origin ranges in ``meta`` must equal the seqs actually found, the
+node's own seqs must be gapless, and the clock must not be behind any event.
+Gaps in a foreign origin's seqs are warnings: they are events still in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import TypeVar
+
+import msgpack
+
+from moat_log.errors import InvalidEventError
+from moat_log.event import Event
+from moat_log.rangeset import RangeSet
+
+from . import keys
+from .keys import unpack_u64
+from .store import SCAN_CHUNK, Journal
+
+MAX_REPORTED = 100
+
+T = TypeVar("T")
+
+
+@dataclass
+class VerifyReport:
+    """What `verify_journal` found.  At most `MAX_REPORTED` problems are listed."""
+
+    events: int = 0
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def problem(self, message: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_REPORTED:
+            self.problems.append(message)
+
+
+def verify_journal(
+    journal: Journal, *, progress: Callable[[int], None] | None = None
+) -> VerifyReport:
+    """Check every record and index of *journal*; see the module docstring."""
+    report = VerifyReport()
+    found, max_hlc = _check_events(journal, report, progress)
+    _check_index_sizes(journal, report)
+    _check_hlc_order(journal, report)
+    _check_ranges(journal, found, report)
+    clock = journal.clock
+    if clock < max_hlc:
+        report.problem(f"the journal's clock {clock} is behind its newest event's hlc {max_hlc}")
+    return report
+
+
+def _check_events(
+    journal: Journal, report: VerifyReport, progress: Callable[[int], None] | None
+) -> tuple[dict[str, RangeSet], int]:
+    found: dict[str, RangeSet] = {}
+    max_hlc = 0
+    for chunk in batched(journal.scan_raw(), SCAN_CHUNK):
+        events = []
+        for position, data in chunk:
+            try:
+                events.append((position, Event.unpack(data)))
+            except InvalidEventError as exc:
+                report.problem(f"position {position}: the record does not unpack: {exc}")
+        for event in _check_index_entries(journal, events, report):
+            found.setdefault(event.origin, RangeSet()).add(event.seq)
+            max_hlc = max(max_hlc, event.hlc)
+        report.events += len(chunk)
+        if progress is not None:
+            progress(report.events)
+    return found, max_hlc
+
+
+def _check_index_entries(
+    journal: Journal, events: list[tuple[int, Event]], report: VerifyReport
+) -> list[Event]:
+    dbs = journal._dbs
+    with journal._read() as txn:
+        for position, event in events:
+            expected = keys.pack_u64(position)
+            entries = {
+                "ids": txn.get(keys.id_key(event.origin, event.seq), db=dbs["ids"]),
+                "paths": txn.get(
+                    keys.path_key(event.path, event.hlc, event.origin), db=dbs["paths"]
+                ),
+                "times": txn.get(keys.time_key(event.hlc, event.origin), db=dbs["times"]),
+            }
+            for index, pos in entries.items():
+                if pos != expected:
+                    where = "missing" if pos is None else f"at position {unpack_u64(pos)}"
+                    report.problem(
+                        f"event {event.id} at position {position}: its {index} entry is {where}"
+                    )
+    return [event for _, event in events]
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of up to *size* items (itertools.batched arrives in Python 3.12)."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _check_index_sizes(journal: Journal, report: VerifyReport) -> None:
+    stats = journal.stats().databases
+    for index in ("ids", "paths", "times"):
+        if stats[index].entries != stats["events"].entries:
+            report.problem(
+                f"the {index} index has {stats[index].entries} entries for "
+                f"{stats['events'].entries} events"
+            )
+
+
+def _check_hlc_order(journal: Journal, report: VerifyReport) -> None:
+    origin, last_hlc = "", -1
+    for chunk in batched(journal._scan("ids", b"", None), SCAN_CHUNK):
+        with journal._read() as txn:
+            records = [(key, txn.get(pos, db=journal._dbs["events"])) for key, pos in chunk]
+        for key, data in records:
+            this_origin, seq = keys.split_id_key(key)
+            if this_origin != origin:
+                origin, last_hlc = this_origin, -1
+            if data is None:
+                report.problem(f"the ids entry of {origin}:{seq} points at a missing event")
+                continue
+            try:
+                hlc = msgpack.unpackb(data, raw=False, strict_map_key=False)[3]
+            except Exception:
+                continue
+            if hlc <= last_hlc:
+                report.problem(f"event {origin}:{seq} has hlc {hlc}, not after its predecessor's")
+            last_hlc = hlc
+
+
+def _check_ranges(journal: Journal, found: dict[str, RangeSet], report: VerifyReport) -> None:
+    recorded = journal.summary()
+    for origin in sorted(set(found) | set(recorded)):
+        held = found.get(origin, RangeSet())
+        claimed = recorded.get(origin, RangeSet())
+        if held != claimed:
+            report.problem(
+                f"origin {origin}: meta records seqs {claimed or 'none'}, "
+                f"the journal holds {held or 'none'}"
+            )
+        gaps = RangeSet([(1, held.max)]) - held if held else RangeSet()
+        if not gaps:
+            continue
+        if origin == journal.node:
+            report.problem(f"this node's own seqs have gaps: {gaps} missing")
+        else:
+            report.warnings.append(f"origin {origin}: seqs {gaps} not received yet")

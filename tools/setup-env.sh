@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Prepare .venv with moat-log installed (editable).  With "test", also the test
+# tools and the system packages the tests drive for real.  Idempotent: a second
+# run with nothing changed takes well under a second.
+#
+#   tools/setup-env.sh        # for running moat-log
+#   tools/setup-env.sh test   # for running the test suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+purpose="${1:-run}"
+
+# System packages the test suite starts for real (mosquitto, owserver, knxd,
+# socat arrive with the adapters); none are needed by the journal yet.
+APT_PACKAGES=()
+
+if [ "$purpose" = test ] && [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
+    missing=()
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+    fi
+fi
+
+python="${PYTHON:-python3}"
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "moat-log needs Python 3.11 or newer; $python is $("$python" --version 2>&1)" >&2
+    exit 1
+fi
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+
+extras=""; [ "$purpose" = test ] && extras="[test]"
+stamp=".venv/.installed-$purpose-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -e "$stamp" ]; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
+    touch "$stamp"
+fi
