@@ -22,7 +22,7 @@ from moat_log.errors import (
     MoatLogError,
 )
 from moat_log.event import Event
-from moat_log.hlc import next_hlc
+from moat_log.ids import MAX_U64
 from moat_log.rangeset import RangeSet
 from moat_log.vclock import VectorClock
 
@@ -71,6 +71,11 @@ class WriteBatch:
         self._position = unpack_u64(cursor.key()) if cursor.last() else 0
         self._first_position = self._position + 1
         self._deps: VectorClock | None = None
+        self._node_bytes = node.encode()
+        self._own_id_prefix = keys.id_prefix(node)
+        held = self._ranges.get(node)
+        self._own_seq = held.max if held else 0  # the last seq handed out
+        self._own_first = self._own_seq + 1  # the first one not yet in _ranges
         # Staged entries per database, written with one putmulti each in finish().
         self._staged_events: list[tuple[bytes, bytes]] = []
         self._staged_ids: list[tuple[bytes, bytes]] = []
@@ -88,32 +93,58 @@ class WriteBatch:
             return exc
 
     def _append(self, change: Change) -> Event:
-        if change.at is None:
-            hlc = next_hlc(self._clock, self._wall_clock())
-        elif change.at > self._clock:
-            hlc = change.at
+        # The hot path of every local write: kept flat on purpose.
+        at, clock = change.at, self._clock
+        if at is None:
+            hlc = max(self._wall_clock(), clock + 1)
+            if hlc > MAX_U64:
+                raise ClockError("the hybrid logical clock exhausted the 64-bit range")
+        elif at > clock:
+            hlc = at
         else:
             raise ClockError(
-                f"event time {change.at} is not after the journal's clock {self._clock}; "
+                f"event time {at} is not after the journal's clock {clock}; "
                 "history is appended in time order"
             )
-        held = self._ranges.get(self._node)
+        seq = self._own_seq + 1
         event = Event.trusted(
             self._node,
-            (held.max if held else 0) + 1,
+            seq,
             hlc,
-            self._current_deps(),
+            self._deps or self._current_deps(),
             change.path,
             change.op,
             change.value,
             change.source,
             change.cause,
         )
-        self._put(event, event.pack())
+        data = event.pack()  # may refuse this item: nothing is assigned before it
+        self._own_seq = seq
+        self._position += 1
+        pos = pack_u64(self._position)
+        hlc_bytes = pack_u64(hlc)
+        self._staged_events.append((pos, data))
+        self._staged_ids.append((self._own_id_prefix + pack_u64(seq), pos))
+        self._staged_paths.append(
+            (keys.cached_path_key(change.path) + b"\x00" + hlc_bytes + self._node_bytes, pos)
+        )
+        self._staged_times[hlc_bytes + self._node_bytes] = pos
+        self._clock = hlc
         return event
+
+    def _record_own_seqs(self) -> None:
+        """Fold the seqs handed out by `_append` into the node's range set."""
+        if self._own_seq >= self._own_first:
+            held = self._ranges.setdefault(self._node, RangeSet())
+            held.add_range(self._own_first, self._own_seq)
+            self._changed.add(self._node)
+        self._own_first = self._own_seq + 1
 
     def _insert(self, event: Event) -> bool:
         data = event.pack()
+        own = event.origin == self._node
+        if own:  # our own event coming back (restored from a backup or a peer)
+            self._record_own_seqs()
         held = self._ranges.get(event.origin)
         if held is not None and event.seq in held:
             self._check_same(event, data)
@@ -125,7 +156,10 @@ class WriteBatch:
                 f"{event.origin}; refused"
             )
         self._put(event, data)
-        if event.origin != self._node:
+        if own:
+            self._own_seq = self._ranges[self._node].max
+            self._own_first = self._own_seq + 1
+        else:
             self._deps = None
         return True
 
@@ -175,6 +209,7 @@ class WriteBatch:
 
     def finish(self) -> None:
         """Write the staged entries, the changed ranges and the clock."""
+        self._record_own_seqs()
         _put_sorted(self._txn, self._events, self._staged_events, presorted=True)
         _put_sorted(self._txn, self._ids, self._staged_ids)
         _put_sorted(self._txn, self._paths, self._staged_paths)

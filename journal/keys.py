@@ -55,11 +55,11 @@ def split_id_key(key: bytes) -> tuple[str, int]:
 
 
 #: Most installations write the same few thousand paths over and over.
-_cached_path_key = lru_cache(maxsize=16384)(Path.sort_key)
+cached_path_key = lru_cache(maxsize=16384)(Path.sort_key)
 
 
 def path_key(path: Path, hlc: int, origin: str) -> bytes:
-    return _cached_path_key(path) + b"\x00" + pack_u64(hlc) + origin.encode()
+    return cached_path_key(path) + b"\x00" + pack_u64(hlc) + origin.encode()
 
 
 def path_prefix(path: Path, *, subtree: bool) -> bytes:
