@@ -1,0 +1,312 @@
+"""Commands that read: ``log``, ``history``, ``stats``, ``verify``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import groupby, islice
+from typing import TYPE_CHECKING, Any
+
+import asyncclick as click
+import trio
+
+from moat_log.event import Event
+from moat_log.ids import check_node_name
+from moat_log.journal.store import Journal, JournalStats
+from moat_log.path import Path
+from moat_log.rangeset import RangeSet
+from moat_log.timespec import format_time
+
+from ._main import Settings, cli
+from ._output import (
+    EventPrinter,
+    human_bytes,
+    print_fields,
+    print_json,
+    print_table,
+    progress_bar,
+)
+from ._values import resolve_time
+
+if TYPE_CHECKING:
+    from moat_log.journal.verify import VerifyReport
+
+#: How often ``log --follow`` looks for new events, in seconds.
+FOLLOW_INTERVAL = 0.2
+_TIME_HELP = "ISO 8601, relative (-10m), 'now' or an event id NODE:SEQ."
+_EMPTY = RangeSet()
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """The selection of ``log``: path prefix, time window, origin."""
+
+    prefix: Path | None = None
+    since: int | None = None
+    until: int | None = None
+    origin: str | None = None
+
+    def matches(self, event: Event) -> bool:
+        return (
+            (self.prefix is None or self.prefix.is_prefix_of(event.path))
+            and (self.origin is None or event.origin == self.origin)
+            and (self.since is None or event.hlc >= self.since)
+            and (self.until is None or event.hlc <= self.until)
+        )
+
+
+# --- log -------------------------------------------------------------------
+
+
+@cli.command("log")
+@click.option("--path", "prefix", metavar="PREFIX", help="Only events at PREFIX or below it.")
+@click.option("--since", metavar="T", help=f"Only events at or after T: {_TIME_HELP}")
+@click.option("--until", metavar="T", help=f"Only events at or before T: {_TIME_HELP}")
+@click.option("--origin", metavar="NODE", help="Only events created by NODE.")
+@click.option(
+    "--limit", "-n", type=click.IntRange(min=1), metavar="N", help="Only the newest N events."
+)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events (Ctrl-C stops).")
+@click.pass_obj
+async def log(
+    settings: Settings,
+    *,
+    prefix: str | None,
+    since: str | None,
+    until: str | None,
+    origin: str | None,
+    limit: int | None,
+    follow: bool,
+) -> None:
+    """Show events in time order, oldest first.
+
+    With --limit N only the newest N matching events are shown (like tail -n).
+    With --follow, events appended later (by this CLI, a node or an import)
+    are printed as they arrive, in arrival order; the journal is polled every
+    0.2 s (a running node will push them instead once it exists).
+
+    \b
+    Example:
+      moat-log log --path home.kitchen --since -1h
+      moat-log --json log --origin pi2 --since pi2:1200 --limit 50
+      moat-log log -f -n 20
+    """
+    with settings.journal() as journal:
+        selection = EventFilter(
+            Path.parse(prefix) if prefix is not None else None,
+            resolve_time(journal, since, "--since"),
+            resolve_time(journal, until, "--until"),
+            check_node_name(origin) if origin is not None else None,
+        )
+        printer = EventPrinter(as_json=settings.as_json)
+        # Events held now (`held`) are shown by the scan below; events at
+        # positions after `position` and not in `held` by the follow loop.
+        # Reading the position first makes every event land in exactly one.
+        position = journal.last_position
+        held = journal.summary()
+        printer.print_events(_initial_events(journal, selection, held, limit))
+        printer.flush()
+        if follow:
+            await _follow(journal, selection, printer, position, held)
+
+
+def _initial_events(
+    journal: Journal, selection: EventFilter, held: dict[str, RangeSet], limit: int | None
+) -> Iterator[Event]:
+    def wanted(event: Event) -> bool:
+        return selection.matches(event) and event.seq in held.get(event.origin, _EMPTY)
+
+    if limit is None:
+        return filter(wanted, journal.by_time(selection.since, selection.until))
+    newest = journal.by_time(selection.since, selection.until, reverse=True)
+    return reversed(list(islice(filter(wanted, newest), limit)))
+
+
+async def _follow(
+    journal: Journal,
+    selection: EventFilter,
+    printer: EventPrinter,
+    position: int,
+    shown: dict[str, RangeSet],
+) -> None:
+    """Print events stored after *position* that were not *shown*, until Ctrl-C."""
+
+    def new(event: Event) -> bool:
+        return selection.matches(event) and event.seq not in shown.get(event.origin, _EMPTY)
+
+    try:
+        while True:
+            await trio.sleep(FOLLOW_INTERVAL)
+            last = journal.last_position
+            if last > position:
+                events = (event for _, event in journal.scan(position + 1, last))
+                printer.print_events(filter(new, events))
+                printer.flush()
+                position = last
+    except KeyboardInterrupt:
+        return
+
+
+# --- history -----------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--recursive", "-r", is_flag=True, help="The whole subtree, grouped by path.")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Only the newest N of each path.",
+)
+@click.pass_obj
+def history(settings: Settings, path: str, recursive: bool, limit: int | None) -> None:
+    """Show the events of PATH, oldest first.
+
+    With --recursive, the events of PATH and every path below it, grouped by
+    path (in path order).
+
+    \b
+    Example:
+      moat-log history home.kitchen.light
+      moat-log history -r -n 3 home.kitchen
+    """
+    target = Path.parse(path)
+    printer = EventPrinter(as_json=settings.as_json)
+    with settings.journal() as journal:
+        if limit is None:
+            history = journal.history(target, subtree=recursive)
+            groups: Iterable[Iterable[Event]] = (g for _, g in groupby(history, _path_of))
+        else:
+            newest = journal.history(target, subtree=recursive, reverse=True)
+            groups = _newest_per_path(newest, limit)
+        for group in groups:
+            printer.separate()
+            printer.print_events(group)
+        printer.flush()
+    if not printer.count and not settings.as_json:
+        click.echo(f"no events at {target}{' or below' if recursive else ''}", err=True)
+
+
+def _path_of(event: Event) -> Path:
+    return event.path
+
+
+def _newest_per_path(newest_first: Iterable[Event], limit: int) -> list[list[Event]]:
+    """From a reversed subtree history, the newest *limit* events of each path."""
+    groups: list[list[Event]] = []
+    for event in newest_first:
+        if not groups or groups[-1][0].path != event.path:
+            groups.append([])
+        if len(groups[-1]) < limit:
+            groups[-1].append(event)
+    return [list(reversed(group)) for group in reversed(groups)]
+
+
+# --- stats ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_obj
+def stats(settings: Settings) -> None:
+    """Show counts, ranges and sizes.
+
+    The node, event count, last position and clock; per origin the seqs held;
+    per database its entries and bytes; the size of the data file.
+
+    \b
+    Example:
+      moat-log stats
+      moat-log --json stats | jq .origins
+    """
+    with settings.journal() as journal:
+        result, location = journal.stats(), str(journal.path)
+    if settings.as_json:
+        print_json(_stats_json(result, location))
+        return
+    print_fields(
+        {
+            "node": result.node,
+            "journal": location,
+            "events": str(result.events),
+            "last position": str(result.last_position),
+            "clock": format_time(result.clock) if result.clock else "(no events yet)",
+            "data file": f"{human_bytes(result.file_bytes)} ({result.file_bytes} bytes)",
+        }
+    )
+    click.echo()
+    origins = [(o, str(r.count), str(r)) for o, r in sorted(result.origins.items())]
+    print_table(("ORIGIN", "EVENTS", "SEQS"), origins)
+    click.echo()
+    dbs = [
+        (name, str(db.entries), str(db.bytes), human_bytes(db.bytes))
+        for name, db in result.databases.items()
+    ]
+    print_table(("DATABASE", "ENTRIES", "BYTES", "SIZE"), dbs)
+
+
+def _stats_json(result: JournalStats, location: str) -> dict[str, Any]:
+    return {
+        "node": result.node,
+        "journal": location,
+        "events": result.events,
+        "last_position": result.last_position,
+        "clock": result.clock,
+        "clock_time": format_time(result.clock) if result.clock else None,
+        "origins": {
+            origin: {"ranges": str(seqs), "count": seqs.count}
+            for origin, seqs in sorted(result.origins.items())
+        },
+        "databases": {
+            name: {"entries": db.entries, "bytes": db.bytes}
+            for name, db in result.databases.items()
+        },
+        "file_bytes": result.file_bytes,
+        "map_bytes": result.map_bytes,
+    }
+
+
+# --- verify -----------------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_obj
+def verify(settings: Settings) -> None:
+    """Check the journal's events and indexes.
+
+    Every event must unpack and every index agree with the events.
+
+    Prints OK with the counts, or each problem; exits with status 1 when
+    there are problems.  Safe while a node writes to the journal.
+
+    \b
+    Example:
+      moat-log verify
+    """
+    from moat_log.journal.verify import verify_journal
+
+    with settings.journal() as journal:
+        total = journal.last_position
+        with progress_bar(total, "verifying") as progress:
+            report = verify_journal(journal, progress=progress)
+    if settings.as_json:
+        print_json(
+            {"ok": report.ok, "events": report.events, "problem_count": report.problem_count,
+             "problems": list(report.problems), "warnings": list(report.warnings)}
+        )  # fmt: skip
+    else:
+        _print_verify_report(report)
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+def _print_verify_report(report: VerifyReport) -> None:
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}")
+    for problem in report.problems:
+        click.echo(f"problem: {problem}")
+    if report.problem_count > len(report.problems):
+        click.echo(f"... and {report.problem_count - len(report.problems)} more problems")
+    verdict = "OK" if report.ok else f"FAILED: {report.problem_count} problems"
+    click.echo(f"{verdict}: {report.events} events checked, {len(report.warnings)} warnings")

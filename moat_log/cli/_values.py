@@ -1,0 +1,87 @@
+"""Reading what a person types: values, node names, sources, times."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import getpass
+import json
+import re
+import socket
+import time
+from typing import Any
+
+from moat_log.errors import InvalidInputError, TimeSyntaxError
+from moat_log.event import Value
+from moat_log.ids import EventId, check_node_name
+from moat_log.journal.store import Journal
+from moat_log.timespec import parse_time
+
+from ._output import BYTES_KEY
+
+_NOT_IN_NODE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def parse_value(text: str, *, force_string: bool = False) -> Value:
+    """VALUE of ``moat-log set``: JSON when it parses, else the text itself.
+
+    ``{"$bytes": "<base64>"}`` is read as bytes, the form the CLI prints.
+    """
+    if force_string:
+        return text
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    return from_json_value(parsed)
+
+
+def from_json_value(value: Any) -> Value:
+    """Undo `_output.json_value`: ``{"$bytes": base64}`` becomes bytes again."""
+    if isinstance(value, list):
+        return [from_json_value(item) for item in value]
+    if isinstance(value, dict):
+        if len(value) == 1 and BYTES_KEY in value:
+            return _decode_bytes(value[BYTES_KEY])
+        return {key: from_json_value(item) for key, item in value.items()}
+    return value
+
+
+def _decode_bytes(text: object) -> bytes:
+    if not isinstance(text, str):
+        raise InvalidInputError(f'"{BYTES_KEY}" must be a base64 string, not {text!r}')
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInputError(f'"{BYTES_KEY}" holds invalid base64: {exc}') from exc
+
+
+def host_node_name(hostname: str | None = None) -> str:
+    """The host name reduced to a valid node name: ``my_pi.lan`` -> ``my_pi``."""
+    host = (hostname if hostname is not None else socket.gethostname()).split(".")[0]
+    name = _NOT_IN_NODE_NAME.sub("-", host).lstrip("_.-")[:64]
+    return check_node_name(name or "node")
+
+
+def default_source() -> str:
+    """``cli:$USER``, or ``cli`` when the user cannot be found out."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # getpass raises OSError or KeyError without a user entry
+        return "cli"
+
+
+def resolve_time(journal: Journal, text: str | None, option: str) -> int | None:
+    """A time option as ns since the epoch; ``NODE:SEQ`` is that event's hlc."""
+    if text is None:
+        return None
+    try:
+        spec = parse_time(text, now_ns=time.time_ns())
+    except TimeSyntaxError as exc:
+        raise TimeSyntaxError(f"{option}: {exc}") from exc
+    if isinstance(spec, EventId):
+        event = journal.get(spec)
+        if event is None:
+            raise InvalidInputError(f"{option} {text}: there is no event {spec} in this journal")
+        return event.hlc
+    return spec

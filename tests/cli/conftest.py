@@ -1,0 +1,33 @@
+"""Fixtures for the CLI tests (helpers are in cli_support.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path as FsPath
+
+import pytest
+from cli_support import Invoker, Script, find_script
+
+from moat_log.journal.store import Journal
+
+
+@pytest.fixture
+def data_dir(tmp_path: FsPath) -> FsPath:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def script(data_dir: FsPath) -> Script:
+    return Script(find_script(), data_dir)
+
+
+@pytest.fixture
+def invoke(data_dir: FsPath) -> Invoker:
+    return Invoker(data_dir)
+
+
+@pytest.fixture
+def journal_pi1(data_dir: FsPath) -> Iterator[FsPath]:
+    """A journal of node pi1 in *data_dir* (closed again; the tests open it)."""
+    Journal.create(data_dir, "pi1").close()
+    yield data_dir

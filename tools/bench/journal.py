@@ -1,0 +1,269 @@
+"""Journal benchmark: figures and ratios against baselines measured in the same run.
+
+    python tools/bench/journal.py [--quick] [--events N] [--json]
+
+(a) bulk append with all indexes vs. raw msgpack-pack + LMDB put, 1000 per
+    transaction, fsync on (target: ratio >= 0.25)
+(b) acknowledged appends/s from 1000 concurrent trio tasks through group
+    commit (target: >= 50,000/s)
+(c) p50/p99 latency of one durable append (target: p50 <= 2 ms)
+(d) time to open a journal and read its newest event, for two journal sizes
+    (target: <= 0.5 s, independent of size)
+(e) export and import throughput (target: >= 200,000 events/s each way) and
+    the export file's size relative to the raw msgpack bytes (target: <= 0.35)
+
+The machines are noisy: compare the ratios, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path as FsPath
+from typing import Any
+
+import lmdb
+import msgpack
+import trio
+
+from moat_log.event import Event
+from moat_log.journal.change import Change
+from moat_log.journal.group_commit import open_journal
+from moat_log.journal.store import Journal
+from moat_log.path import Path
+
+BATCH = 1000  # events per transaction in the raw baseline
+INGEST_BATCH = 10_000  # what `moat-log ingest` and `import` use per transaction
+
+
+def realistic_changes(count: int, seed: int = 1) -> list[Change]:
+    """Bus-like traffic: a few hundred devices, typed values, bus sources."""
+    rnd = random.Random(seed)
+    rooms = ["kitchen", "living", "bath", "bed1", "bed2", "hall", "cellar", "garage"]
+    kinds: list[tuple[str, Callable[[], Any], Callable[[int], str]]] = [
+        (
+            "temperature",
+            lambda: round(rnd.uniform(15, 28), 2),
+            lambda d: f"onewire:28.{d * 7919:012X}/temperature",
+        ),
+        ("light", lambda: rnd.random() < 0.5, lambda d: f"knx:1/{d % 8}/{d}"),
+        ("dimmer", lambda: rnd.randrange(256), lambda d: f"knx:2/{d % 8}/{d}"),
+        ("power", lambda: rnd.randrange(0, 4000), lambda d: f"modbus:1/hr/{30000 + d}"),
+        (
+            "state",
+            lambda: rnd.choice(["idle", "heating", "off", "error"]),
+            lambda d: f"serial:sat{d % 4}/state",
+        ),
+        (
+            "meter",
+            lambda: {"kwh": round(rnd.uniform(0, 1e5), 3), "ok": True},
+            lambda d: f"mqtt:meter/{d}",
+        ),
+    ]
+    changes = []
+    for _ in range(count):
+        device = rnd.randrange(400)
+        kind, value, source = kinds[device % len(kinds)]
+        path = Path(("home", rooms[device % len(rooms)], f"dev{device}", kind))
+        changes.append(Change(path, value(), source=source(device)))
+    return changes
+
+
+@contextmanager
+def scratch_dir() -> Iterator[FsPath]:
+    with tempfile.TemporaryDirectory(
+        prefix="moat-log-bench-", dir=os.environ.get("BENCH_DIR")
+    ) as d:
+        yield FsPath(d)
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def bench_raw_baseline(events: list[Event]) -> float:
+    """msgpack-pack the same events and put them, 1000 per fsync'd transaction."""
+    with scratch_dir() as d:
+        env = lmdb.open(str(d), map_size=1 << 36, sync=True, metasync=True)
+        packer = msgpack.Packer(use_bin_type=True)
+        start = time.perf_counter()
+        for i in range(0, len(events), BATCH):
+            with env.begin(write=True) as txn:
+                for pos, event in enumerate(events[i : i + BATCH], start=i + 1):
+                    txn.put(pos.to_bytes(8, "big"), packer.pack(event.to_msgpack()), append=True)
+        seconds = time.perf_counter() - start
+        env.close()
+    return rate(len(events), seconds)
+
+
+def bench_bulk_append(changes: list[Change], batch: int) -> tuple[float, list[Event]]:
+    with scratch_dir() as d, Journal.create(d, "bench") as journal:
+        start = time.perf_counter()
+        for i in range(0, len(changes), batch):
+            journal.write_batch(changes[i : i + batch])
+        seconds = time.perf_counter() - start
+        events = [event for _, event in journal.scan()]
+    return rate(len(changes), seconds), events
+
+
+async def bench_concurrent(changes: list[Change], tasks: int) -> float:
+    per_task = max(1, len(changes) // tasks)
+    with scratch_dir() as d:
+        async with open_journal(d, node="bench") as writer:
+
+            async def appender(first: int) -> None:
+                for change in changes[first : first + per_task]:
+                    await writer.append(change)
+
+            start = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                for t in range(tasks):
+                    nursery.start_soon(appender, t * per_task)
+            seconds = time.perf_counter() - start
+    return rate(per_task * tasks, seconds)
+
+
+async def bench_latency(changes: list[Change], count: int) -> tuple[float, float]:
+    with scratch_dir() as d:
+        async with open_journal(d, node="bench") as writer:
+            latencies = []
+            for change in changes[:count]:
+                start = time.perf_counter()
+                await writer.append(change)
+                latencies.append(time.perf_counter() - start)
+    quantiles = statistics.quantiles(latencies, n=100)
+    return quantiles[49] * 1e3, quantiles[98] * 1e3
+
+
+def bench_open(changes: list[Change], sizes: list[int]) -> dict[int, float]:
+    """Seconds to open a journal of each size (cold process state) and read the newest event."""
+    results = {}
+    for size in sizes:
+        with scratch_dir() as d:
+            with Journal.create(d, "bench") as journal:
+                for i in range(0, size, BATCH):
+                    chunk = [changes[(i + k) % len(changes)] for k in range(min(BATCH, size - i))]
+                    journal.write_batch(chunk)
+            start = time.perf_counter()
+            with Journal.open(d) as journal:
+                newest = journal.newest()
+            results[size] = time.perf_counter() - start
+            assert newest is not None and newest[0] == size
+    return results
+
+
+def bench_export_import(events: list[Event]) -> dict[str, float] | None:
+    try:
+        from moat_log.journal.export import export_journal, import_file
+    except ImportError:
+        return None
+    raw_bytes = sum(len(event.pack()) for event in events)
+    with scratch_dir() as d:
+        with Journal.create(d / "a", "a") as source:
+            for i in range(0, len(events), BATCH):
+                source.write_batch(events[i : i + BATCH])
+            start = time.perf_counter()
+            export_journal(source, d / "x.mlog")
+            export_seconds = time.perf_counter() - start
+        size = (d / "x.mlog").stat().st_size
+        with Journal.create(d / "b", "b") as target:
+            start = time.perf_counter()
+            import_file(target, d / "x.mlog")
+            import_seconds = time.perf_counter() - start
+    return {
+        "export_per_s": rate(len(events), export_seconds),
+        "import_per_s": rate(len(events), import_seconds),
+        "size_ratio": size / raw_bytes,
+        "file_bytes": size,
+        "raw_bytes": raw_bytes,
+    }
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "BELOW TARGET"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs, under a minute")
+    parser.add_argument("--events", type=int, help="events for (a) and (e)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+
+    count = args.events or (100_000 if args.quick else 300_000)
+    big = 200_000 if args.quick else 1_000_000
+    changes = realistic_changes(count)
+    out: dict[str, Any] = {"events": count, "quick": args.quick}
+
+    bulk_1k, events = bench_bulk_append(changes, BATCH)
+    raw = bench_raw_baseline(events)
+    bulk_10k, _ = bench_bulk_append(changes, INGEST_BATCH)
+    out["a"] = {
+        "raw_per_s": raw,
+        "journal_1k_per_s": bulk_1k,
+        "ratio_1k": bulk_1k / raw,
+        "journal_10k_per_s": bulk_10k,
+        "ratio_10k": bulk_10k / raw,
+    }
+    concurrent = trio.run(bench_concurrent, changes[: 20_000 if args.quick else 50_000], 1000)
+    out["b"] = {"acks_per_s": concurrent, "ratio_to_raw": concurrent / raw}
+    p50, p99 = trio.run(bench_latency, changes, 500 if args.quick else 2000)
+    out["c"] = {"p50_ms": p50, "p99_ms": p99}
+    opened = bench_open(changes, [big // 100, big])
+    out["d"] = {str(size): seconds for size, seconds in opened.items()}
+    out["e"] = bench_export_import(events)
+
+    if args.json:
+        json.dump(out, sys.stdout, indent=2)
+        print()
+        return 0
+    a, b, c, e = out["a"], out["b"], out["c"], out["e"]
+    print(f"moat-log journal benchmark: {count:,} realistic events, {os.cpu_count()} cores")
+    print(f"(a) raw baseline       {a['raw_per_s']:>11,.0f} ev/s   msgpack + LMDB put, 1000/txn")
+    print(
+        f"    bulk append 1k/txn {a['journal_1k_per_s']:>11,.0f} ev/s   ratio {a['ratio_1k']:.2f}"
+    )
+    print(
+        f"    bulk append 10k/txn{a['journal_10k_per_s']:>11,.0f} ev/s   ratio {a['ratio_10k']:.2f}"
+        f"   (ingest's size; >= 0.25: {verdict(a['ratio_10k'] >= 0.25)})"
+    )
+    print(
+        f"(b) concurrent acks    {b['acks_per_s']:>11,.0f} ev/s   "
+        f"ratio to raw {b['ratio_to_raw']:.2f}   "
+        f"(>= 50,000/s: {verdict(b['acks_per_s'] >= 50_000)})"
+    )
+    print(
+        f"(c) durable append     p50 {c['p50_ms']:.2f} ms   p99 {c['p99_ms']:.2f} ms"
+        f"   (p50 <= 2 ms: {verdict(c['p50_ms'] <= 2)})"
+    )
+    sizes = sorted(opened)
+    print(
+        f"(d) open + newest      {sizes[0]:,} events {opened[sizes[0]] * 1e3:.1f} ms   "
+        f"{sizes[1]:,} events {opened[sizes[1]] * 1e3:.1f} ms   "
+        f"(<= 500 ms: {verdict(max(opened.values()) <= 0.5)})"
+    )
+    if e is None:
+        print("(e) export/import      not available (moat_log.journal.export missing)")
+    else:
+        print(
+            f"(e) export             {e['export_per_s']:>11,.0f} ev/s   import "
+            f"{e['import_per_s']:,.0f} ev/s   (>= 200,000/s: "
+            f"{verdict(min(e['export_per_s'], e['import_per_s']) >= 200_000)})"
+        )
+        print(
+            f"    file size          {e['file_bytes']:,} bytes = {e['size_ratio']:.3f} of raw "
+            f"msgpack {e['raw_bytes']:,}   (<= 0.35: {verdict(e['size_ratio'] <= 0.35)})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
