@@ -545,7 +545,10 @@ class _HeaderFields:
         result: dict[str, RangeSet] = {}
         for origin, packed in ranges.items():
             if type(origin) is not str or NODE_NAME_RE.fullmatch(origin) is None:
-                raise self._error("ranges", "a map keyed by node names; a key is", origin)
+                raise ExportFormatError(
+                    f"{self._name}: header field 'ranges' has a key that is not a node name: "
+                    f"{_describe(origin)}"
+                )
             key = f"ranges.{origin}"
             try:
                 held = RangeSet.from_msgpack(packed)
