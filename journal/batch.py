@@ -69,7 +69,6 @@ class WriteBatch:
         self._clock = unpack_u64(txn.get(MetaKey.HLC, db=self._meta))
         cursor = txn.cursor(db=self._events)
         self._position = unpack_u64(cursor.key()) if cursor.last() else 0
-        self._first_position = self._position + 1
         self._deps: VectorClock | None = None
         self._node_bytes = node.encode()
         self._own_id_prefix = keys.id_prefix(node)
@@ -81,6 +80,8 @@ class WriteBatch:
         self._staged_ids: list[tuple[bytes, bytes]] = []
         self._staged_paths: list[tuple[bytes, bytes]] = []
         self._staged_times: dict[bytes, bytes] = {}
+        self._staged_by_id: dict[bytes, bytes] = {}  # foreign events: id key -> packed
+        self._origin_cache: dict[str, tuple[bytes, bytes]] = {}
 
     def write(self, item: Change | Event) -> WriteResult:
         """Stage one item; an error that concerns this item alone is returned."""
@@ -141,64 +142,64 @@ class WriteBatch:
         self._own_first = self._own_seq + 1
 
     def _insert(self, event: Event) -> bool:
+        # The hot path of imports and sync: kept flat on purpose.
         data = event.pack()
-        own = event.origin == self._node
+        origin, seq, hlc = event.origin, event.seq, event.hlc
+        own = origin == self._node
         if own:  # our own event coming back (restored from a backup or a peer)
             self._record_own_seqs()
-        held = self._ranges.get(event.origin)
-        if held is not None and event.seq in held:
-            self._check_same(event, data)
+        held = self._ranges.get(origin)
+        if held is None:
+            held = self._ranges[origin] = RangeSet()
+        prefix, origin_bytes = self._origin_keys(origin)
+        id_key = prefix + pack_u64(seq)
+        if seq in held:
+            self._check_same(event, id_key, data)
             return False
-        tkey = keys.time_key(event.hlc, event.origin)
-        if tkey in self._staged_times or self._txn.get(tkey, db=self._times):
+        hlc_bytes = pack_u64(hlc)
+        time_key = hlc_bytes + origin_bytes
+        if time_key in self._staged_times or self._txn.get(time_key, db=self._times):
             raise IntegrityError(
-                f"event {event.id} reuses hlc {event.hlc} of another event from "
-                f"{event.origin}; refused"
+                f"event {event.id} reuses hlc {hlc} of another event from {origin}; refused"
             )
-        self._put(event, data)
+        self._position += 1
+        pos = pack_u64(self._position)
+        self._staged_events.append((pos, data))
+        self._staged_ids.append((id_key, pos))
+        self._staged_by_id[id_key] = data
+        self._staged_paths.append((keys.cached_path_key(event.path) + b"\x00" + time_key, pos))
+        self._staged_times[time_key] = pos
+        held.add(seq)
+        self._changed.add(origin)
+        self._clock = max(self._clock, hlc)
         if own:
-            self._own_seq = self._ranges[self._node].max
+            self._own_seq = held.max
             self._own_first = self._own_seq + 1
         else:
             self._deps = None
         return True
 
-    def _check_same(self, event: Event, data: bytes) -> None:
-        stored = self._staged_data(keys.id_key(event.origin, event.seq))
+    def _origin_keys(self, origin: str) -> tuple[bytes, bytes]:
+        """The ids key prefix and the encoded name of an origin."""
+        cached = self._origin_cache.get(origin)
+        if cached is None:
+            cached = self._origin_cache[origin] = (keys.id_prefix(origin), origin.encode())
+        return cached
+
+    def _check_same(self, event: Event, id_key: bytes, data: bytes) -> None:
+        stored = self._staged_by_id.get(id_key)
+        if stored is None:
+            pos = self._txn.get(id_key, db=self._ids)
+            found = None if pos is None else self._txn.get(pos, db=self._events)
+            stored = None if found is None else bytes(found)
         if stored is None:
             raise JournalCorruptError(
                 f"event {event.id} is recorded as held but missing; run 'moat-log verify'"
             )
-        if bytes(stored) != data:
+        if stored != data:
             raise IntegrityError(
                 f"event {event.id} differs from the stored event with the same id; refused"
             )
-
-    def _staged_data(self, id_key: bytes) -> bytes | None:
-        """The packed event stored or staged under an id key."""
-        pos = self._txn.get(id_key, db=self._ids)
-        if pos is not None:
-            data = self._txn.get(pos, db=self._events)
-            return None if data is None else bytes(data)
-        for key, staged_pos in self._staged_ids:
-            if key == id_key:
-                return self._staged_events[unpack_u64(staged_pos) - self._first_position][1]
-        return None
-
-    def _put(self, event: Event, data: bytes) -> None:
-        self._position += 1
-        pos = pack_u64(self._position)
-        origin = event.origin
-        self._staged_events.append((pos, data))
-        self._staged_ids.append((keys.id_key(origin, event.seq), pos))
-        self._staged_paths.append((keys.path_key(event.path, event.hlc, origin), pos))
-        self._staged_times[keys.time_key(event.hlc, origin)] = pos
-        held = self._ranges.get(origin)
-        if held is None:
-            held = self._ranges[origin] = RangeSet()
-        held.add(event.seq)
-        self._changed.add(origin)
-        self._clock = max(self._clock, event.hlc)
 
     def _current_deps(self) -> VectorClock:
         if self._deps is None:

@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 
 from .errors import InvalidEventError, MoatLogError
-from .ids import MAX_U64, NODE_NAME_RE, EventId
+from .ids import MAX_U64, EventId, is_node_name
 from .path import Path
 from .vclock import VectorClock
 
@@ -99,7 +99,7 @@ class Event:
     cause: EventId | None = None
 
     def __post_init__(self) -> None:
-        if type(self.origin) is not str or NODE_NAME_RE.fullmatch(self.origin) is None:
+        if not is_node_name(self.origin):
             raise InvalidEventError(f"invalid origin {self.origin!r}")
         if type(self.seq) is not int or not 1 <= self.seq <= MAX_U64:
             raise InvalidEventError(f"invalid seq {self.seq!r}: must be 1 .. 2**64-1")
@@ -222,21 +222,44 @@ class Event:
         if len(fields) != 10:
             raise InvalidEventError(f"a version-1 event has 10 fields, not {len(fields)}")
         _, origin, seq, hlc, deps, path, op, value, source, cause = fields
+        # Validate each field once, then build without the constructor's checks.
+        if not is_node_name(origin):
+            raise InvalidEventError(f"invalid origin {origin!r}")
+        if type(seq) is not int or not 1 <= seq <= MAX_U64:
+            raise InvalidEventError(f"invalid seq {seq!r}: must be 1 .. 2**64-1")
+        if type(hlc) is not int or not 0 <= hlc <= MAX_U64:
+            raise InvalidEventError(f"invalid hlc {hlc!r}: must be 0 .. 2**64-1")
+        clock = _vector_clock(deps)
+        if origin in clock:
+            raise InvalidEventError("deps must not contain the event's own origin")
         if type(path) is not list:
             raise InvalidEventError("an event's path must be an array")
-        try:
-            return cls(origin, seq, hlc, deps, _path(path), op, value, source, cause)
-        except InvalidEventError:
-            raise
-        except (MoatLogError, TypeError, ValueError) as exc:
-            raise InvalidEventError(f"invalid event field: {exc}") from exc
+        operation = _op(op)
+        if operation is Op.DELETE and value is not None:
+            raise InvalidEventError("a delete event carries no value")
+        if type(source) is not str or len(source) > MAX_SOURCE_CHARS:
+            raise InvalidEventError(f"invalid source {source!r}")
+        return cls.trusted(
+            origin,
+            seq,
+            hlc,
+            clock,
+            _path(path),
+            operation,
+            normalize_value(value),
+            source,
+            None if cause is None else _event_id(cause),
+        )
 
 
+_EMPTY_CLOCK = VectorClock()
 _set = object.__setattr__
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
 
 def _vector_clock(deps: object) -> VectorClock:
+    if type(deps) is dict and not deps:
+        return _EMPTY_CLOCK
     if not isinstance(deps, dict):
         raise InvalidEventError(f"deps must be a map of origin to seq, not {deps!r}")
     try:

@@ -21,14 +21,34 @@ NODE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_U64 = 2**64 - 1
 
 
+#: Names that passed the check.  An installation has a handful of nodes, and
+#: every event names one or more of them; the cache is bounded so a flood of
+#: invented names cannot grow it without limit.
+_VALID_NAMES: set[str] = set()
+_MAX_CACHED_NAMES = 4096
+
+
+def is_node_name(name: object) -> bool:
+    """True if *name* is a valid node name (fast for names seen before)."""
+    if type(name) is not str:
+        return False
+    if name in _VALID_NAMES:
+        return True
+    if NODE_NAME_RE.fullmatch(name) is None:
+        return False
+    if len(_VALID_NAMES) < _MAX_CACHED_NAMES:
+        _VALID_NAMES.add(name)
+    return True
+
+
 def check_node_name(name: object) -> str:
     """Return *name* if it is a valid node name, else raise `InvalidInputError`."""
-    if not isinstance(name, str) or NODE_NAME_RE.fullmatch(name) is None:
+    if not is_node_name(name):
         raise InvalidInputError(
             f"invalid node name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
         )
-    return name
+    return name  # type: ignore[return-value]
 
 
 class EventId(NamedTuple):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from .errors import InvalidInputError
-from .ids import MAX_U64, EventId, check_node_name
+from .ids import MAX_U64, EventId, check_node_name, is_node_name
 
 
 class VectorClock(Mapping[str, int]):
@@ -21,12 +21,18 @@ class VectorClock(Mapping[str, int]):
     _entries: dict[str, int]
 
     def __init__(self, entries: Mapping[str, int] | None = None) -> None:
-        items = sorted(entries.items()) if entries else []
-        for origin, seq in items:
-            check_node_name(origin)
-            if type(seq) is not int or not 0 <= seq <= MAX_U64:
-                raise InvalidInputError(f"vector clock entry {origin}={seq!r} is not a seq")
-        self._entries = {origin: seq for origin, seq in items if seq}
+        checked: dict[str, int] = {}
+        if entries:
+            for origin, seq in entries.items():
+                if not is_node_name(origin):
+                    check_node_name(origin)  # raises, naming the problem
+                if type(seq) is not int or not 0 <= seq <= MAX_U64:
+                    raise InvalidInputError(f"vector clock entry {origin}={seq!r} is not a seq")
+                if seq:
+                    checked[origin] = seq
+            if len(checked) > 1 and list(checked) != sorted(checked):
+                checked = dict(sorted(checked.items()))
+        self._entries = checked
         self._hash: int | None = None
 
     def __getitem__(self, origin: str) -> int:
