@@ -131,7 +131,7 @@ def ingest_file(settings: Settings, file: str) -> None:
     One object per line: "path" (text form or an array of segments),
     "value", optional "op" ("set" or "delete"), "source" (default
     ingest:FILE) and "time" (ISO 8601 or ns since the epoch; times must
-    increase).  Lines are written in batches of 1000.  A bad line stops the
+    increase).  Lines are written in batches of 10,000.  A bad line stops the
     ingest with FILE:LINE and the reason: nothing of its batch is written,
     earlier batches stay, and the message says from which line to resume.
 
