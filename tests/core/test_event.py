@@ -217,3 +217,20 @@ def test_vector_clock_is_canonical_and_hashable() -> None:
     assert hash(VectorClock({"a": 1})) == hash(VectorClock({"a": 1}))
     assert VectorClock({"a": 4}).covers(EventId("a", 4))
     assert not VectorClock({"a": 4}).covers(EventId("a", 5))
+
+
+def test_an_event_equals_only_events() -> None:
+    event = Event("n", 1, 1, {}, Path(("x",)), Op.SET, 5)
+    assert event == Event("n", 1, 1, {}, Path(("x",)), Op.SET, 5)
+    assert event != tuple(event)
+    assert tuple(event) != event
+    assert event != Event("n", 1, 1, {}, Path(("x",)), Op.SET, 6)
+
+
+def test_events_are_immutable_and_replace_validates() -> None:
+    event = Event("n", 1, 1, {}, Path(("x",)), Op.SET, 5)
+    with pytest.raises(AttributeError):
+        event.value = 6  # type: ignore[misc]
+    assert event._replace(value=6).value == 6
+    with pytest.raises(InvalidEventError, match="invalid seq"):
+        event._replace(seq=0)
