@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sys
 import threading
 import time
@@ -300,7 +301,7 @@ class Journal:
             except lmdb.MapFullError:
                 raise
             except lmdb.Error as exc:
-                raise _storage_error(exc) from exc
+                raise _storage_error(exc, self.path) from exc
         return results
 
     # ------------------------------------------------------------------- reads
@@ -501,11 +502,25 @@ def _unpack(data: keys.BytesLike, position: int | keys.BytesLike) -> Event:
         ) from exc
 
 
-def _storage_error(exc: lmdb.Error) -> JournalError:
+#: Below this much free space a failed commit is blamed on a full disk.  LMDB
+#: reports a short write (what a full disk gives) as EIO, not ENOSPC.
+FULL_DISK_MARGIN = 1 << 20
+
+
+def _storage_error(exc: lmdb.Error, directory: FsPath) -> JournalError:
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        free = None
     if (
-        isinstance(exc, lmdb.DiskError)
-        or getattr(exc, "errno", None) == errno.ENOSPC
-        or ("No space left" in str(exc))
+        getattr(exc, "errno", None) == errno.ENOSPC
+        or "No space left" in str(exc)
+        or (free is not None and free < FULL_DISK_MARGIN)
     ):
-        return StorageFullError(f"the disk is full; the write was rolled back: {exc}")
-    return JournalError(f"the journal could not commit: {exc}")
+        return StorageFullError(
+            f"the disk is full ({free} bytes free in {directory}); the write was rolled back"
+        )
+    return JournalError(
+        f"the disk reported an error writing the journal ({exc}); the write was rolled back. "
+        "Check the storage device (dmesg), then run 'moat-log verify'"
+    )
