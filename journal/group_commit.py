@@ -84,8 +84,23 @@ class JournalWriter:
         return batch.results[index]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The writer task.  Returns after `close` once everything queued is committed."""
+        """The writer task.  Returns after `close` once everything queued is committed.
+
+        Whatever ends it (close, cancellation, an unexpected error), requests
+        still queued are refused with `JournalClosedError` and `close` returns.
+        """
         task_status.started()
+        try:
+            await self._serve()
+        finally:
+            self._closing = True
+            for batch in [*self._sealed, self._open]:
+                if batch.items and not batch.committed.is_set():
+                    batch.error = JournalClosedError("the journal writer stopped; not written")
+                    batch.committed.set()
+            self._stopped.set()
+
+    async def _serve(self) -> None:
         while True:
             await self._work.wait()
             # Let every task that is already runnable (typically the callers
@@ -101,7 +116,6 @@ class JournalWriter:
             for batch in pending:
                 await self._commit(batch)
             if self._closing and not self._open.items and not self._sealed:
-                self._stopped.set()
                 return
 
     async def _commit(self, batch: _OpenBatch) -> None:

@@ -50,7 +50,7 @@ from moat_log.errors import (
     StorageFullError,
 )
 from moat_log.event import Event
-from moat_log.ids import EventId, check_node_name
+from moat_log.ids import MAX_U64, EventId, check_node_name
 from moat_log.path import Path
 from moat_log.rangeset import RangeSet
 
@@ -348,7 +348,7 @@ class Journal:
     ) -> Iterator[tuple[int, bytes]]:
         """``(position, packed event)`` for positions ``start..end`` (inclusive)."""
         lo = pack_u64(start)
-        hi = None if end is None else pack_u64(end + 1)
+        hi = _exclusive_end(end)
         for key, data in self._scan("events", lo, hi, reverse=reverse):
             yield unpack_u64(key), data
 
@@ -362,11 +362,10 @@ class Journal:
     def by_origin(self, origin: str, first: int = 1, last: int | None = None) -> Iterator[Event]:
         """One origin's events with seqs ``first..last`` in seq order (for shipping)."""
         lo = keys.id_key(origin, first)
-        hi = (
-            keys.prefix_end(keys.id_prefix(origin))
-            if last is None
-            else keys.id_key(origin, last + 1)
-        )
+        if last is None or last >= MAX_U64:
+            hi = keys.prefix_end(keys.id_prefix(origin))
+        else:
+            hi = keys.id_key(origin, last + 1)
         yield from self._resolve(self._scan("ids", lo, hi))
 
     def history(
@@ -383,7 +382,7 @@ class Journal:
     ) -> Iterator[Event]:
         """Events with ``since <= hlc <= until`` in (hlc, origin) order."""
         lo = pack_u64(since or 0)
-        hi = None if until is None else pack_u64(until + 1)
+        hi = _exclusive_end(until)
         yield from self._resolve(self._scan("times", lo, hi, reverse=reverse))
 
     def _resolve(self, entries: Iterator[tuple[bytes, bytes]]) -> Iterator[Event]:
@@ -484,6 +483,11 @@ def _read_chunk(
                 break
             chunk.append((key, value))
     return chunk
+
+
+def _exclusive_end(last: int | None) -> bytes | None:
+    """The key just after u64 *last*; None when there is no bound."""
+    return None if last is None or last >= MAX_U64 else pack_u64(last + 1)
 
 
 def _as_bytes(entries: Iterable[tuple[Any, Any]]) -> Iterator[tuple[bytes, bytes]]:

@@ -1,0 +1,371 @@
+"""Helpers for testing code that uses moat-log.
+
+* Hypothesis strategies for the core types: `paths`, `values`, `changes` and
+  foreign `events`.
+* `FakeWallClock`: a wall clock that tests set, advance and step back, for
+  ``Journal.create(dir, node, wall_clock=clock)``.
+* `MemoryJournal`: a small in-memory model of `moat_log.journal.store.Journal`
+  with the same observable behaviour for writes and queries.  It is the
+  reference that the journal's contract tests compare the LMDB journal with,
+  and a fast stand-in for code that only needs a journal's interface.
+
+This module needs Hypothesis (the ``test`` extra); import it from tests only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from hypothesis import strategies as st
+
+from moat_log.errors import ClockError, IntegrityError, InvalidEventError, MoatLogError
+from moat_log.event import Event, Op, Value
+from moat_log.ids import MAX_U64, EventId, check_node_name
+from moat_log.journal.change import Change
+from moat_log.path import Path, Segment
+from moat_log.rangeset import RangeSet
+from moat_log.vclock import VectorClock
+
+__all__ = [
+    "DEFAULT_NOW",
+    "FakeWallClock",
+    "MemoryJournal",
+    "WriteResult",
+    "changes",
+    "event_ids",
+    "events",
+    "paths",
+    "segments",
+    "texts",
+    "values",
+]
+
+#: What `MemoryJournal.write_batch` (like `Journal.write_batch`) returns per item.
+WriteResult = Event | bool | MoatLogError
+
+#: 2023-11-14T22:13:20Z: a plausible "now" that keeps tests independent of the real clock.
+DEFAULT_NOW = 1_700_000_000 * 10**9
+
+_INT64 = st.integers(-(2**63), 2**63 - 1)
+
+# --------------------------------------------------------------------------- strategies
+
+
+def texts(max_size: int = 8) -> st.SearchStrategy[str]:
+    """Short text that msgpack can encode: any code point except surrogates."""
+    return st.text(st.characters(codec="utf-8"), max_size=max_size)
+
+
+def segments() -> st.SearchStrategy[Segment]:
+    """Path segments: short strings (including ``""`` and NULs) and 64-bit ints."""
+    return st.one_of(texts(6), _INT64)
+
+
+def paths(
+    segments: st.SearchStrategy[Segment] | None = None, *, max_depth: int = 4
+) -> st.SearchStrategy[Path]:
+    """Valid paths of up to *max_depth* segments, including the root ``()``.
+
+    Pass a small ``st.sampled_from(...)`` as *segments* to make paths share
+    prefixes and collide, which history and subtree tests want.
+    """
+    segs = _default_segments if segments is None else segments
+    return st.lists(segs, max_size=max_depth).map(Path)
+
+
+_default_segments = segments()
+
+_scalars: st.SearchStrategy[Value] = st.one_of(
+    st.none(),
+    st.booleans(),
+    _INT64,
+    st.floats(allow_nan=False),
+    texts(12),
+    st.binary(max_size=12),
+)
+
+
+def values(*, max_leaves: int = 8) -> st.SearchStrategy[Value]:
+    """Small msgpack-able values in their canonical form (lists, str-keyed dicts).
+
+    No NaN (it is not equal to itself), no ints outside signed 64 bits, no
+    surrogates: everything that comes back from a round trip equal to itself.
+    """
+    return st.recursive(
+        _scalars,
+        lambda children: st.one_of(
+            st.lists(children, max_size=3),
+            st.dictionaries(texts(6), children, max_size=3),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+def event_ids(
+    origins: Sequence[str] | st.SearchStrategy[str] = ("b", "c"), *, max_seq: int = 50
+) -> st.SearchStrategy[EventId]:
+    """Event ids ``(origin, seq)`` with small seqs."""
+    return st.builds(EventId, _origin_strategy(origins), st.integers(1, max_seq))
+
+
+@st.composite
+def changes(
+    draw: st.DrawFn,
+    *,
+    paths: st.SearchStrategy[Path] | None = None,
+    values: st.SearchStrategy[Value] | None = None,
+    at: st.SearchStrategy[int | None] | None = None,
+) -> Change:
+    """Local changes: sets and deletes of drawn paths, sometimes with a cause.
+
+    *at* draws the requested event time; by default there is none (the journal
+    uses its wall clock).
+    """
+    path = draw(_default_paths if paths is None else paths)
+    op = draw(st.sampled_from(Op))
+    value = None if op is Op.DELETE else draw(_default_values if values is None else values)
+    source = draw(st.sampled_from(["", "cli:alice", "knx:1/2/3", "script:heating"]))
+    cause = draw(st.none() | event_ids())
+    when = None if at is None else draw(at)
+    return Change(path, value, op, source, cause, when)
+
+
+@st.composite
+def events(
+    draw: st.DrawFn,
+    origins: Sequence[str] | st.SearchStrategy[str] = ("b", "c"),
+    *,
+    seqs: st.SearchStrategy[int] | None = None,
+    hlcs: st.SearchStrategy[int] | None = None,
+    paths: st.SearchStrategy[Path] | None = None,
+    values: st.SearchStrategy[Value] | None = None,
+) -> Event:
+    """Foreign events with consistent fields.
+
+    The origin comes from *origins*; ``deps`` name only other origins (of
+    *origins* when it is a sequence); a delete carries no value.  Each event
+    is valid on its own; a set of them need not be a consistent history.
+    """
+    origin = draw(_origin_strategy(origins))
+    others = [o for o in origins if o != origin] if isinstance(origins, Sequence) else []
+    deps = {o: draw(st.integers(0, 20)) for o in others if draw(st.booleans())}
+    op = draw(st.sampled_from(Op))
+    return Event(
+        origin,
+        draw(st.integers(1, 50) if seqs is None else seqs),
+        draw(st.integers(DEFAULT_NOW - 10**12, DEFAULT_NOW + 10**12) if hlcs is None else hlcs),
+        VectorClock(deps),
+        draw(_default_paths if paths is None else paths),
+        op,
+        None if op is Op.DELETE else draw(_default_values if values is None else values),
+        draw(st.sampled_from(["", "knx:1/2/3", "onewire:28.4AEC29CDBAAB/temperature"])),
+        draw(st.none() | event_ids(origins)),
+    )
+
+
+_default_paths = paths()
+_default_values = values()
+
+
+def _origin_strategy(origins: Sequence[str] | st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    if isinstance(origins, st.SearchStrategy):
+        return origins
+    for origin in origins:
+        check_node_name(origin)
+    return st.sampled_from(list(origins))
+
+
+# --------------------------------------------------------------------------- wall clock
+
+
+class FakeWallClock:
+    """A wall clock (ns since the epoch) that only moves when a test moves it.
+
+    Pass it as ``wall_clock=`` to `Journal.create` / `Journal.open` or to
+    `MemoryJournal`.  It may be set backwards, like a clock corrected by NTP.
+    """
+
+    def __init__(self, now: int = DEFAULT_NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+    def set(self, now: int) -> None:
+        self.now = now
+
+    def advance(self, ns: int) -> None:
+        """Move the clock by *ns*; a negative *ns* steps it back."""
+        self.now += ns
+
+    def __repr__(self) -> str:
+        return f"FakeWallClock({self.now})"
+
+
+# --------------------------------------------------------------------------- journal model
+
+
+class MemoryJournal:
+    """An in-memory journal: the reference model of `Journal`.
+
+    Every write is applied item by item to plain lists and dicts; queries
+    filter and sort them.  Nothing is fast, everything is easy to check
+    against the journal's documented contract:
+
+    * a `Change` becomes an event of this node with the next seq (highest own
+      seq + 1), ``hlc = max(wall clock, clock + 1)`` or its ``at`` (which must
+      be after the clock, else `ClockError`), and as ``deps`` the contiguous
+      ends of every other origin;
+    * a foreign `Event` is inserted (True), already held (False), or refused
+      with `IntegrityError` if its id is held with other packed bytes or its
+      ``(hlc, origin)`` belongs to another event.
+    """
+
+    def __init__(self, node: str, *, wall_clock: Callable[[], int] | None = None) -> None:
+        self.node = check_node_name(node)
+        self._wall_clock = FakeWallClock() if wall_clock is None else wall_clock
+        self._events: list[Event] = []  # arrival order: position = index + 1
+        self._packed: dict[EventId, bytes] = {}
+        self._times: set[tuple[int, str]] = set()
+        self._held: dict[str, RangeSet] = {}
+        self._clock = 0
+
+    # ------------------------------------------------------------------ writes
+
+    def write_batch(self, items: Sequence[Change | Event]) -> list[WriteResult]:
+        """Apply *items* in order; one result (or refusing exception) per item."""
+        results: list[WriteResult] = []
+        for item in items:
+            try:
+                if isinstance(item, Change):
+                    results.append(self._append(item))
+                else:
+                    results.append(self._insert(item))
+            except (ClockError, IntegrityError, InvalidEventError) as exc:
+                results.append(exc)
+        return results
+
+    def append(self, change: Change) -> Event:
+        result = self.write_batch([change])[0]
+        if isinstance(result, MoatLogError):
+            raise result
+        assert isinstance(result, Event)
+        return result
+
+    def insert(self, event: Event) -> bool:
+        result = self.write_batch([event])[0]
+        if isinstance(result, MoatLogError):
+            raise result
+        return bool(result)
+
+    def _append(self, change: Change) -> Event:
+        if change.at is None:
+            hlc = max(self._wall_clock(), self._clock + 1)
+        elif change.at > self._clock:
+            hlc = change.at
+        else:
+            raise ClockError(f"event time {change.at} is not after the clock {self._clock}")
+        if hlc > MAX_U64:
+            raise ClockError(f"the clock {self._clock} has no time left after it")
+        deps = {o: held.contiguous_end() for o, held in self._held.items() if o != self.node}
+        own = self._held.get(self.node)
+        event = Event(
+            self.node,
+            (own.max if own else 0) + 1,
+            hlc,
+            VectorClock(deps),
+            change.path,
+            change.op,
+            change.value,
+            change.source,
+            change.cause,
+        )
+        self._store(event, event.pack())
+        return event
+
+    def _insert(self, event: Event) -> bool:
+        data = event.pack()
+        stored = self._packed.get(event.id)
+        if stored is not None:
+            if stored != data:
+                raise IntegrityError(f"event {event.id} differs from the one held")
+            return False
+        if (event.hlc, event.origin) in self._times:
+            raise IntegrityError(f"event {event.id} reuses the hlc of another event")
+        self._store(event, data)
+        return True
+
+    def _store(self, event: Event, data: bytes) -> None:
+        self._events.append(event)
+        self._packed[event.id] = data
+        self._times.add((event.hlc, event.origin))
+        self._held.setdefault(event.origin, RangeSet()).add(event.seq)
+        self._clock = max(self._clock, event.hlc)
+
+    # ------------------------------------------------------------------- reads
+
+    def get(self, event_id: EventId) -> Event | None:
+        data = self._packed.get(EventId(*event_id))
+        return None if data is None else Event.unpack(data)
+
+    @property
+    def clock(self) -> int:
+        return self._clock
+
+    @property
+    def last_position(self) -> int:
+        return len(self._events)
+
+    def summary(self) -> dict[str, RangeSet]:
+        return {origin: held.copy() for origin, held in self._held.items()}
+
+    def scan(
+        self, start: int = 1, end: int | None = None, *, reverse: bool = False
+    ) -> Iterator[tuple[int, Event]]:
+        found = [
+            (pos, self._stored(event))
+            for pos, event in enumerate(self._events, 1)
+            if start <= pos and (end is None or pos <= end)
+        ]
+        return iter(found[::-1] if reverse else found)
+
+    def by_origin(self, origin: str, first: int = 1, last: int | None = None) -> Iterator[Event]:
+        high = MAX_U64 if last is None else last
+        found = [e for e in self._events if e.origin == origin and first <= e.seq <= high]
+        return self._sorted(found, key=lambda e: e.seq)
+
+    def history(
+        self, path: Path, *, subtree: bool = False, reverse: bool = False
+    ) -> Iterator[Event]:
+        found = [
+            e for e in self._events if (path.is_prefix_of(e.path) if subtree else e.path == path)
+        ]
+        return self._sorted(found, key=lambda e: (e.path.key, e.hlc, e.origin), reverse=reverse)
+
+    def by_time(
+        self, since: int | None = None, until: int | None = None, *, reverse: bool = False
+    ) -> Iterator[Event]:
+        low, high = since or 0, MAX_U64 if until is None else until
+        found = [e for e in self._events if low <= e.hlc <= high]
+        return self._sorted(found, key=lambda e: (e.hlc, e.origin), reverse=reverse)
+
+    def _sorted(
+        self, found: list[Event], key: Callable[[Event], Any], *, reverse: bool = False
+    ) -> Iterator[Event]:
+        return iter([self._stored(e) for e in sorted(found, key=key, reverse=reverse)])
+
+    def _stored(self, event: Event) -> Event:
+        """The event as a reader gets it back: unpacked from its stored bytes."""
+        return Event.unpack(self._packed[event.id])
+
+    # ------------------------------------------------------------- life cycle
+
+    def close(self) -> None:
+        """Nothing to release; for symmetry with `Journal`."""
+
+    def __enter__(self) -> MemoryJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
