@@ -621,7 +621,7 @@ def wrong_bodies() -> Iterator[tuple[str, bytes, str]]:
     yield "zero length", craft([], frames=[b""]), "block 1: length 0 does not fit in the body"
 
 
-@pytest.mark.parametrize(("case", "content", "message"), wrong_bodies())
+@pytest.mark.parametrize(("case", "content", "message"), list(wrong_bodies()))
 def test_consistent_but_wrong_bodies(
     journals: Callable[[str], Journal], tmp_path: FsPath, case: str, content: bytes, message: str
 ) -> None:
