@@ -112,7 +112,7 @@ class WriteBatch:
             self._node,
             seq,
             hlc,
-            self._deps or self._current_deps(),
+            self._current_deps() if self._deps is None else self._deps,
             change.path,
             change.op,
             change.value,

@@ -1,25 +1,30 @@
 """Group commit: the thin trio shell around `Journal.write_batch`.
 
 Any number of tasks call `JournalWriter.append` / `insert` concurrently.  Each
-request joins the currently open batch and waits on that batch's event.  One
+request joins the currently open batch and its task goes to sleep.  One
 writer task takes the whole open batch, runs it as one LMDB transaction with
-one fsync in a worker thread, then wakes every caller of the batch with its
-own result.  While a batch is being committed the next one fills up, so the
-batch size adapts to the load: one request alone is committed at once (one
-fsync of latency), a thousand concurrent requests share a few fsyncs.
+one fsync in a worker thread, then wakes every caller of the batch directly
+with its own result (`trio.lowlevel.reschedule`: no event, no lookup).  While
+a batch is being committed the next one fills up, so the batch size adapts to
+the load: one request alone is committed at once (one fsync of latency), a
+thousand concurrent requests share a few fsyncs.
 
 A caller is answered only after its batch committed: an acknowledged append
-is on disk.  On shutdown, requests already queued are committed; later ones
-get `JournalClosedError`.
+is on disk.  A queued request cannot be cancelled half way: its caller waits
+until the batch is committed (or refused) and then sees the cancellation, so
+nobody is left wondering whether a cancelled write happened.  On shutdown,
+requests already queued are committed; later ones get `JournalClosedError`.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import outcome
 import trio
 
 from moat_log.errors import JournalClosedError, MoatLogError
@@ -31,13 +36,27 @@ from .store import Journal
 
 
 class _OpenBatch:
-    __slots__ = ("committed", "error", "items", "results")
+    __slots__ = ("items", "waiters")
 
     def __init__(self) -> None:
         self.items: list[Change | Event] = []
-        self.results: list[WriteResult] = []
-        self.error: BaseException | None = None
-        self.committed = trio.Event()
+        self.waiters: list[trio.lowlevel.Task] = []
+
+    def answer(self, results: list[WriteResult]) -> None:
+        """Wake every caller with its own result."""
+        for task, result in zip(self.waiters, results, strict=True):
+            trio.lowlevel.reschedule(task, outcome.Value(result))
+        self.waiters = []
+
+    def fail(self, error: BaseException) -> None:
+        """Wake every caller with (its own copy of) *error*."""
+        for task in self.waiters:
+            trio.lowlevel.reschedule(task, outcome.Error(copy.copy(error)))
+        self.waiters = []
+
+
+def _cannot_abort(_: object) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.FAILED
 
 
 class JournalWriter:
@@ -72,16 +91,14 @@ class JournalWriter:
         if self._closing:
             raise JournalClosedError("the journal writer is shut down; the write was refused")
         batch = self._open
-        index = len(batch.items)
         batch.items.append(item)
+        batch.waiters.append(trio.lowlevel.current_task())
         if len(batch.items) >= self._max_batch:
             self._sealed.append(batch)
             self._open = _OpenBatch()
         self._work.set()
-        await batch.committed.wait()
-        if batch.error is not None:
-            raise batch.error
-        return batch.results[index]
+        result: WriteResult = await trio.lowlevel.wait_task_rescheduled(_cannot_abort)
+        return result
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer task.  Returns after `close` once everything queued is committed.
@@ -95,9 +112,7 @@ class JournalWriter:
         finally:
             self._closing = True
             for batch in [*self._sealed, self._open]:
-                if batch.items and not batch.committed.is_set():
-                    batch.error = JournalClosedError("the journal writer stopped; not written")
-                    batch.committed.set()
+                batch.fail(JournalClosedError("the journal writer stopped; not written"))
             self._stopped.set()
 
     async def _serve(self) -> None:
@@ -120,14 +135,14 @@ class JournalWriter:
 
     async def _commit(self, batch: _OpenBatch) -> None:
         try:
-            batch.results = await trio.to_thread.run_sync(self.journal.write_batch, batch.items)
+            results = await trio.to_thread.run_sync(self.journal.write_batch, batch.items)
         except MoatLogError as exc:
-            batch.error = exc
+            batch.fail(exc)
         except BaseException as exc:
-            batch.error = JournalClosedError(f"the write was interrupted: {exc!r}")
-            batch.committed.set()
+            batch.fail(JournalClosedError(f"the write was interrupted: {exc!r}"))
             raise
-        batch.committed.set()
+        else:
+            batch.answer(results)
 
     async def close(self) -> None:
         """Refuse new writes and wait until queued ones are committed."""

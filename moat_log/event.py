@@ -214,8 +214,11 @@ class Event(_EventFields):
 
     def pack(self) -> bytes:
         """The packed wire form.  Raises `InvalidEventError` if it is too large."""
+        origin, seq, hlc, deps, path, op, value, source, cause = self
         try:
-            data: bytes = _packb(self.to_msgpack())
+            # Path, EventId (tuples) and Op (an int) pack as their wire forms.
+            wire = (FORMAT_VERSION, origin, seq, hlc, deps.to_msgpack(), path, op, value)
+            data: bytes = _packb((*wire, source, cause))
         except (TypeError, ValueError, OverflowError) as exc:  # e.g. surrogates in a str
             raise InvalidEventError(f"event cannot be packed: {exc}") from exc
         if len(data) > MAX_EVENT_BYTES:
