@@ -8,7 +8,7 @@ batch - events, indexes and meta - commits or vanishes together.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lmdb
@@ -29,11 +29,21 @@ from moat_log.vclock import VectorClock
 from . import keys
 from .change import Change
 from .keys import MetaKey, pack_u64, unpack_u64
+from .projection import StoredEvent, TxnProjection
 
 #: What a batch returns per item: the new `Event` for a `Change`, True
 #: (inserted) / False (already held) for a foreign event, or the exception
 #: that refused that item alone.
 WriteResult = Event | bool | MoatLogError
+
+
+def record_view(txn: lmdb.Transaction, meta: Any, projection: TxnProjection, position: int) -> None:
+    """Note in ``meta`` that *projection* has folded everything up to *position*."""
+    txn.put(
+        MetaKey.VIEW + projection.name.encode(),
+        msgpack.packb([projection.version, position]),
+        db=meta,
+    )
 
 
 def load_ranges(txn: lmdb.Transaction, meta: Any) -> dict[str, RangeSet]:
@@ -58,7 +68,10 @@ class WriteBatch:
         dbs: dict[str, Any],
         node: str,
         wall_clock: Callable[[], int],
+        projections: Sequence[TxnProjection] = (),
     ) -> None:
+        self._projections = projections
+        self._stored: list[StoredEvent] = []  # what this batch added, for the views
         self._txn = txn
         self._events, self._ids = dbs["events"], dbs["ids"]
         self._paths, self._times, self._meta = dbs["paths"], dbs["times"], dbs["meta"]
@@ -125,6 +138,7 @@ class WriteBatch:
         pos = pack_u64(self._position)
         hlc_bytes = pack_u64(hlc)
         self._staged_events.append((pos, data))
+        self._stored.append((event, data))
         self._staged_ids.append((self._own_id_prefix + pack_u64(seq), pos))
         self._staged_paths.append(
             (keys.cached_path_key(change.path) + b"\x00" + hlc_bytes + self._node_bytes, pos)
@@ -165,6 +179,7 @@ class WriteBatch:
         self._position += 1
         pos = pack_u64(self._position)
         self._staged_events.append((pos, data))
+        self._stored.append((event, data))
         self._staged_ids.append((id_key, pos))
         self._staged_by_id[id_key] = data
         self._staged_paths.append((keys.cached_path_key(event.path) + b"\x00" + time_key, pos))
@@ -222,6 +237,10 @@ class WriteBatch:
                 db=self._meta,
             )
         self._txn.put(MetaKey.HLC, pack_u64(self._clock), db=self._meta)
+        if self._stored:
+            for projection in self._projections:
+                projection.apply(self._txn, self._stored)
+                record_view(self._txn, self._meta, projection, self._position)
 
 
 def _put_sorted(

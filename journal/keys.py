@@ -80,6 +80,7 @@ class MetaKey:
     NODE = b"node"  # utf-8 node name of this journal's owner
     HLC = b"hlc"  # u64: the greatest hlc issued or seen
     RANGES = b"ranges:"  # + origin -> msgpack RangeSet of held seqs
+    VIEW = b"view:"  # + view name -> msgpack [version, checkpoint position]
 
 
 def prefix_end(prefix: bytes) -> bytes | None:

@@ -37,9 +37,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path as FsPath
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import lmdb
+import msgpack
 
 from moat_log.errors import (
     InvalidEventError,
@@ -55,13 +56,16 @@ from moat_log.path import Path
 from moat_log.rangeset import RangeSet
 
 from . import keys
-from .batch import WriteBatch, WriteResult, load_ranges
+from .batch import WriteBatch, WriteResult, load_ranges, record_view
 from .change import Change
 from .keys import MetaKey, pack_u64, unpack_u64
+from .projection import TxnProjection
 
 JOURNAL_FORMAT = 1
 JOURNAL_SUBDIR = "journal"
 SCAN_CHUNK = 1024
+REBUILD_CHUNK = 10_000
+_T = TypeVar("_T")
 
 #: Address space reserved for the map.  LMDB does not allocate it on disk; the
 #: data file grows as events arrive.  32-bit systems (Raspberry Pi OS armhf)
@@ -70,6 +74,7 @@ DEFAULT_MAP_SIZE = (1 << 40) if sys.maxsize > 2**32 else (256 << 20)
 MAX_MAP_SIZE = (1 << 44) if sys.maxsize > 2**32 else (1536 << 20)
 
 _DB_NAMES = ("events", "ids", "paths", "times", "meta")
+MAX_DBS = 32  # the journal's own five plus the views' databases
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +146,7 @@ class Journal:
         self,
         env: lmdb.Environment,
         *,
+        projections: Sequence[TxnProjection] = (),
         wall_clock: Callable[[], int] = time.time_ns,
         max_map_size: int = MAX_MAP_SIZE,
     ) -> None:
@@ -151,6 +157,14 @@ class Journal:
         self._gate = _MapGate()
         self._write_lock = threading.Lock()
         self.node = self._check_meta()
+        self.projections = {projection.name: projection for projection in projections}
+        self._view_dbs: dict[str, dict[str, Any]] = {}
+        for projection in projections:
+            dbs = {name: env.open_db(name.encode()) for name in projection.db_names}
+            self._view_dbs[projection.name] = dbs
+            projection.attach(self, dbs)
+        self._write_refusal: str | None = None
+        self._check_views()
 
     # ------------------------------------------------------------------ opening
 
@@ -205,6 +219,41 @@ class Journal:
                 f"(this moat-log reads format {JOURNAL_FORMAT}); upgrade moat-log"
             )
         return bytes(node).decode()
+
+    def _check_views(self) -> None:
+        """Refuse writes if a recorded view is missing; rebuild new or changed views."""
+        recorded = self.views()
+        missing = sorted(set(recorded) - set(self.projections))
+        if missing:
+            self._write_refusal = (
+                f"this journal maintains the views {', '.join(missing)}, which this process "
+                "does not load; writing would leave them behind (open the journal through "
+                "moat_log.projections.open_journal)"
+            )
+        for name, projection in self.projections.items():
+            if recorded.get(name, (None, 0))[0] != projection.version:
+                self.rebuild_view(name)
+
+    def views(self) -> dict[str, tuple[int, int]]:
+        """The views this journal maintains: ``{name: (version, checkpoint position)}``."""
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._dbs["meta"])
+            found = {}
+            if cursor.set_range(MetaKey.VIEW):
+                for key, value in _as_bytes(cursor):
+                    if not key.startswith(MetaKey.VIEW):
+                        break
+                    version, checkpoint = msgpack.unpackb(value)
+                    found[key[len(MetaKey.VIEW) :].decode()] = (version, checkpoint)
+        return found
+
+    def rebuild_view(self, name: str) -> int:
+        """Rebuild a view from the journal in one transaction; returns the events folded."""
+        projection = self.projections.get(name)
+        if projection is None:
+            raise JournalError(f"no view named {name!r}; known: {', '.join(self.projections)}")
+        view_dbs = self._view_dbs[name]
+        return self._write(lambda txn: _rebuild(txn, self._dbs, projection, view_dbs))
 
     def close(self) -> None:
         self._env.close()
@@ -262,14 +311,9 @@ class Journal:
         """
         if not items:
             return []
-        with self._write_lock:
-            while True:
-                try:
-                    return self._try_write(items)
-                except lmdb.MapFullError:
-                    self._grow_map()
-                except lmdb.MapResizedError:
-                    self._adopt_map_size()
+        if self._write_refusal is not None:
+            raise JournalError(self._write_refusal)
+        return self._write(lambda txn: self._stage(txn, items))
 
     def append(self, change: Change) -> Event:
         """Append one local change durably (one transaction; prefer batches)."""
@@ -286,13 +330,30 @@ class Journal:
             raise result
         return bool(result)
 
-    def _try_write(self, items: Sequence[Change | Event]) -> list[WriteResult]:
+    def _stage(self, txn: lmdb.Transaction, items: Sequence[Change | Event]) -> list[WriteResult]:
+        batch = WriteBatch(
+            txn, self._dbs, self.node, self._wall_clock, tuple(self.projections.values())
+        )
+        results = [batch.write(item) for item in items]
+        batch.finish()
+        return results
+
+    def _write(self, work: Callable[[lmdb.Transaction], _T]) -> _T:
+        """Run *work* in one durable write transaction, growing the map as needed."""
+        with self._write_lock:
+            while True:
+                try:
+                    return self._try_write(work)
+                except lmdb.MapFullError:
+                    self._grow_map()
+                except lmdb.MapResizedError:
+                    self._adopt_map_size()
+
+    def _try_write(self, work: Callable[[lmdb.Transaction], _T]) -> _T:
         with self._gate.transaction():
             txn = self._env.begin(write=True)
             try:
-                batch = WriteBatch(txn, self._dbs, self.node, self._wall_clock)
-                results = [batch.write(item) for item in items]
-                batch.finish()
+                result = work(txn)
             except BaseException:
                 txn.abort()
                 raise
@@ -302,7 +363,7 @@ class Journal:
                 raise
             except lmdb.Error as exc:
                 raise _storage_error(exc, self.path) from exc
-        return results
+        return result
 
     # ------------------------------------------------------------------- reads
 
@@ -407,10 +468,13 @@ class Journal:
             yield _unpack(data, pos)
 
     def _scan(
-        self, db: str, lo: bytes, hi: bytes | None, *, reverse: bool = False
+        self, db: str | Any, lo: bytes, hi: bytes | None, *, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
-        """Entries with ``lo <= key < hi``, read in short transactions."""
-        handle = self._dbs[db]
+        """Entries with ``lo <= key < hi``, read in short transactions.
+
+        *db* names one of the journal's databases, or is a view's database handle.
+        """
+        handle = self._dbs[db] if isinstance(db, str) else db
         while True:
             with self._read() as txn:
                 chunk = _read_chunk(txn.cursor(db=handle), lo, hi, reverse)
@@ -450,7 +514,7 @@ def _open_env(directory: FsPath, map_size: int, *, create: bool = True) -> lmdb.
         return lmdb.open(
             os.fspath(directory),
             map_size=map_size,
-            max_dbs=len(_DB_NAMES),
+            max_dbs=MAX_DBS,
             subdir=True,
             sync=True,
             metasync=True,
@@ -483,6 +547,30 @@ def _read_chunk(
                 break
             chunk.append((key, value))
     return chunk
+
+
+def _rebuild(
+    txn: lmdb.Transaction,
+    dbs: dict[str, Any],
+    projection: TxnProjection,
+    view_dbs: dict[str, Any],
+) -> int:
+    """Empty a view's databases and fold every event into them again."""
+    for handle in view_dbs.values():
+        txn.drop(handle, delete=False)
+    cursor = txn.cursor(db=dbs["events"])
+    count, position, chunk = 0, 0, []
+    for key, data in _as_bytes(cursor):
+        position = unpack_u64(key)
+        chunk.append((Event.unpack(data), data))
+        if len(chunk) >= REBUILD_CHUNK:
+            projection.apply(txn, chunk)
+            count += len(chunk)
+            chunk = []
+    projection.apply(txn, chunk)
+    count += len(chunk)
+    record_view(txn, dbs["meta"], projection, position)
+    return count
 
 
 def _exclusive_end(last: int | None) -> bytes | None:

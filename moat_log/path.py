@@ -381,3 +381,7 @@ class _Parser:
         if self.buf is not None:
             self.segs.append("".join(self.buf))
             self.buf = None
+
+
+#: The root path: no segments.  Written ``:`` in the text form.
+ROOT = Path()

@@ -17,6 +17,7 @@ from moat_log.ids import check_node_name
 from moat_log.journal.change import Change
 from moat_log.journal.store import Journal, journal_dir
 from moat_log.path import Path
+from moat_log.projections import open_journal
 from moat_log.timespec import format_time
 
 from ._ingest import IngestSummary, LineParser, ingest
@@ -51,7 +52,7 @@ def init(settings: Settings, node: str | None) -> None:
         _report_init(settings, existing, str(location), created=False)
         return
     name = check_node_name(node) if node is not None else host_node_name()
-    with Journal.create(settings.data_dir, name) as journal:
+    with open_journal(settings.data_dir, create_node=name) as journal:
         location = journal.path
     _report_init(settings, name, str(location), created=True)
 

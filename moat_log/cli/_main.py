@@ -20,6 +20,7 @@ import asyncclick as click
 
 from moat_log.errors import MoatLogError
 from moat_log.journal.store import Journal
+from moat_log.projections import open_journal
 
 PROG = "moat-log"
 DATA_DIR_ENV = "MOAT_LOG_DATA_DIR"
@@ -45,7 +46,7 @@ class Settings:
     @contextmanager
     def journal(self) -> Iterator[Journal]:
         """The data directory's journal, opened once and closed at the end."""
-        with Journal.open(self.data_dir) as journal:
+        with open_journal(self.data_dir) as journal:
             yield journal
 
 

@@ -17,6 +17,7 @@ from moat_log.event import Event, Op
 from moat_log.journal.change import Change
 from moat_log.journal.store import Journal
 from moat_log.path import Path
+from moat_log.projections import open_journal
 from moat_log.vclock import VectorClock
 
 #: 2026-01-01T00:00:00Z in ns: a fixed origin for event times in tests.
@@ -95,7 +96,7 @@ class Invoker:
         return lines[0]
 
     def journal(self) -> Journal:
-        return Journal.open(self.data_dir)
+        return open_journal(self.data_dir)
 
 
 def write_events(data_dir: FsPath, *items: tuple[str, str, Any, int]) -> None:
@@ -104,7 +105,7 @@ def write_events(data_dir: FsPath, *items: tuple[str, str, Any, int]) -> None:
     Events of the journal's own node are appended (with that time); others
     are inserted as foreign events with the next seq of their origin.
     """
-    with Journal.open(data_dir) as journal:
+    with open_journal(data_dir) as journal:
         for origin, path, value, seconds in items:
             hlc = T0 + seconds * SECOND
             if origin == journal.node:

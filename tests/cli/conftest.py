@@ -8,7 +8,7 @@ from pathlib import Path as FsPath
 import pytest
 from cli_support import Invoker, Script, find_script
 
-from moat_log.journal.store import Journal
+from moat_log.projections import open_journal
 
 
 @pytest.fixture
@@ -29,5 +29,5 @@ def invoke(data_dir: FsPath) -> Invoker:
 @pytest.fixture
 def journal_pi1(data_dir: FsPath) -> Iterator[FsPath]:
     """A journal of node pi1 in *data_dir* (closed again; the tests open it)."""
-    Journal.create(data_dir, "pi1").close()
+    open_journal(data_dir, create_node="pi1").close()
     yield data_dir

@@ -14,7 +14,7 @@ from cli_support import SECOND, T0, Invoker, write_events
 from moat_log.cli import _main, _values
 from moat_log.event import Op
 from moat_log.ids import EventId
-from moat_log.journal.store import Journal
+from moat_log.projections import open_journal
 from moat_log.timespec import format_time
 
 
@@ -303,7 +303,7 @@ async def test_errors_are_one_line_and_change_nothing(
 
 
 def _snapshot(data_dir: FsPath) -> tuple[object, ...]:
-    with Journal.open(data_dir) as journal:
+    with open_journal(data_dir) as journal:
         return journal.last_position, journal.clock, journal.summary()
 
 

@@ -13,10 +13,11 @@ from moat_log.journal import verify as verify_module
 from moat_log.journal.export import MAGIC
 from moat_log.journal.store import Journal
 from moat_log.journal.verify import VerifyReport
+from moat_log.projections import open_journal
 
 
 def packed_events(data_dir: FsPath) -> dict[str, bytes]:
-    with Journal.open(data_dir) as journal:
+    with open_journal(data_dir) as journal:
         return {str(event.id): event.pack() for _, event in journal.scan()}
 
 
@@ -38,7 +39,7 @@ def source(journal_pi1: FsPath) -> FsPath:
 
 @pytest.fixture
 def target(tmp_path: FsPath) -> Invoker:
-    Journal.create(tmp_path / "target", "pi3").close()
+    open_journal(tmp_path / "target", create_node="pi3").close()
     return Invoker(tmp_path / "target")
 
 
@@ -117,7 +118,7 @@ async def test_export_to_stdout(invoke: Invoker, source: FsPath) -> None:
 
 async def test_import_conflicts_exit_1(invoke: Invoker, source: FsPath, tmp_path: FsPath) -> None:
     other = tmp_path / "other"
-    Journal.create(other, "pi3").close()
+    open_journal(other, create_node="pi3").close()
     write_events(other, ("pi2", "home.b", "different", 2))
     out = tmp_path / "pi2.mlx"
     await invoke("export", "--origin", "pi2", "-o", str(out))
@@ -196,7 +197,7 @@ async def test_progress_only_on_a_terminal(
     for args, label in zip(commands, ["ingesting", "exporting", "verifying"], strict=True):
         assert label in (await invoke(*args)).stderr
     target = tmp_path / "t2"
-    Journal.create(target, "pi9").close()
+    open_journal(target, create_node="pi9").close()
     assert "importing" in (await Invoker(target)("import", str(out))).stderr
 
 

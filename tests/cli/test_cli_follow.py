@@ -13,13 +13,14 @@ from moat_log.cli import _query_cmds
 from moat_log.journal.change import Change
 from moat_log.journal.store import Journal
 from moat_log.path import Path
+from moat_log.projections import open_journal
 from moat_log.rangeset import RangeSet
 
 
 async def test_follow_shows_each_event_once(
     invoke: Invoker, journal_pi1: FsPath, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Journal.open(journal_pi1) as journal:
+    with open_journal(journal_pi1) as journal:
         journal.append(Change(Path(["a"]), 1))
     real_summary = Journal.summary
     real_position = Journal.last_position.fget  # type: ignore[attr-defined]

@@ -11,8 +11,8 @@ from cli_support import SECOND, T0, Invoker, write_events
 
 from moat_log.cli import _ingest
 from moat_log.event import Event, Op
-from moat_log.journal.store import Journal
 from moat_log.path import Path
+from moat_log.projections import open_journal
 
 
 def jsonl(*lines: Any) -> str:
@@ -25,7 +25,7 @@ def write(path: FsPath, text: str) -> str:
 
 
 def events_of(data_dir: FsPath) -> list[Event]:
-    with Journal.open(data_dir) as journal:
+    with open_journal(data_dir) as journal:
         return [event for _, event in journal.scan()]
 
 

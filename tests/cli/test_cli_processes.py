@@ -16,8 +16,8 @@ from cli_support import Script
 
 from moat_log.ids import EventId
 from moat_log.journal.change import Change
-from moat_log.journal.store import Journal
 from moat_log.path import Path
+from moat_log.projections import open_journal
 
 #: Generous: only reached when something is broken.
 TIMEOUT = 30
@@ -79,7 +79,7 @@ def test_a_whole_session(script: Script, tmp_path: FsPath) -> None:
 
 def test_cli_beside_a_process_holding_the_journal(script: Script) -> None:
     script.run("init", "--node", "pi1")
-    with Journal.open(script.data_dir) as journal:
+    with open_journal(script.data_dir) as journal:
         written: list[str] = []
         stop = threading.Event()
 
@@ -143,7 +143,7 @@ def test_log_follow(script: Script) -> None:
         assert follow.stdout is not None and follow.stderr is not None
         lines = Lines(follow.stdout)
         assert lines.next_event()["id"] == "pi1:1"
-        with Journal.open(script.data_dir) as journal:
+        with open_journal(script.data_dir) as journal:
             journal.append(Change(Path(["garden", "x"]), 1))  # not under home: not shown
             journal.append(Change(Path(["home", "from-test"]), 2))
         event = lines.next_event()

@@ -1,0 +1,251 @@
+"""The KV view: winners, tombstones, conflicts, and order-independence."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path as FsPath
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from moat_log.errors import JournalError
+from moat_log.event import Event, Op
+from moat_log.ids import EventId
+from moat_log.journal.change import Change
+from moat_log.journal.store import Journal
+from moat_log.path import Path
+from moat_log.projections import kv_view, open_journal
+from moat_log.projections.kv import Conflict
+from moat_log.vclock import VectorClock
+
+ORIGINS = ("a", "b", "c")
+PATHS = [Path(("home", name)) for name in ("light", "heat", "door")] + [Path(("home",))]
+
+
+def p(text: str) -> Path:
+    return Path.parse(text)
+
+
+# ---------------------------------------------------------------- simulation
+
+
+class Node:
+    """A writer with partial knowledge, obeying the clock rules of the journal."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seen: dict[str, int] = {}  # origin -> highest contiguous seq known
+        self.clock = 0
+        self.seq = 0
+
+    def write(self, path: Path, op: Op, value: object, wall: int) -> Event:
+        self.seq += 1
+        self.clock = max(wall, self.clock + 1)
+        deps = {o: s for o, s in self.seen.items() if o != self.name}
+        return Event(self.name, self.seq, self.clock, deps, path, op, value)
+
+    def learn(self, events: list[Event], origin: str, upto: int) -> None:
+        for event in events:
+            if event.origin == origin and event.seq <= upto:
+                self.clock = max(self.clock, event.hlc)
+        self.seen[origin] = max(self.seen.get(origin, 0), upto)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[Event]:
+    """Events of three nodes writing a few paths while partly out of touch."""
+    nodes = {name: Node(name) for name in ORIGINS}
+    events: list[Event] = []
+    wall = 1_000
+    for _ in range(draw(st.integers(1, 40))):
+        wall += draw(st.integers(-50, 100))  # wall clocks jitter and step back
+        node = nodes[draw(st.sampled_from(ORIGINS))]
+        if draw(st.booleans()):
+            other = draw(st.sampled_from(ORIGINS))
+            written = sum(1 for e in events if e.origin == other)
+            node.learn(events, other, draw(st.integers(0, written)))
+            continue
+        op = draw(st.sampled_from([Op.SET, Op.SET, Op.DELETE]))
+        value = None if op is Op.DELETE else draw(st.integers(0, 5))
+        events.append(node.write(draw(st.sampled_from(PATHS)), op, value, wall))
+    return events
+
+
+def model_winners(events: list[Event]) -> dict[Path, Event]:
+    winners: dict[Path, Event] = {}
+    for event in events:
+        best = winners.get(event.path)
+        if best is None or (event.hlc, event.origin) > (best.hlc, best.origin):
+            winners[event.path] = event
+    return winners
+
+
+def model_conflicts(events: list[Event]) -> set[tuple[Path, EventId]]:
+    heads: dict[tuple[Path, str], int] = {}
+    for event in events:
+        key = (event.path, event.origin)
+        heads[key] = max(heads.get(key, 0), event.seq)
+    winners = model_winners(events)
+    return {
+        (path, EventId(origin, seq))
+        for (path, origin), seq in heads.items()
+        if origin != winners[path].origin and winners[path].deps.get(origin) < seq
+    }
+
+
+def view_bytes(journal: Journal) -> dict[str, list[tuple[bytes, bytes]]]:
+    """Every entry of the view's databases, as stored."""
+    dumped = {}
+    for name, handle in journal._view_dbs["kv"].items():
+        with journal._read() as txn:
+            dumped[name] = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=handle)]
+    return dumped
+
+
+@pytest.fixture
+def fresh(tmp_path: FsPath) -> Iterator[object]:
+    opened: list[Journal] = []
+
+    def make(name: str = "x") -> Journal:
+        journal = open_journal(tmp_path / f"{name}{len(opened)}", create_node=name)
+        opened.append(journal)
+        return journal
+
+    yield make
+    for journal in opened:
+        journal.close()
+
+
+def insert_in_order(journal: Journal, events: list[Event], rnd: random.Random) -> None:
+    """Insert *events* shuffled, in random batches, some of them twice."""
+    pending = events + rnd.sample(events, k=len(events) // 3)
+    rnd.shuffle(pending)
+    while pending:
+        size = rnd.randint(1, 7)
+        batch, pending = pending[:size], pending[size:]
+        journal.write_batch(batch)
+
+
+# ------------------------------------------------------------------ properties
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(events=histories(), seed=st.integers(0, 2**32))
+def test_the_view_is_a_function_of_the_event_set(
+    tmp_path_factory: pytest.TempPathFactory, events: list[Event], seed: int
+) -> None:
+    base = tmp_path_factory.mktemp("kv")
+    rnd = random.Random(seed)
+    dumps = []
+    for i in range(3):
+        with open_journal(base / str(i), create_node="x") as journal:
+            insert_in_order(journal, events, rnd)
+            dumps.append(view_bytes(journal))
+            view = kv_view(journal)
+            winners = model_winners(events)
+            for path in PATHS:
+                assert view.get(path) == winners.get(path)
+            found = {(c.path, c.loser) for c in view.conflicts()}
+            assert found == model_conflicts(events)
+            if i == 0:
+                journal.rebuild_view("kv")
+                assert view_bytes(journal) == dumps[0], "a rebuild gives identical bytes"
+    assert dumps[0] == dumps[1] == dumps[2], "byte-identical whatever the order"
+
+
+# ------------------------------------------------------------------- examples
+
+
+def test_the_latest_write_wins_and_a_delete_hides_the_value(fresh) -> None:  # type: ignore[no-untyped-def]
+    journal = fresh()
+    view = kv_view(journal)
+    journal.write_batch([Change(p("home.light"), True), Change(p("home.heat"), 20)])
+    journal.append(Change(p("home.light"), False))
+    journal.append(Change.delete(p("home.heat")))
+    assert view.value(p("home.light")) is False
+    assert view.value(p("home.heat"), "gone") == "gone"
+    tombstone = view.get(p("home.heat"))
+    assert tombstone is not None and tombstone.op is Op.DELETE
+    assert view.get(p("home.never")) is None
+
+
+def test_an_older_set_arriving_late_does_not_bring_a_deleted_value_back(fresh) -> None:  # type: ignore[no-untyped-def]
+    journal = fresh()
+    view = kv_view(journal)
+    journal.write_batch([Event("b", 2, 200, {}, p("a.b"), Op.DELETE)])
+    journal.write_batch([Event("b", 1, 100, {}, p("a.b"), Op.SET, 5)])
+    assert view.value(p("a.b")) is None
+
+
+def test_ties_on_hlc_are_broken_by_origin(fresh) -> None:  # type: ignore[no-untyped-def]
+    journal = fresh()
+    journal.write_batch(
+        [Event("b", 1, 100, {}, p("k"), Op.SET, "b"), Event("a", 1, 100, {}, p("k"), Op.SET, "a")]
+    )
+    assert kv_view(journal).value(p("k")) == "b"
+
+
+def test_children_and_walk_list_live_values_only(fresh) -> None:  # type: ignore[no-untyped-def]
+    journal = fresh()
+    view = kv_view(journal)
+    journal.write_batch(
+        [
+            Change(p("home.kitchen.light"), True),
+            Change(p("home.kitchen.temp"), 21.5),
+            Change(p("home.hall:2.light"), False),
+            Change(p("home.gone.x"), 1),
+            Change(p("other"), 1),
+        ]
+    )
+    journal.append(Change.delete(p("home.gone.x")))
+    assert view.children(p("home")) == [*["hall", "kitchen"]]
+    assert view.children(p("home.hall")) == [2]
+    assert [str(e.path) for e in view.walk(p("home"))] == [
+        "home.hall:2.light",
+        "home.kitchen.light",
+        "home.kitchen.temp",
+    ]
+    assert next(str(e.path) for e in view.walk(p("home"), deleted=True)) == "home.gone.x"
+    assert view.children() == ["home", "other"]
+
+
+def test_a_write_that_saw_the_other_is_no_conflict(fresh) -> None:  # type: ignore[no-untyped-def]
+    journal = fresh()
+    view = kv_view(journal)
+    journal.write_batch(
+        [
+            Event("a", 1, 100, {}, p("k"), Op.SET, 1),
+            Event("b", 1, 200, {"a": 1}, p("k"), Op.SET, 2),  # b had seen a:1
+        ]
+    )
+    assert list(view.conflicts()) == []
+    journal.write_batch([Event("c", 1, 300, {}, p("k"), Op.SET, 3)])  # c had seen nothing
+    winner = view.get(p("k"))
+    assert winner is not None
+    assert sorted(view.conflicts(), key=lambda c: c.loser) == [
+        Conflict(p("k"), winner, EventId("a", 1)),
+        Conflict(p("k"), winner, EventId("b", 1)),
+    ]
+
+
+def test_a_writer_without_the_view_is_refused_and_a_new_view_is_built(tmp_path: FsPath) -> None:
+    with Journal.create(tmp_path, "pi1") as plain:  # an old journal, no views yet
+        plain.write_batch([Change(p("a"), 1), Change(p("b"), 2), Change(p("a"), 3)])
+    with open_journal(tmp_path) as journal:  # the view is built on opening
+        assert kv_view(journal).value(p("a")) == 3
+        assert journal.views() == {"kv": (1, 3)}
+    with Journal.open(tmp_path) as plain, pytest.raises(JournalError, match="views kv"):
+        plain.append(Change(p("c"), 1))
+    with Journal.open(tmp_path) as plain:
+        assert len(list(plain.scan())) == 3, "reading is still allowed"
+
+
+def test_the_checkpoint_follows_the_journal(fresh) -> None:  # type: ignore[no-untyped-def]
+    journal = fresh()
+    journal.write_batch([Change(p("a"), i) for i in range(5)])
+    assert journal.views()["kv"] == (1, journal.last_position) == (1, 5)
+    assert VectorClock() == {}
