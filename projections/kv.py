@@ -2,11 +2,11 @@
 
 Theory of operation
 -------------------
-Two LMDB databases, both updated in the write transaction that stores the
-events (see `moat_log.journal.projection`):
-
-``kv``     path key -> the packed winning event of that path
-``heads``  path key, 0x00, origin -> u64 seq of that origin's latest event there
+One LMDB database, updated in the write transaction that stores the events
+(see `moat_log.journal.projection`).  Its key is the path key; its value a
+msgpack array ``[hlc, origin, winner, heads]``: the winner's hlc and origin
+(to compare without unpacking it), the packed winning event, and a map
+``{origin: seq}`` (sorted by origin) of every origin's latest event there.
 
 The **winner** of a path is its event with the greatest ``(hlc, origin)``;
 a winning delete is a tombstone (the path has no value) and stays in ``kv``,
@@ -58,48 +58,43 @@ class KVView:
     """For each path, the winning event; queries for scripts and the CLI."""
 
     name: str = "kv"
-    version: int = 1
-    db_names: tuple[str, ...] = ("kv", "heads")
+    version: int = 2
+    db_names: tuple[str, ...] = ("kv",)
 
     def __init__(self) -> None:
         self._journal: Journal | None = None
         self._kv: Any = None
-        self._heads: Any = None
 
     def attach(self, journal: Journal, dbs: dict[str, Any]) -> None:
         self._journal = journal
-        self._kv, self._heads = dbs["kv"], dbs["heads"]
+        self._kv = dbs["kv"]
 
     # ------------------------------------------------------------------ folding
 
     def apply(self, txn: lmdb.Transaction, events: Sequence[StoredEvent]) -> None:
-        winners: dict[bytes, tuple[int, str, bytes]] = {}
-        heads: dict[bytes, int] = {}
+        # Fold the batch in memory first: one read and one write per path.
+        batch: dict[bytes, _Entry] = {}
         path_key = keys.cached_path_key
         for event, data in events:
             pkey = path_key(event.path)
-            best = winners.get(pkey)
-            if best is None or (event.hlc, event.origin) > best[:2]:
-                winners[pkey] = (event.hlc, event.origin, data)
-            hkey = pkey + b"\x00" + event.origin.encode()
-            if event.seq > heads.get(hkey, 0):
-                heads[hkey] = event.seq
-        for pkey, (hlc, origin, data) in winners.items():
+            entry = batch.get(pkey)
+            if entry is None:
+                entry = batch[pkey] = _Entry(event.hlc, event.origin, data, {})
+            elif (event.hlc, event.origin) > (entry.hlc, entry.origin):
+                entry.hlc, entry.origin, entry.winner = event.hlc, event.origin, data
+            if event.seq > entry.heads.get(event.origin, 0):
+                entry.heads[event.origin] = event.seq
+        for pkey, entry in batch.items():
             stored = txn.get(pkey, db=self._kv)
-            if stored is None or (hlc, origin) > _hlc_origin(bytes(stored)):
-                txn.put(pkey, data, db=self._kv)
-        for hkey, seq in heads.items():
-            stored = txn.get(hkey, db=self._heads)
-            if stored is None or seq > keys.unpack_u64(stored):
-                txn.put(hkey, keys.pack_u64(seq), db=self._heads)
+            if stored is not None:
+                entry.merge(_Entry.unpack(bytes(stored)))
+            txn.put(pkey, entry.pack(), db=self._kv)
 
     # ------------------------------------------------------------------ queries
 
     def get(self, path: Path) -> Event | None:
         """The winning event of *path* (a delete if it was deleted), or None if never set."""
-        with self._journal_read() as txn:
-            data = txn.get(path.key, db=self._kv)
-        return None if data is None else Event.unpack(bytes(data))
+        return self._winner(path.key)
 
     def value(self, path: Path, default: Any = None) -> Any:
         """The current value of *path*, or *default* if it has none."""
@@ -112,7 +107,7 @@ class KVView:
         Deleted paths are left out unless *deleted* is true.
         """
         for _key, data in self._scan(self._kv, prefix.key):
-            event = Event.unpack(data)
+            event = Event.unpack(_Entry.unpack(data).winner)
             if deleted or event.op is Op.SET:
                 yield event
 
@@ -129,22 +124,20 @@ class KVView:
 
     def conflicts(self, prefix: Path = ROOT) -> Iterator[Conflict]:
         """Concurrent writes to paths under *prefix* that lost without being seen."""
-        current: Event | None = None
-        for key, data in self._scan(self._heads, prefix.key):
-            # The origin (a node name) holds no 0x00, so the last one separates it.
-            pkey, _, origin_bytes = key.rpartition(b"\x00")
-            if current is None or current.path.key != pkey:
-                current = self._winner(pkey)
-            origin, seq = origin_bytes.decode(), keys.unpack_u64(data)
-            if current is None or origin == current.origin:
-                continue
-            if current.deps.get(origin) < seq:
-                yield Conflict(current.path, current, EventId(origin, seq))
+        for _key, data in self._scan(self._kv, prefix.key):
+            entry = _Entry.unpack(data)
+            winner: Event | None = None
+            for origin, seq in entry.heads.items():
+                if origin == entry.origin:
+                    continue
+                winner = winner or Event.unpack(entry.winner)
+                if winner.deps.get(origin) < seq:
+                    yield Conflict(winner.path, winner, EventId(origin, seq))
 
     def _winner(self, pkey: bytes) -> Event | None:
         with self._journal_read() as txn:
             data = txn.get(pkey, db=self._kv)
-        return None if data is None else Event.unpack(bytes(data))
+        return None if data is None else Event.unpack(_Entry.unpack(bytes(data)).winner)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -159,6 +152,28 @@ class KVView:
         return self._journal._scan(db, prefix, keys.prefix_end(prefix))
 
 
-def _hlc_origin(packed: bytes) -> tuple[int, str]:
-    fields = msgpack.unpackb(packed, raw=False, strict_map_key=False)
-    return fields[3], fields[1]
+class _Entry:
+    """One path's record: the winner (with its sort key) and the heads."""
+
+    __slots__ = ("heads", "hlc", "origin", "winner")
+
+    def __init__(self, hlc: int, origin: str, winner: bytes, heads: dict[str, int]) -> None:
+        self.hlc, self.origin, self.winner, self.heads = hlc, origin, winner, heads
+
+    def merge(self, other: _Entry) -> None:
+        """Combine with *other*: the greater winner, the greater head per origin."""
+        if (other.hlc, other.origin) > (self.hlc, self.origin):
+            self.hlc, self.origin, self.winner = other.hlc, other.origin, other.winner
+        for origin, seq in other.heads.items():
+            if seq > self.heads.get(origin, 0):
+                self.heads[origin] = seq
+
+    def pack(self) -> bytes:
+        heads = dict(sorted(self.heads.items()))  # canonical: identical bytes on every node
+        packed: bytes = msgpack.packb([self.hlc, self.origin, self.winner, heads])
+        return packed
+
+    @classmethod
+    def unpack(cls, data: bytes) -> _Entry:
+        hlc, origin, winner, heads = msgpack.unpackb(data, raw=False)
+        return cls(hlc, origin, winner, heads)

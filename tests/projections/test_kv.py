@@ -237,7 +237,7 @@ def test_a_writer_without_the_view_is_refused_and_a_new_view_is_built(tmp_path: 
         plain.write_batch([Change(p("a"), 1), Change(p("b"), 2), Change(p("a"), 3)])
     with open_journal(tmp_path) as journal:  # the view is built on opening
         assert kv_view(journal).value(p("a")) == 3
-        assert journal.views() == {"kv": (1, 3)}
+        assert journal.views() == {"kv": (2, 3)}
     with Journal.open(tmp_path) as plain, pytest.raises(JournalError, match="views kv"):
         plain.append(Change(p("c"), 1))
     with Journal.open(tmp_path) as plain:
@@ -247,5 +247,5 @@ def test_a_writer_without_the_view_is_refused_and_a_new_view_is_built(tmp_path: 
 def test_the_checkpoint_follows_the_journal(fresh) -> None:  # type: ignore[no-untyped-def]
     journal = fresh()
     journal.write_batch([Change(p("a"), i) for i in range(5)])
-    assert journal.views()["kv"] == (1, journal.last_position) == (1, 5)
+    assert journal.views()["kv"] == (2, journal.last_position) == (2, 5)
     assert VectorClock() == {}
