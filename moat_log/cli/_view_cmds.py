@@ -1,0 +1,160 @@
+"""Commands that read the KV view: ``get``, ``ls``, ``conflicts``, ``projection``."""
+
+from __future__ import annotations
+
+import asyncclick as click
+
+from moat_log.event import Op
+from moat_log.path import ROOT, Path
+from moat_log.projections import kv_view
+from moat_log.timespec import format_time
+
+from ._main import CommandError, Settings, cli
+from ._output import event_json, json_value, print_json, print_table, value_text
+
+
+def _path_argument(text: str | None) -> Path:
+    return ROOT if text is None else Path.parse(text)
+
+
+@cli.command("get")
+@click.argument("path")
+@click.pass_obj
+async def get(settings: Settings, *, path: str) -> None:
+    """Show the current value of PATH: who set it, when, and which event.
+
+    Exits with status 1 if PATH has no value (never set, or deleted).
+
+    \b
+    Example:
+      moat-log get home.kitchen.setpoint
+      moat-log --json get home.kitchen.setpoint
+    """
+    target = Path.parse(path)
+    with settings.journal() as journal:
+        event = kv_view(journal).get(target)
+    if event is None or event.op is Op.DELETE:
+        why = "it was never set" if event is None else f"deleted by {event.id}"
+        raise CommandError(f"{target} has no value: {why}")
+    if settings.as_json:
+        print_json(event_json(event))
+        return
+    click.echo(value_text(event.value))
+    click.echo(
+        f"  set by {event.id} at {format_time(event.hlc)}"
+        + (f" from {event.source}" if event.source else ""),
+        err=True,
+    )
+
+
+@cli.command("ls")
+@click.argument("path", required=False)
+@click.option("--recursive", "-r", is_flag=True, help="Every value below PATH, not only children.")
+@click.pass_obj
+async def ls(settings: Settings, *, path: str | None, recursive: bool) -> None:
+    """List the children of PATH, or with --recursive every value below it.
+
+    With --json and --recursive the output is one JSON object mapping each
+    path (text form) to its value, in path order: two nodes holding the same
+    events print identical output.
+
+    \b
+    Example:
+      moat-log ls home
+      moat-log --json ls home --recursive
+    """
+    prefix = _path_argument(path)
+    with settings.journal() as journal:
+        view = kv_view(journal)
+        if recursive:
+            events = list(view.walk(prefix))
+        else:
+            children = view.children(prefix)
+    if not recursive:
+        if settings.as_json:
+            print_json([str(prefix / child) for child in children])
+        else:
+            for child in children:
+                click.echo(str(prefix / child))
+        return
+    if settings.as_json:
+        print_json({str(event.path): json_value(event.value) for event in events})
+        return
+    rows = [(str(e.path), value_text(e.value), format_time(e.hlc), str(e.id)) for e in events]
+    print_table(("PATH", "VALUE", "TIME", "ID"), rows)
+
+
+@cli.command("conflicts")
+@click.argument("path", required=False)
+@click.pass_obj
+async def conflicts(settings: Settings, *, path: str | None) -> None:
+    """List concurrent writes that lost: overwritten by a writer that had not seen them.
+
+    \b
+    Example:
+      moat-log conflicts home
+    """
+    prefix = _path_argument(path)
+    with settings.journal() as journal:
+        found = list(kv_view(journal).conflicts(prefix))
+    if settings.as_json:
+        print_json(
+            [
+                {"path": str(c.path), "winner": str(c.winner.id), "loser": str(c.loser)}
+                for c in found
+            ]
+        )
+        return
+    if not found:
+        click.echo(f"no conflicts under {prefix}")
+        return
+    rows = [
+        (str(c.path), str(c.winner.id), value_text(c.winner.value), str(c.loser)) for c in found
+    ]
+    print_table(("PATH", "WINNER", "VALUE", "LOST"), rows)
+
+
+@cli.group("projection")
+async def projection() -> None:
+    """Inspect and rebuild the views derived from the journal."""
+
+
+@projection.command("list")
+@click.pass_obj
+async def projection_list(settings: Settings) -> None:
+    """Show each view with its version and checkpoint (the last position folded)."""
+    with settings.journal() as journal:
+        views, last = journal.views(), journal.last_position
+    if settings.as_json:
+        print_json(
+            {
+                name: {"version": v, "checkpoint": c, "journal": last}
+                for name, (v, c) in views.items()
+            }
+        )
+        return
+    print_table(
+        ("VIEW", "VERSION", "CHECKPOINT", "JOURNAL"),
+        [(name, str(v), str(c), str(last)) for name, (v, c) in views.items()],
+    )
+
+
+@projection.command("rebuild")
+@click.argument("name")
+@click.pass_obj
+async def projection_rebuild(settings: Settings, *, name: str) -> None:
+    """Rebuild the view NAME from the journal, in one transaction.
+
+    The result is byte-identical to the view it replaces, unless that was
+    damaged.
+
+    \b
+    Example:
+      moat-log projection rebuild kv
+    """
+    with settings.journal() as journal:
+        folded = journal.rebuild_view(name)
+    if settings.as_json:
+        print_json({"view": name, "events": folded})
+    else:
+        click.echo(f"rebuilt the view {name!r} from {folded} events")
