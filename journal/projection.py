@@ -48,3 +48,6 @@ class TxnProjection(Protocol):
         Must be a deterministic function of the set of events ever applied,
         whatever their order and batching (DESIGN.md, principle 2).
         """
+
+    def check(self) -> list[str]:
+        """Compare the stored view with a fresh fold of the journal; describe differences."""

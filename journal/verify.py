@@ -9,7 +9,9 @@ Two streaming passes, bounded memory (per-origin range sets only):
 2. Over ``ids`` in (origin, seq) order: each origin's hlc rises with its seq.
 
 Then the per-origin ranges in ``meta`` must equal the seqs actually found, the
-node's own seqs must be gapless, and the clock must not be behind any event.
+node's own seqs must be gapless, the clock must not be behind any event, and
+every view the journal was opened with must be at the journal's last position
+and equal to a fresh fold of the journal.
 Gaps in a foreign origin's seqs are warnings: they are events still in flight.
 """
 
@@ -66,6 +68,14 @@ def verify_journal(
     clock = journal.clock
     if clock < max_hlc:
         report.problem(f"the journal's clock {clock} is behind its newest event's hlc {max_hlc}")
+    for name, projection in journal.projections.items():
+        _, checkpoint = journal.views().get(name, (None, 0))
+        if checkpoint != journal.last_position:
+            report.problem(
+                f"view {name}: checkpoint {checkpoint}, journal at {journal.last_position}"
+            )
+        for problem in projection.check():
+            report.problem(problem)
     return report
 
 

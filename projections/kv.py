@@ -90,6 +90,30 @@ class KVView:
                 entry.merge(_Entry.unpack(bytes(stored)))
             txn.put(pkey, entry.pack(), db=self._kv)
 
+    def check(self) -> list[str]:
+        """Fold the whole journal in memory (one record per path) and compare."""
+        if self._journal is None:
+            raise RuntimeError("the KV view is not attached to a journal")
+        expected: dict[bytes, _Entry] = {}
+        for _position, data in self._journal.scan_raw():
+            event = Event.unpack(data)
+            pkey = keys.cached_path_key(event.path)
+            fresh = _Entry(event.hlc, event.origin, data, {event.origin: event.seq})
+            entry = expected.get(pkey)
+            if entry is None:
+                expected[pkey] = fresh
+            else:
+                entry.merge(fresh)
+        problems = []
+        for pkey, stored in self._scan(self._kv, b""):
+            entry = expected.pop(pkey, None)
+            if entry is None:
+                problems.append(f"kv view: {Path.from_key(pkey)} has a record but no events")
+            elif entry.pack() != stored:
+                problems.append(f"kv view: the record of {Path.from_key(pkey)} is not the fold")
+        problems.extend(f"kv view: {Path.from_key(k)} has events but no record" for k in expected)
+        return problems
+
     # ------------------------------------------------------------------ queries
 
     def get(self, path: Path) -> Event | None:

@@ -249,3 +249,22 @@ def test_the_checkpoint_follows_the_journal(fresh) -> None:  # type: ignore[no-u
     journal.write_batch([Change(p("a"), i) for i in range(5)])
     assert journal.views()["kv"] == (2, journal.last_position) == (2, 5)
     assert VectorClock() == {}
+
+
+def test_verify_compares_the_view_with_a_fresh_fold(fresh) -> None:  # type: ignore[no-untyped-def]
+    from moat_log.journal.verify import verify_journal
+
+    journal = fresh()
+    journal.write_batch([Change(p("a.b"), 1), Change(p("a.c"), 2), Change(p("a.b"), 3)])
+    assert verify_journal(journal).ok
+    kv = journal._view_dbs["kv"]["kv"]
+    with journal._env.begin(write=True) as txn:  # damage the view behind the journal's back
+        txn.put(p("a.c").key, txn.get(p("a.b").key, db=kv), db=kv)
+        txn.put(p("ghost").key, txn.get(p("a.b").key, db=kv), db=kv)
+        txn.delete(p("a.b").key, db=kv)
+    problems = verify_journal(journal).problems
+    assert "kv view: the record of a.c is not the fold" in problems
+    assert "kv view: ghost has a record but no events" in problems
+    assert "kv view: a.b has events but no record" in problems
+    journal.rebuild_view("kv")
+    assert verify_journal(journal).ok
