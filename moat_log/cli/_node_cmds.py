@@ -1,0 +1,152 @@
+"""Commands of the node: ``serve`` runs one, ``status`` asks it (or the journal)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path as FsPath
+from typing import Any
+
+import asyncclick as click
+from asyncclick.core import ParameterSource
+
+from moat_log.timespec import format_time
+
+from ._main import Settings, cli
+from ._output import human_bytes, print_fields, print_json, print_table
+
+CONFIG_ENV = "MOAT_LOG_CONFIG"
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=FsPath),
+    metavar="FILE",
+    envvar=CONFIG_ENV,
+    show_envvar=True,
+    help="The node's TOML config [default: none, the embedded default].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="What the node logs to stderr.",
+)
+@click.pass_context
+async def serve(ctx: click.Context, config_file: FsPath | None, log_level: str) -> None:
+    """Run the node in the foreground until SIGTERM or Ctrl-C.
+
+    Serves the journal to clients (scripts, `moat-log status`) on the Unix
+    socket DATA_DIR/moat-log.sock and on 127.0.0.1:27586, unless a config
+    file says otherwise (docs/node.md).  Creates the journal if there is
+    none, named after the host unless the config names the node.  --data-dir
+    overrides the config file's data_dir.
+
+    Prints where it listens, then 'ready'.
+
+    \b
+    Example:
+      moat-log serve
+      moat-log --data-dir /var/lib/moat-log serve --config /etc/moat-log/node.toml
+    """
+    from moat_log.node import load_config, run_node
+    from moat_log.node._node import Node
+
+    settings: Settings = ctx.obj
+    root = ctx.find_root()
+    explicit = root.get_parameter_source("data_dir") in (
+        ParameterSource.COMMANDLINE,
+        ParameterSource.ENVIRONMENT,
+    )
+    use_data_dir = explicit or config_file is None
+    config = load_config(config_file, data_dir=settings.data_dir if use_data_dir else None)
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    def ready(node: Node) -> None:
+        click.echo(f"node {node.name}: data directory {config.data_dir}")
+        for address in node.addresses:
+            click.echo(f"listening on {address}")
+        click.echo("ready")
+        sys.stdout.flush()
+
+    await run_node(config, ready=ready)
+
+
+@cli.command()
+@click.pass_obj
+async def status(settings: Settings) -> None:
+    """Show the node: running or not, its journal, views and connections.
+
+    Asks the node serving the data directory; when none runs, reads the
+    journal directly.
+
+    \b
+    Example:
+      moat-log status
+      moat-log --json status
+    """
+    from moat_log.client import NodeNotRunningError, open_client
+
+    try:
+        async with open_client(data_dir=settings.data_dir) as client:
+            result = await client.status()
+        result["running"] = True
+    except NodeNotRunningError:
+        result = _offline_status(settings)
+    if settings.as_json:
+        print_json(result)
+        return
+    _print_status(result)
+
+
+def _offline_status(settings: Settings) -> dict[str, Any]:
+    with settings.journal() as journal:
+        stats, views, location = journal.stats(), journal.views(), str(journal.path)
+    return {
+        "running": False,
+        "node": stats.node,
+        "clock": stats.clock,
+        "journal": {
+            "path": location,
+            "events": stats.events,
+            "last_position": stats.last_position,
+            "file_bytes": stats.file_bytes,
+        },
+        "views": {
+            name: {"version": version, "checkpoint": checkpoint}
+            for name, (version, checkpoint) in sorted(views.items())
+        },
+    }
+
+
+def _print_status(result: dict[str, Any]) -> None:
+    journal = result["journal"]
+    state = f"running, pid {result.get('pid')}" if result["running"] else "not running"
+    fields = {"node": f"{result['node']} ({state})"}
+    if result["running"]:
+        fields["software"] = str(result.get("software"))
+        fields["listen"] = ", ".join(result.get("listen", [])) or "-"
+        fields["connections"] = str(result.get("connections"))
+    fields.update(
+        {
+            "clock": format_time(result["clock"]) if result["clock"] else "(no events yet)",
+            "journal": journal["path"],
+            "events": str(journal["events"]),
+            "last position": str(journal["last_position"]),
+            "data file": human_bytes(journal["file_bytes"]),
+        }
+    )
+    print_fields(fields)
+    click.echo()
+    views = result.get("views", {})
+    print_table(
+        ("VIEW", "VERSION", "CHECKPOINT"),
+        [(name, str(v["version"]), str(v["checkpoint"])) for name, v in views.items()],
+    )

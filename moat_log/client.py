@@ -1,0 +1,514 @@
+"""The script API: talk to a running node.
+
+::
+
+    async with moat_log.open_client() as client:        # the data dir's Unix socket
+        await client.set("home.kitchen.setpoint", 21.5)
+        print(await client.value("home.kitchen.setpoint"))
+        async with client.watch("home") as changes:
+            async for item in changes:                   # events, LIVE, events ...
+                ...
+
+Theory of operation
+-------------------
+One `ClientConnection` (the sans-io protocol) per connection.  Any number of
+tasks send requests at once: each request queues its frame for the single
+writer task and waits for its own final reply, which the reader task hands
+over by request id.  Stream items are buffered per request: without limit for
+``subtree`` and ``history`` (their size is that of the answer), and up to
+`WATCH_BUFFER` items for a watch, after which the watch is cancelled and
+raises ``overflow`` (a reader that blocked instead could deadlock a script
+that awaits another request inside its watch loop).
+
+Errors the node reports raise `RequestError` (its ``error_type`` is the wire
+type, e.g. ``permission-denied``); a lost or refused connection raises
+`NodeConnectionError`.  Both are `MoatLogError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path as FsPath
+from types import TracebackType
+from typing import Any, Final, Generic, TypeVar
+
+import trio
+
+from .errors import MoatLogError
+from .event import Event, Op, Value
+from .ids import EventId
+from .path import Path, Segment
+from .protocol import (
+    LIVE,
+    NEED_DATA,
+    AuthChallenge,
+    Authenticated,
+    ClientConnection,
+    ConnectionClosed,
+    ErrorReply,
+    ErrorType,
+    Goodbye,
+    Greeting,
+    Item,
+    LiveMarker,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Reply,
+    RequestError,
+    Written,
+    salt_password,
+)
+
+__all__ = [
+    "LIVE",
+    "Client",
+    "NodeConnectionError",
+    "NodeNotRunningError",
+    "Stream",
+    "open_client",
+]
+
+#: Items a watch buffers for a reader that is slower than the changes.
+WATCH_BUFFER: Final = 10_000
+_RECEIVE_BYTES: Final = 64 * 1024
+_COALESCE_BYTES: Final = 256 * 1024
+_SOCKET_NAME: Final = "moat-log.sock"
+
+T = TypeVar("T")
+PathLike = Path | str | Sequence[Segment]
+
+
+class NodeConnectionError(MoatLogError):
+    """The connection to the node failed, was refused or was lost."""
+
+
+class NodeNotRunningError(NodeConnectionError):
+    """No node answers at the address (nothing listens there)."""
+
+
+def _path(path: PathLike) -> Path:
+    if isinstance(path, Path):
+        return path
+    if isinstance(path, str):
+        return Path.parse(path)
+    return Path(path)
+
+
+class _Pending:
+    """A request in flight: its final outcome, and for streams the items so far."""
+
+    __slots__ = ("abandoned", "done", "error", "items", "limit", "result", "wakeup")
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.done = False
+        self.result: Any = None
+        self.error: MoatLogError | None = None
+        self.items: deque[Any] = deque()
+        self.limit = limit
+        self.abandoned = False
+        self.wakeup = trio.Event()
+
+    def _wake(self) -> None:
+        self.wakeup.set()
+        self.wakeup = trio.Event()
+
+    def push(self, item: Any) -> bool:
+        """Buffer a stream item; False if that overflows the buffer."""
+        if self.abandoned or self.error is not None:
+            return True
+        if self.limit is not None and len(self.items) >= self.limit:
+            self.error = RequestError(
+                ErrorType.OVERFLOW,
+                f"this client buffered {self.limit} watch items its reader had not taken; "
+                "read faster, then watch again",
+            )
+            self._wake()
+            return False
+        self.items.append(item)
+        self._wake()
+        return True
+
+    def finish(self, result: Any = None, error: MoatLogError | None = None) -> None:
+        self.done = True
+        self.result = result
+        if self.error is None:
+            self.error = error
+        self._wake()
+
+    async def wait(self) -> None:
+        await self.wakeup.wait()
+
+
+class Stream(Generic[T]):
+    """The items of a streaming request: an async iterator and context manager.
+
+    Leaving the ``async with`` block (or `aclose`) cancels the request if it
+    is still running and waits for the node's final reply.
+    """
+
+    def __init__(self, client: Client, request_id: int, pending: _Pending) -> None:
+        self._client = client
+        self._id = request_id
+        self._pending = pending
+
+    def __aiter__(self) -> Stream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        pending = self._pending
+        while not pending.items:
+            if pending.error is not None:
+                raise pending.error
+            if pending.done:
+                raise StopAsyncIteration
+            await pending.wait()
+        item: T = pending.items.popleft()
+        return item
+
+    async def __aenter__(self) -> Stream[T]:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the request (if it still runs) and wait for its final reply."""
+        pending = self._pending
+        pending.abandoned = True
+        pending.items.clear()
+        if pending.done:
+            return
+        self._client._cancel(self._id)
+        while not pending.done:
+            await pending.wait()
+
+    def __del__(self) -> None:
+        # Dropped without aclose (a `break` out of `async for`): the reader
+        # cancels the request when its next item arrives.
+        self._pending.abandoned = True
+
+
+class Client:
+    """A connection to a node; create it with `open_client`."""
+
+    def __init__(self, stream: trio.abc.Stream, conn: ClientConnection) -> None:
+        self._stream = stream
+        self._conn = conn
+        self._pending: dict[int, _Pending] = {}
+        self._out_send, self._out_receive = trio.open_memory_channel[bytes](float("inf"))
+        self._closed: str | None = None  # why the connection is over
+
+    @property
+    def node(self) -> str:
+        """The name of the node this client is connected to."""
+        greeting = self._conn.greeting
+        assert greeting is not None
+        return greeting.node
+
+    @property
+    def user(self) -> str | None:
+        """Who this connection authenticated as (None: a local connection)."""
+        return self._conn.user
+
+    # --- operations ---------------------------------------------------------
+
+    async def get(self, path: PathLike) -> Event | None:
+        """The event holding *path*'s current value, or None if it has none."""
+        result: Event | None = await self._request("get", path=_path(path))
+        return result
+
+    async def value(self, path: PathLike, default: Value = None) -> Value:
+        """The current value of *path*, or *default* if it has none."""
+        event = await self.get(path)
+        return default if event is None or event.op is Op.DELETE else event.value
+
+    async def set(
+        self,
+        path: PathLike,
+        value: Value,
+        *,
+        source: str | None = None,
+        cause: EventId | None = None,
+    ) -> Written:
+        """Set *path* to *value*; returns the new event's id and hlc once it is on disk."""
+        result: Written = await self._request(
+            "set", path=_path(path), value=value, source=source, cause=cause
+        )
+        return result
+
+    async def delete(
+        self, path: PathLike, *, source: str | None = None, cause: EventId | None = None
+    ) -> Written:
+        """Delete *path* (a tombstone); returns the event's id and hlc."""
+        result: Written = await self._request(
+            "delete", path=_path(path), source=source, cause=cause
+        )
+        return result
+
+    async def list(self, path: PathLike = ()) -> list[Segment]:
+        """The segments below *path* that lead to a value, in key order."""
+        result: tuple[Segment, ...] = await self._request("list", path=_path(path))
+        return list(result)
+
+    async def status(self) -> dict[str, Any]:
+        """The node's status map (node, software, clock, journal, views, ...)."""
+        result: dict[str, Any] = await self._request("status")
+        return result
+
+    def subtree(self, path: PathLike = ()) -> Stream[Event]:
+        """The current event of *path* and of every path below it with a value."""
+        return self._stream_request("subtree", None, path=_path(path))
+
+    def history(
+        self, path: PathLike, *, recursive: bool = False, limit: int | None = None
+    ) -> Stream[Event]:
+        """Every event of *path* (and below it if *recursive*), oldest first."""
+        return self._stream_request(
+            "history", None, path=_path(path), recursive=recursive, limit=limit
+        )
+
+    def watch(self, path: PathLike = ()) -> Stream[Event | LiveMarker]:
+        """The subtree's current events, then `LIVE`, then every change as it happens.
+
+        Use it as ``async with client.watch(path) as items: async for item in items``;
+        leaving the block cancels the watch.
+        """
+        return self._stream_request("watch", WATCH_BUFFER, path=_path(path))
+
+    # --- plumbing -------------------------------------------------------------
+
+    def _send_request(
+        self, op: str, limit: int | None, args: dict[str, Any]
+    ) -> tuple[int, _Pending]:
+        if self._closed is not None:
+            raise NodeConnectionError(self._closed)
+        try:
+            request_id, data = self._conn.send_request(op, **args)
+        except LocalProtocolError as exc:
+            raise NodeConnectionError(f"the connection to the node is closed: {exc}") from exc
+        pending = self._pending[request_id] = _Pending(limit)
+        self._out_send.send_nowait(data)
+        return request_id, pending
+
+    async def _request(self, op: str, **args: Any) -> Any:
+        request_id, pending = self._send_request(op, None, args)
+        try:
+            while not pending.done:
+                await pending.wait()
+        except trio.Cancelled:
+            pending.abandoned = True
+            self._cancel(request_id)
+            raise
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def _stream_request(self, op: str, buffer: int | None, **args: Any) -> Stream[Any]:
+        request_id, pending = self._send_request(op, buffer, args)
+        return Stream(self, request_id, pending)
+
+    def _cancel(self, request_id: int) -> None:
+        if self._closed is not None:
+            return
+        try:
+            data = self._conn.send_cancel(request_id)
+        except LocalProtocolError:
+            return
+        if data:
+            self._out_send.send_nowait(data)
+
+    async def _write_frames(self) -> None:
+        try:
+            async for data in self._out_receive:
+                await self._stream.send_all(_coalesce(data, self._out_receive))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._lost(f"the connection to the node broke: {exc}")
+
+    async def _read_replies(self) -> None:
+        try:
+            while True:
+                event = self._conn.next_event()
+                if event is NEED_DATA:
+                    self._conn.receive_data(await self._stream.receive_some(_RECEIVE_BYTES))
+                elif isinstance(event, Item):
+                    self._dispatch_item(event)
+                elif isinstance(event, Reply | ErrorReply):
+                    pending = self._pending.pop(event.id, None)
+                    if pending is None:
+                        continue
+                    if isinstance(event, Reply):
+                        pending.finish(event.result)
+                    else:
+                        pending.finish(error=event.exception())
+                elif isinstance(event, Goodbye):
+                    self._lost(f"the node ended the connection ({event.type}): {event.message}")
+                    return
+                elif isinstance(event, ConnectionClosed):
+                    self._lost("the node closed the connection")
+                    return
+        except RemoteProtocolError as exc:
+            self._lost(f"the node broke the protocol: {exc}")
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._lost(f"the connection to the node broke: {exc}")
+
+    def _dispatch_item(self, event: Item) -> None:
+        pending = self._pending.get(event.id)
+        if pending is None:
+            return
+        if pending.abandoned or not pending.push(event.value):
+            self._cancel(event.id)
+
+    def _lost(self, reason: str) -> None:
+        if self._closed is None:
+            self._closed = reason
+        pending, self._pending = self._pending, {}
+        for request in pending.values():
+            request.finish(error=NodeConnectionError(self._closed))
+        self._out_send.close()
+
+
+def _coalesce(frame: bytes, frames: trio.MemoryReceiveChannel[bytes]) -> bytes:
+    """*frame* and the frames queued behind it, up to `_COALESCE_BYTES`: one send."""
+    parts = [frame]
+    size = len(frame)
+    while size < _COALESCE_BYTES:
+        try:
+            more = frames.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+        parts.append(more)
+        size += len(more)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def _connect(data_dir: str | os.PathLike[str] | None, connect: str | None) -> trio.abc.Stream:
+    if connect is not None and not connect.startswith("unix:"):
+        host, sep, port = connect.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            raise ValueError(f"connect={connect!r}: use 'HOST:PORT' or 'unix:PATH'")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            return await trio.open_tcp_stream(host, int(port))
+        except OSError as exc:
+            raise NodeNotRunningError(f"no node answers at {connect}: {exc}") from exc
+    if connect is not None:
+        socket_path = FsPath(connect[len("unix:") :])
+    else:
+        if data_dir is None:
+            from .cli._main import default_data_dir
+
+            data_dir = default_data_dir()
+        socket_path = FsPath(data_dir) / _SOCKET_NAME
+    try:
+        return await trio.open_unix_socket(os.fspath(socket_path))
+    except OSError as exc:
+        raise NodeNotRunningError(
+            f"no node answers on {socket_path} ({exc.strerror}): start one with 'moat-log serve'"
+        ) from exc
+
+
+async def _next_event(conn: ClientConnection, stream: trio.abc.Stream) -> Any:
+    """The next protocol event while nothing else reads (greeting and login)."""
+    while True:
+        event = conn.next_event()
+        if event is not NEED_DATA:
+            return event
+        conn.receive_data(await stream.receive_some(_RECEIVE_BYTES))
+
+
+async def _handshake(
+    conn: ClientConnection,
+    stream: trio.abc.Stream,
+    user: str | None,
+    password: str | None,
+    token: str | None,
+) -> None:
+    greeting = await _next_event(conn, stream)
+    if not isinstance(greeting, Greeting):
+        raise NodeConnectionError(f"the node did not greet: {greeting}")
+    if not greeting.auth:
+        return  # a local connection: nothing to prove
+    if user is None or (password is None and token is None):
+        raise NodeConnectionError(
+            f"node {greeting.node} requires a login: pass user= and password= (or token=)"
+        )
+    _, data = conn.start_auth(user, password=password, token=token)
+    await stream.send_all(data)
+    while True:
+        event = await _next_event(conn, stream)
+        if isinstance(event, AuthChallenge):
+            assert password is not None
+            salted = await trio.to_thread.run_sync(
+                salt_password, password, event.salt, event.params
+            )
+            _, data = conn.send_auth_proof(salted)
+            await stream.send_all(data)
+        elif isinstance(event, Authenticated):
+            return
+        elif isinstance(event, ErrorReply):
+            raise event.exception()
+        elif isinstance(event, Goodbye):
+            raise NodeConnectionError(f"the node ended the connection: {event.message}")
+        elif isinstance(event, ConnectionClosed):
+            raise NodeConnectionError("the node closed the connection during the login")
+
+
+@asynccontextmanager
+async def open_client(
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    connect: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    min_scrypt_n: int = 2**14,
+) -> AsyncIterator[Client]:
+    """Connect to a node: its Unix socket in *data_dir*, or *connect* (``HOST:PORT``).
+
+    Without either, the default data directory's socket.  *user* with
+    *password* or *token* logs in where the node asks for it (TCP with users
+    configured); a local connection needs none.  *min_scrypt_n* refuses
+    nodes that ask for cheaper password hashing than that.
+    """
+    stream = await _connect(data_dir, connect)
+    try:
+        conn = ClientConnection(min_scrypt_n=min_scrypt_n)
+        try:
+            await _handshake(conn, stream, user, password, token)
+        except RemoteProtocolError as exc:
+            raise NodeConnectionError(f"the node broke the protocol: {exc}") from exc
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise NodeConnectionError(f"the connection to the node broke: {exc}") from exc
+        client = Client(stream, conn)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client._read_replies)
+                nursery.start_soon(client._write_frames)
+                try:
+                    yield client
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The reader and writer never raise: an error is the caller's own,
+            # which the nursery wrapped.  Hand it back as it was raised.
+            inner = _only(group)
+            if inner is None:
+                raise
+            raise inner from inner.__cause__
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+def _only(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception in *group* (through nested groups of one), else None."""
+    inner: BaseException = group
+    while isinstance(inner, BaseExceptionGroup):
+        if len(inner.exceptions) != 1:
+            return None
+        inner = inner.exceptions[0]
+    return inner

@@ -1,0 +1,417 @@
+"""One client connection: the thin trio shell around `ServerConnection`.
+
+Theory of operation
+-------------------
+Three kinds of task share a connection:
+
+* the **reader** feeds received bytes to the `ServerConnection`, sends what
+  the connection answered by itself, and starts one task per request;
+* one **request task** per request runs the operation and sends its items
+  and final reply;
+* the **writer** is the only task that writes to the socket.  Everybody else
+  queues frames in a small bounded channel, so a client that stops reading
+  stops the node from producing more for it (every item is awaited before the
+  next one is made) instead of making it buffer without bound.  A send that
+  makes no progress for ``send_timeout`` seconds ends the connection.
+
+A request is cancelled only while it waits, never in the middle of a frame:
+the writer alone touches the socket, and it is never cancelled but with the
+whole connection.  A client's ``cancel`` stops a stream (``watch``,
+``subtree``, ``history``); writes and other short requests simply finish.
+
+The connection ends when the client closes it (everything in flight is
+dropped), when it breaks the protocol (goodbye ``protocol``), when it has
+not authenticated or sent a request within ``handshake_timeout`` (goodbye
+``protocol``), or when the node stops: then streams end with ``shutdown``,
+short requests get a moment to finish, and the goodbye is ``shutdown``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import suppress
+from functools import partial
+from itertools import islice
+from typing import Any, Final
+
+import trio
+
+from moat_log.errors import InvalidInputError, JournalClosedError, MoatLogError
+from moat_log.event import Event, Op
+from moat_log.journal.change import Change
+from moat_log.path import Path
+from moat_log.protocol import (
+    LIVE,
+    NEED_DATA,
+    Authenticated,
+    Cancel,
+    ConnectionClosed,
+    DeleteRequest,
+    ErrorType,
+    FrameTooLargeError,
+    GetRequest,
+    HistoryRequest,
+    ListRequest,
+    ProtocolError,
+    Rejected,
+    RemoteProtocolError,
+    Request,
+    RequestError,
+    ServerConnection,
+    SetRequest,
+    StatusRequest,
+    SubtreeRequest,
+    WatchRequest,
+    Written,
+)
+
+from ._node import Node
+from ._watch import CatchUp, Subscription
+
+__all__ = ["ClientSession"]
+
+log = logging.getLogger("moat_log.node")
+
+#: Frames queued for the writer before request tasks wait.
+OUTGOING_FRAMES: Final = 16
+#: The writer joins queued frames into one send up to this many bytes.
+COALESCE_BYTES: Final = 256 * 1024
+RECEIVE_BYTES: Final = 64 * 1024
+#: How long stopping waits for short requests, and then for the goodbye to go out.
+STOP_GRACE: Final = 2.0
+
+
+class ClientSession:
+    """Serves one client connection on *stream* until it ends."""
+
+    def __init__(
+        self, node: Node, stream: trio.abc.Stream, peer: str, *, authenticate: bool
+    ) -> None:
+        self.node = node
+        self.peer = peer
+        self._stream = stream
+        self.conn = ServerConnection(
+            node.name,
+            authenticator=node.authenticator if authenticate else None,
+            permission=node.config.permission,
+        )
+        self._out: trio.MemorySendChannel[bytes] | None = None
+        self._streams: dict[int, trio.CancelScope] = {}
+        self._reader_scope = trio.CancelScope()
+        self._stopping = False
+        self._goodbye = b""
+        self._end: str | None = None  # why the connection ended, for the log
+        self._writer_done = trio.Event()
+        self._handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
+            "get": self._get,
+            "set": self._write,
+            "delete": self._write,
+            "list": self._list,
+            "subtree": self._subtree,
+            "watch": self._watch,
+            "history": self._history,
+            "status": self._status,
+        }
+
+    @property
+    def user(self) -> str | None:
+        return self.conn.user
+
+    def stop(self) -> None:
+        """The node is stopping: end this connection with a ``shutdown`` goodbye."""
+        self._stopping = True
+        self._reader_scope.cancel()
+
+    async def run(self) -> str:
+        """Serve until the connection ends; returns why it ended."""
+        send, receive = trio.open_memory_channel[bytes](OUTGOING_FRAMES)
+        self._out = send
+        async with trio.open_nursery() as connection:
+            connection.start_soon(self._write_frames, receive, connection.cancel_scope)
+            async with trio.open_nursery() as requests:
+                with self._reader_scope:
+                    self._end = await self._read_requests(requests)
+                self._end_requests(requests)
+            with trio.move_on_after(STOP_GRACE):
+                await self._say_goodbye(send)
+                await self._writer_done.wait()
+            connection.cancel_scope.cancel()
+        return self._end or "the node stopped"
+
+    def _end_requests(self, requests: trio.Nursery) -> None:
+        if not self._stopping:
+            requests.cancel_scope.cancel()  # the client is gone or broke the protocol
+            return
+        for scope in self._streams.values():
+            scope.cancel()
+        requests.cancel_scope.deadline = trio.current_time() + STOP_GRACE
+
+    async def _say_goodbye(self, send: trio.MemorySendChannel[bytes]) -> None:
+        if self._stopping and not self._goodbye:
+            self._end = "the node is stopping"
+            with suppress(ProtocolError):  # it had failed or said goodbye already
+                self._goodbye = self.conn.send_goodbye(ErrorType.SHUTDOWN, "the node is stopping")
+        try:
+            if self._goodbye:
+                await send.send(self._goodbye)
+            await send.aclose()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    # --- the writer -------------------------------------------------------
+
+    async def _write_frames(
+        self, frames: trio.MemoryReceiveChannel[bytes], connection: trio.CancelScope
+    ) -> None:
+        try:
+            async with frames:
+                async for frame in frames:
+                    data = _coalesce(frame, frames)
+                    with trio.move_on_after(self.node.config.send_timeout) as timer:
+                        await self._stream.send_all(data)
+                    if timer.cancelled_caught:
+                        self._end = "the client stopped reading (send timed out)"
+                        connection.cancel()
+                        return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._end = self._end or "the connection broke"
+            connection.cancel()
+        finally:
+            self._writer_done.set()
+
+    async def _send(self, data: bytes) -> None:
+        if data:
+            assert self._out is not None
+            await self._out.send(data)
+
+    # --- the reader -------------------------------------------------------
+
+    async def _read_requests(self, requests: trio.Nursery) -> str:
+        """Read and dispatch until the connection ends; returns why it ended."""
+        conn = self.conn
+        await self._send(conn.greeting())
+        timeout = self.node.config.handshake_timeout
+        deadline = trio.current_time() + timeout
+        while True:
+            try:
+                event = conn.next_event()
+            except RemoteProtocolError as exc:
+                self._goodbye = conn.data_to_send()
+                log.warning("connection from %s broke the protocol: %s", self.peer, exc)
+                return f"protocol error: {exc}"
+            await self._send(conn.data_to_send())
+            if event is NEED_DATA:
+                with trio.move_on_at(deadline):
+                    try:
+                        data = await self._stream.receive_some(RECEIVE_BYTES)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        return "the connection broke"
+                    conn.receive_data(data)
+                    continue
+                self._goodbye = conn.send_goodbye(
+                    ErrorType.PROTOCOL,
+                    f"no request within {timeout:g} s of connecting; closing the connection",
+                )
+                return "nothing received in time (handshake timeout)"
+            if isinstance(event, ConnectionClosed):
+                return "closed by the client"
+            if isinstance(event, Request):
+                deadline = math.inf
+                requests.start_soon(self._run, event)
+            elif isinstance(event, Cancel):
+                scope = self._streams.get(event.id)
+                if scope is not None:
+                    scope.cancel()
+            elif isinstance(event, Authenticated):
+                deadline = math.inf
+                log.info("connection from %s authenticated as %r", self.peer, event.user)
+            elif isinstance(event, Rejected):
+                self._log_rejected(event)
+
+    def _log_rejected(self, event: Rejected) -> None:
+        if event.type == ErrorType.AUTH_FAILED:
+            log.warning("connection from %s: authentication failed: %s", self.peer, event.detail)
+        elif event.type == ErrorType.PERMISSION_DENIED:
+            log.warning("connection from %s: denied: %s", self.peer, event.message)
+        else:
+            log.debug("connection from %s: request %d refused: %s", self.peer, event.id, event)
+
+    # --- requests -----------------------------------------------------------
+
+    async def _run(self, request: Request) -> None:
+        """Run one request to its final reply."""
+        handler = self._handlers.get(request.OP)
+        scope = trio.CancelScope()
+        if request.STREAM:
+            self._streams[request.id] = scope
+        error_type: str = ErrorType.INTERNAL
+        message = "the request ended without a reply"
+        try:
+            with scope:
+                await (handler or self._not_implemented)(request)
+                return
+        except (ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return  # the connection is over: nobody to answer
+        except MoatLogError as exc:
+            error_type, message = _error_reply(request, exc)
+        except Exception as exc:
+            log.exception("request %s from %s failed", request.OP, self.peer)
+            error_type, message = ErrorType.INTERNAL, f"the node hit a bug: {exc!r}"
+        finally:
+            if self._streams.get(request.id) is scope:
+                del self._streams[request.id]
+        if scope.cancelled_caught:
+            if self._stopping:
+                error_type, message = ErrorType.SHUTDOWN, "the node is stopping"
+            else:
+                error_type, message = ErrorType.CANCELLED, "cancelled by the client"
+        with suppress(ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._send(self.conn.send_error(request.id, error_type, message))
+
+    async def _not_implemented(self, request: Request) -> None:
+        raise RequestError(
+            ErrorType.INTERNAL, f"op '{request.OP}' is not implemented yet by this node"
+        )
+
+    async def _reply(self, request: Request, result: object) -> None:
+        await self._send(self.conn.send_reply(request.id, result))
+
+    async def _item(self, request: Request, item: object) -> None:
+        await self._send(self.conn.send_item(request.id, item))
+
+    async def _get(self, request: GetRequest) -> None:
+        event = self.node.kv.get(request.path)
+        await self._reply(request, None if event is None or event.op is Op.DELETE else event)
+
+    async def _write(self, request: SetRequest | DeleteRequest) -> None:
+        source = request.source
+        if source is None:
+            source = "client" if self.user is None else f"client:{self.user}"
+        if isinstance(request, SetRequest):
+            change = Change(request.path, request.value, Op.SET, source, request.cause)
+        else:
+            change = Change(request.path, None, Op.DELETE, source, request.cause)
+        event = await self.node.write(change)
+        await self._reply(request, Written(event.id, event.hlc))
+
+    async def _list(self, request: ListRequest) -> None:
+        children = await self.node.read(partial(self.node.kv.children, request.path))
+        await self._reply(request, children)
+
+    async def _status(self, request: StatusRequest) -> None:
+        await self._reply(request, self.node.status(self.user))
+
+    async def _stream_items(self, request: Request, items: Iterator[Event]) -> None:
+        while chunk := await self.node.read_chunk(items):
+            for event in chunk:
+                await self._item(request, event)
+        await self._reply(request, None)
+
+    async def _subtree(self, request: SubtreeRequest) -> None:
+        await self._stream_items(request, self.node.kv.walk(request.path))
+
+    async def _history(self, request: HistoryRequest) -> None:
+        journal = self.node.journal
+        if request.limit is None:
+            events = journal.history(request.path, subtree=request.recursive)
+        elif not request.recursive:
+            events = _oldest_first(journal.history(request.path, reverse=True), request.limit)
+        else:
+            events = _newest_per_path(journal.history(request.path, subtree=True), request.limit)
+        await self._stream_items(request, events)
+
+    async def _watch(self, request: WatchRequest) -> None:
+        node = self.node
+        subscription = node.hub.subscribe(request.path, node.config.watch_buffer)
+        try:
+            catch_up = await self._dump(request, subscription)
+            await self._item(request, LIVE)
+            for buffered in catch_up.remaining():
+                await self._live_item(request, subscription, buffered)
+            while (event := await subscription.receive()) is not None:
+                await self._live_item(request, subscription, event)
+            raise _fell_behind(subscription)
+        finally:
+            node.hub.unsubscribe(subscription)
+
+    async def _dump(self, request: WatchRequest, subscription: Subscription) -> CatchUp:
+        """Send the current subtree; returns what was published meanwhile and is still news."""
+        node = self.node
+        catch_up = CatchUp()
+        winners = node.kv.walk(request.path, deleted=True)
+        while True:
+            chunk = await node.read_chunk(winners)
+            # Every event committed before the chunk was read has been
+            # published once the writes started by now are done.
+            await node.writes.settled(node.writes.started)
+            for event in subscription.drain():
+                catch_up.buffer(event)
+            if subscription.overflowed or len(catch_up) > subscription.size:
+                raise _fell_behind(subscription)
+            for event in chunk:
+                catch_up.dumped(event)
+                if event.op is Op.SET:
+                    await self._item(request, event)
+            if not chunk:
+                return catch_up
+
+    async def _live_item(self, request: Request, subscription: Subscription, event: Event) -> None:
+        if subscription.overflowed:
+            raise _fell_behind(subscription)
+        await self._item(request, event)
+
+
+def _fell_behind(subscription: Subscription) -> RequestError:
+    return RequestError(
+        ErrorType.OVERFLOW,
+        f"watch fell behind: more than {subscription.size} changes waited for this client; "
+        "read faster, then start the watch again",
+    )
+
+
+def _error_reply(request: Request, exc: MoatLogError) -> tuple[str, str]:
+    if isinstance(exc, RequestError):
+        return exc.error_type, exc.message
+    if isinstance(exc, FrameTooLargeError):
+        return ErrorType.TOO_LARGE, f"{exc}; ask for less (a deeper path)"
+    if isinstance(exc, JournalClosedError):
+        return ErrorType.SHUTDOWN, f"the node is stopping: {exc}"
+    if isinstance(exc, InvalidInputError) and request.ACCESS == "write":
+        return ErrorType.INVALID_VALUE, str(exc)
+    log.error("request %s failed: %s", request.OP, exc)
+    return ErrorType.INTERNAL, str(exc)
+
+
+def _coalesce(frame: bytes, frames: trio.MemoryReceiveChannel[bytes]) -> bytes:
+    """*frame* and whatever else is queued right now, up to `COALESCE_BYTES`."""
+    parts = [frame]
+    size = len(frame)
+    while size < COALESCE_BYTES:
+        try:
+            more = frames.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+        parts.append(more)
+        size += len(more)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _oldest_first(newest_first: Iterator[Event], limit: int) -> Iterator[Event]:
+    """The first *limit* of *newest_first*, reversed (a generator: runs where it is read)."""
+    yield from reversed(list(islice(newest_first, limit)))
+
+
+def _newest_per_path(events: Iterator[Event], limit: int) -> Iterator[Event]:
+    """The newest *limit* events of each path, oldest first, paths as they come."""
+    group: deque[Event] = deque(maxlen=limit)
+    current: Path | None = None
+    for event in events:
+        if event.path != current:
+            yield from group
+            group.clear()
+            current = event.path
+        group.append(event)
+    yield from group

@@ -1,0 +1,348 @@
+"""The node's configuration: a TOML file, or the embedded default.
+
+Example (docs/node.md has the reference)::
+
+    node = "pi1"
+    data_dir = "/var/lib/moat-log"
+
+    [client]
+    listen = ["unix", "127.0.0.1:27586", "0.0.0.0:27586"]
+
+    [client.users.alice]
+    verifier = "scram-scrypt$16384$8$1$..."
+    read = [":"]
+    write = ["home"]
+
+Without ``[client.users]`` nobody can authenticate, so the node serves only
+local clients (the Unix socket and loopback addresses) and asks them for
+nothing; a non-loopback listen address is then refused.  With users, every
+TCP connection must authenticate; the Unix socket, protected by the file
+permissions of the data directory, never asks.
+
+Every problem is a `ConfigError` that names the file, the key and what is
+wrong with it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+from moat_log.errors import ConfigError, MoatLogError
+from moat_log.ids import check_node_name
+from moat_log.path import Path
+from moat_log.protocol import DEFAULT_SCRYPT_PARAMS, ScryptParams, TokenVerifier, Verifier
+from moat_log.protocol.auth import check_user_name
+from moat_log.protocol.messages import REQUEST_TYPES
+
+__all__ = [
+    "DEFAULT_PORT",
+    "EMBEDDED",
+    "SOCKET_NAME",
+    "ListenAddress",
+    "NodeConfig",
+    "UserConfig",
+    "load_config",
+]
+
+#: The TCP port of the client protocol unless configured otherwise.
+DEFAULT_PORT: Final = 27586
+#: The Unix socket's file name in the data directory.
+SOCKET_NAME: Final = "moat-log.sock"
+#: What error messages call the configuration when there is no file.
+EMBEDDED: Final = "(embedded default)"
+#: A Unix socket path must fit in ``sockaddr_un.sun_path`` (108 bytes with the NUL).
+MAX_SOCKET_PATH: Final = 107
+
+
+def _default_data_dir() -> FsPath:
+    # The CLI owns the default for now; imported here so that both agree.
+    from moat_log.cli._main import default_data_dir
+
+    return default_data_dir()
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """Where the node accepts clients: the Unix socket, or a TCP host and port."""
+
+    kind: Literal["unix", "tcp"]
+    host: str = ""
+    port: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> ListenAddress:
+        """``unix``, ``HOST:PORT``, ``[V6]:PORT`` or ``HOST`` (the default port).
+
+        Port 0 asks the system for a free port.  Raises `ValueError`.
+        """
+        if text == "unix":
+            return cls("unix")
+        if text.startswith("["):
+            host, bracket, rest = text[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise ValueError("an IPv6 address is written [ADDRESS]:PORT")
+            port_text = rest[1:] if rest else str(DEFAULT_PORT)
+        elif text.count(":") == 1:
+            host, _, port_text = text.partition(":")
+        elif ":" in text:
+            raise ValueError("write an IPv6 address in brackets: [ADDRESS]:PORT")
+        else:
+            host, port_text = text, str(DEFAULT_PORT)
+        if not host:
+            raise ValueError("the host is missing: use 0.0.0.0 for every IPv4 address")
+        if not port_text.isascii() or not port_text.isdigit() or int(port_text) > 65535:
+            raise ValueError(f"the port {port_text!r} is not a number 0 .. 65535")
+        return cls("tcp", host, int(port_text))
+
+    @property
+    def loopback(self) -> bool:
+        """True for the Unix socket and addresses only this machine can reach."""
+        if self.kind == "unix" or self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False  # a host name: it may resolve to anything
+
+    def __str__(self) -> str:
+        if self.kind == "unix":
+            return "unix"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class UserConfig:
+    """A client user: its verifier and the path prefixes it may read and write."""
+
+    name: str
+    verifier: Verifier | TokenVerifier
+    read: tuple[Path, ...] = ()
+    write: tuple[Path, ...] = ()
+
+    def may(self, access: str, path: Path) -> bool:
+        """True if one of the user's *access* prefixes covers all of *path*."""
+        prefixes = self.read if access == "read" else self.write
+        return any(prefix.is_prefix_of(path) for prefix in prefixes)
+
+
+_DEFAULT_LISTEN: Final = (ListenAddress("unix"), ListenAddress("tcp", "127.0.0.1", DEFAULT_PORT))
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything a node needs to run; `load_config` reads it from a file.
+
+    *node* None means: the name recorded in an existing journal, else the
+    host name.  *source* names the file for error messages.
+    """
+
+    node: str | None = None
+    data_dir: FsPath = field(default_factory=_default_data_dir)
+    listen: tuple[ListenAddress, ...] = _DEFAULT_LISTEN
+    users: Mapping[str, UserConfig] = field(default_factory=lambda: MappingProxyType({}))
+    max_connections: int = 256
+    handshake_timeout: float = 10.0
+    send_timeout: float = 60.0
+    watch_buffer: int = 1024
+    source: str = EMBEDDED
+
+    def __post_init__(self) -> None:
+        if self.node is not None:
+            _check(self.source, "node", check_node_name, self.node)
+        object.__setattr__(self, "data_dir", FsPath(self.data_dir))
+        object.__setattr__(self, "users", MappingProxyType(dict(self.users)))
+        if not self.listen:
+            raise _error(self.source, "client.listen", "is empty: the node would serve nobody")
+        if not self.users:
+            for address in self.listen:
+                if not address.loopback:
+                    raise _error(
+                        self.source,
+                        "client.listen",
+                        f"refusing to listen on {address} without credentials: add [client.users]",
+                    )
+        if any(address.kind == "unix" for address in self.listen):
+            size = len(os.fsencode(self.socket_path))
+            if size > MAX_SOCKET_PATH:
+                raise _error(
+                    self.source,
+                    "data_dir",
+                    f"the socket path {self.socket_path} is {size} bytes, longer than the "
+                    f"{MAX_SOCKET_PATH} bytes a Unix socket path may have: use a shorter data_dir",
+                )
+        for key in ("max_connections", "watch_buffer"):
+            if getattr(self, key) < 1:
+                raise _error(self.source, f"client.{key}", "must be at least 1")
+        for key in ("handshake_timeout", "send_timeout"):
+            if not getattr(self, key) > 0:
+                raise _error(self.source, f"client.{key}", "must be more than 0 seconds")
+
+    @property
+    def socket_path(self) -> FsPath:
+        """The Unix socket: ``DATA_DIR/moat-log.sock``."""
+        return self.data_dir / SOCKET_NAME
+
+    @property
+    def scrypt_params(self) -> ScryptParams:
+        """Parameters of the decoys for unknown users: those most users have."""
+        params = [
+            u.verifier.params for u in self.users.values() if isinstance(u.verifier, Verifier)
+        ]
+        return max(params, key=params.count) if params else DEFAULT_SCRYPT_PARAMS
+
+    def permission(self, user: str | None, op: str, path: Path) -> bool:
+        """The protocol's permission check: may *user* do *op* on *path*?
+
+        A connection without a user is local and unrestricted (see the module
+        docstring); a user's access comes from its read and write prefixes.
+        """
+        if user is None:
+            return True
+        account = self.users.get(user)
+        access = REQUEST_TYPES[op].ACCESS if op in REQUEST_TYPES else None
+        return account is not None and access is not None and account.may(access, path)
+
+
+# --- reading the file ----------------------------------------------------------
+
+_TOP_KEYS: Final = {"node", "data_dir", "client"}
+_CLIENT_KEYS: Final = {
+    "listen",
+    "users",
+    "max_connections",
+    "handshake_timeout",
+    "send_timeout",
+    "watch_buffer",
+}
+_USER_KEYS: Final = {"verifier", "read", "write"}
+
+
+def _error(source: str, key: str, problem: str) -> ConfigError:
+    return ConfigError(f"{source}: {key}: {problem}")
+
+
+def _check(source: str, key: str, check: Any, value: Any) -> Any:
+    try:
+        return check(value)
+    except (MoatLogError, ValueError, TypeError) as exc:
+        raise _error(source, key, str(exc)) from None
+
+
+def _unknown_keys(source: str, where: str, table: Mapping[str, Any], known: set[str]) -> None:
+    for key in table:
+        if key not in known:
+            name = f"{where}.{key}" if where else key
+            raise _error(source, name, f"unknown key; known keys are {', '.join(sorted(known))}")
+
+
+def _typed(source: str, key: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise _error(source, key, f"must be {what}, not {value!r}")
+    return value
+
+
+def load_config(
+    file: str | os.PathLike[str] | None = None, *, data_dir: str | os.PathLike[str] | None = None
+) -> NodeConfig:
+    """Read the node's TOML config; without *file* the embedded default.
+
+    *data_dir* (from the command line) overrides the file's.  A relative
+    ``data_dir`` in the file is relative to the file's directory.
+    """
+    if file is None:
+        return NodeConfig() if data_dir is None else NodeConfig(data_dir=FsPath(data_dir))
+    source = os.fspath(file)
+    try:
+        with open(file, "rb") as stream:
+            document = tomllib.load(stream)
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the config file: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    return config_from_document(
+        document, source=source, base=FsPath(file).parent, data_dir=data_dir
+    )
+
+
+def config_from_document(
+    document: Mapping[str, Any],
+    *,
+    source: str = EMBEDDED,
+    base: FsPath | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> NodeConfig:
+    """Build the config from a parsed TOML document (see `load_config`)."""
+    _unknown_keys(source, "", document, _TOP_KEYS)
+    settings: dict[str, Any] = {"source": source}
+    if "node" in document:
+        settings["node"] = _typed(source, "node", document["node"], str, "a string")
+    if data_dir is not None:
+        settings["data_dir"] = FsPath(data_dir)
+    elif "data_dir" in document:
+        text = _typed(source, "data_dir", document["data_dir"], str, "a string")
+        if not text:
+            raise _error(source, "data_dir", "is empty")
+        path = FsPath(text).expanduser()
+        settings["data_dir"] = path if path.is_absolute() or base is None else base / path
+    client = _typed(source, "client", document.get("client", {}), dict, "a table")
+    _unknown_keys(source, "client", client, _CLIENT_KEYS)
+    if "listen" in client:
+        settings["listen"] = _listen(source, client["listen"])
+    for key, kind, what in (
+        ("max_connections", int, "an integer"),
+        ("watch_buffer", int, "an integer"),
+        ("handshake_timeout", (int, float), "a number of seconds"),
+        ("send_timeout", (int, float), "a number of seconds"),
+    ):
+        if key in client:
+            settings[key] = _typed(source, f"client.{key}", client[key], kind, what)
+    users = _typed(source, "client.users", client.get("users", {}), dict, "a table")
+    settings["users"] = {name: _user(source, name, table) for name, table in users.items()}
+    return NodeConfig(**settings)
+
+
+def _listen(source: str, value: Any) -> tuple[ListenAddress, ...]:
+    key = "client.listen"
+    _typed(source, key, value, list, 'a list like ["unix", "127.0.0.1:27586"]')
+    addresses = []
+    for index, item in enumerate(value):
+        item_key = f"{key}[{index}]"
+        _typed(source, item_key, item, str, "a string")
+        addresses.append(_check(source, f"{item_key} {item!r}", ListenAddress.parse, item))
+    return tuple(addresses)
+
+
+def _user(source: str, name: str, table: Any) -> UserConfig:
+    key = f"client.users.{name}"
+    _check(source, key, check_user_name, name)
+    _typed(source, key, table, dict, "a table with verifier, read and write")
+    _unknown_keys(source, key, table, _USER_KEYS)
+    if "verifier" not in table:
+        raise _error(source, f"{key}.verifier", "is missing (make one with make_verifier)")
+    text = _typed(source, f"{key}.verifier", table["verifier"], str, "a string")
+    parse = TokenVerifier.parse if text.startswith("token$") else Verifier.parse
+    verifier = _check(source, f"{key}.verifier", parse, text)
+    prefixes = {}
+    for access in ("read", "write"):
+        items = _typed(source, f"{key}.{access}", table.get(access, []), list, "a list of paths")
+        prefixes[access] = tuple(
+            _check(source, f"{key}.{access}[{i}]", _parse_path, item)
+            for i, item in enumerate(items)
+        )
+    return UserConfig(name, verifier, prefixes["read"], prefixes["write"])
+
+
+def _parse_path(text: object) -> Path:
+    if not isinstance(text, str):
+        raise TypeError(
+            f"a path is written as text (home.kitchen, ':' for everything), not {text!r}"
+        )
+    return Path.parse(text)

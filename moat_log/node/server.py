@@ -1,0 +1,314 @@
+"""The node server: the journal writer, the views and the client listeners.
+
+``node = await nursery.start(serve_node, config)`` runs a node until it is
+cancelled or its *shutdown_trigger* returns; `run_node` does the same until
+SIGTERM or SIGINT, which is what ``moat-log serve`` runs.
+
+Stopping (the trigger or a signal) is orderly: stop accepting, end every
+connection with a ``shutdown`` goodbye (streams end at once, writes in flight
+get a moment to be committed and answered), then close the group-commit
+writer, which commits what is queued, and the journal.  Cancelling
+`serve_node` from outside skips the goodbyes; the writer still refuses or
+commits every queued write whole.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import stat
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from functools import partial
+from pathlib import Path as FsPath
+from typing import Final
+
+import trio
+
+from moat_log.errors import MoatLogError
+from moat_log.journal.group_commit import open_journal
+from moat_log.journal.store import journal_dir
+from moat_log.projections import default_views
+from moat_log.protocol import ServerConnection
+
+from ._errors import single_errors_unwrapped
+from ._node import Node
+from ._session import ClientSession
+from .config import ListenAddress, NodeConfig
+
+__all__ = ["NodeRunningError", "run_node", "serve_node"]
+
+log = logging.getLogger("moat_log.node")
+
+#: How long stopping waits for connections to say goodbye before cutting them.
+STOP_TIMEOUT: Final = 5.0
+#: The file in the data directory keying the decoy logins of unknown users.
+SECRET_NAME: Final = "client-auth.secret"
+_BACKLOG: Final = 128
+
+
+class NodeRunningError(MoatLogError):
+    """Another node already serves this data directory."""
+
+
+async def _never() -> None:
+    await trio.sleep_forever()
+
+
+async def serve_node(
+    config: NodeConfig,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[object]] = _never,
+    task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a node on *config* until *shutdown_trigger* returns (or until cancelled).
+
+    Reports the `Node` (its name, addresses) to ``nursery.start`` once it
+    accepts clients.
+    """
+    with single_errors_unwrapped():
+        await _serve_node(config, shutdown_trigger, task_status)
+
+
+async def _serve_node(
+    config: NodeConfig,
+    shutdown_trigger: Callable[[], Awaitable[object]],
+    task_status: trio.TaskStatus[Node],
+) -> None:
+    data_dir = config.data_dir
+    if any(address.kind == "unix" for address in config.listen):
+        await _remove_stale_socket(config.socket_path)  # before touching the journal
+    node_name = config.node
+    if node_name is None and not (journal_dir(data_dir) / "data.mdb").is_file():
+        from moat_log.cli._values import host_node_name
+
+        node_name = host_node_name()
+    async with open_journal(data_dir, node=node_name, projections=default_views()) as writer:
+        secret = await trio.to_thread.run_sync(_auth_secret, data_dir) if config.users else None
+        node = Node(config, writer, secret=secret)
+        server = _Server(node)
+        async with trio.open_nursery() as handlers:
+            listeners = await server.open_listeners()
+            accepting = trio.CancelScope()
+            handlers.start_soon(server.accept, listeners, handlers, accepting)
+            log.info("node %s serving %s on %s", node.name, data_dir, ", ".join(node.addresses))
+            task_status.started(node)
+            try:
+                await shutdown_trigger()
+            finally:
+                accepting.cancel()
+                server.stop_sessions()
+                handlers.cancel_scope.deadline = trio.current_time() + STOP_TIMEOUT
+        log.info("node %s stopped; committing queued writes", node.name)
+
+
+async def run_node(config: NodeConfig, *, ready: Callable[[Node], object] | None = None) -> None:
+    """Run a node until SIGTERM or SIGINT, then stop it in order.
+
+    *ready* is called with the `Node` once it accepts clients.
+    """
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+
+        async def signalled() -> None:
+            async for signum in signals:
+                log.info("received %s: stopping", signal.Signals(signum).name)
+                return
+
+        with single_errors_unwrapped():
+            async with trio.open_nursery() as nursery:
+                node = await nursery.start(partial(serve_node, config, shutdown_trigger=signalled))
+                if ready is not None:
+                    ready(node)
+
+
+class _Server:
+    """The listeners and the sessions of one node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._sessions: set[ClientSession] = set()
+        self._stopping = False
+        self._socket_inode: tuple[int, int] | None = None
+
+    async def open_listeners(self) -> list[tuple[trio.SocketListener, bool]]:
+        """Every configured listener, with whether its clients are local."""
+        opened: list[tuple[trio.SocketListener, bool]] = []
+        try:
+            for address in self.node.config.listen:
+                if address.kind == "unix":
+                    opened.append((await self._open_unix(), True))
+                    self.node.addresses.append(f"unix:{self.node.config.socket_path}")
+                else:
+                    for listener in await _open_tcp(address):
+                        opened.append((listener, False))
+                        self.node.addresses.append(_format(listener.socket.getsockname()))
+        except BaseException:
+            for listener, _ in opened:
+                await trio.aclose_forcefully(listener)
+            self._remove_socket()
+            raise
+        return opened
+
+    async def _open_unix(self) -> trio.SocketListener:
+        path = self.node.config.socket_path
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            try:
+                await sock.bind(os.fspath(path))
+            except OSError as exc:
+                raise MoatLogError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
+            os.chmod(path, 0o600)  # only the node's user; the data directory guards it too
+            info = os.stat(path)
+            self._socket_inode = (info.st_dev, info.st_ino)
+            sock.listen(_BACKLOG)
+        except BaseException:
+            sock.close()
+            raise
+        return trio.SocketListener(sock)
+
+    def _remove_socket(self) -> None:
+        """Remove our socket file (not one another node put there since)."""
+        if self._socket_inode is None:
+            return
+        path = self.node.config.socket_path
+        with suppress(OSError):
+            info = os.stat(path)
+            if (info.st_dev, info.st_ino) == self._socket_inode:
+                path.unlink()
+        self._socket_inode = None
+
+    async def accept(
+        self,
+        listeners: list[tuple[trio.SocketListener, bool]],
+        handlers: trio.Nursery,
+        scope: trio.CancelScope,
+    ) -> None:
+        try:
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    for listener, local in listeners:
+                        nursery.start_soon(self._accept_on, listener, local, handlers)
+        finally:
+            self._remove_socket()
+
+    async def _accept_on(
+        self, listener: trio.SocketListener, local: bool, handlers: trio.Nursery
+    ) -> None:
+        async def handle(stream: trio.SocketStream) -> None:
+            await self._serve_client(stream, local=local)
+
+        await trio.serve_listeners(handle, [listener], handler_nursery=handlers)
+
+    async def _serve_client(self, stream: trio.SocketStream, *, local: bool) -> None:
+        node = self.node
+        peer = "unix socket" if local else _peer(stream)
+        if self._stopping:
+            return  # accepted just before the listeners closed
+        if len(self._sessions) >= node.config.max_connections:
+            await _refuse(node, stream, peer)
+            return
+        if not local:
+            with suppress(OSError):
+                stream.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
+        session = ClientSession(
+            node, stream, peer, authenticate=not local and bool(node.config.users)
+        )
+        self._sessions.add(session)
+        node.connections = len(self._sessions)
+        log.info("connection from %s accepted (%d open)", peer, node.connections)
+        why = "the node stopped"
+        try:
+            why = await session.run()
+        except Exception:  # a bug: it ends this connection, never the node
+            log.exception("connection from %s failed", peer)
+            why = "an internal error (logged above)"
+        finally:
+            self._sessions.discard(session)
+            node.connections = len(self._sessions)
+            log.info("connection from %s closed: %s", peer, why)
+
+    def stop_sessions(self) -> None:
+        self._stopping = True
+        for session in list(self._sessions):
+            session.stop()
+
+
+async def _refuse(node: Node, stream: trio.SocketStream, peer: str) -> None:
+    """Greet and say goodbye: the node serves as many connections as it may."""
+    limit = node.config.max_connections
+    log.warning("connection from %s refused: %d connections open, the limit", peer, limit)
+    conn = ServerConnection(node.name)
+    data = conn.greeting() + conn.send_goodbye(
+        "busy", f"the node serves {limit} connections, its limit; try again later"
+    )
+    with trio.move_on_after(1), suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await stream.send_all(data)
+
+
+async def _open_tcp(address: ListenAddress) -> list[trio.SocketListener]:
+    try:
+        return await trio.open_tcp_listeners(address.port, host=address.host, backlog=_BACKLOG)
+    except OSError as exc:
+        raise MoatLogError(f"cannot listen on {address}: {exc.strerror or exc}") from exc
+
+
+async def _remove_stale_socket(path: FsPath) -> None:
+    """Remove a socket file left by a node that died; refuse if a node answers on it."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise MoatLogError(f"{path} exists and is not a socket; move it away")
+    try:
+        stream = await trio.open_unix_socket(os.fspath(path))
+    except OSError as exc:
+        if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+            raise MoatLogError(f"cannot check the socket {path}: {exc.strerror}") from exc
+        log.info("removing the stale socket %s", path)
+        with suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    await stream.aclose()
+    raise NodeRunningError(
+        f"another node is already serving {path.parent} (it answers on {path}); stop it first"
+    )
+
+
+def _auth_secret(data_dir: FsPath) -> bytes:
+    """The persistent key of decoy logins (so decoys do not change on restart)."""
+    path = data_dir / SECRET_NAME
+    try:
+        with open(path, "rb") as file:
+            secret = file.read()
+        if len(secret) == 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    secret = os.urandom(32)
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(secret)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    return secret
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    try:
+        return _format(stream.socket.getpeername())
+    except OSError:
+        return "a peer that already left"
+
+
+def _format(address: object) -> str:
+    """A socket address as ``HOST:PORT`` (``[HOST]:PORT`` for IPv6)."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)

@@ -1,0 +1,114 @@
+"""Helpers of the node tests: configs, an in-process node, raw protocol connections."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from functools import partial
+from pathlib import Path as FsPath
+from typing import Any
+
+import trio
+
+from moat_log.node import ListenAddress, Node, NodeConfig, UserConfig, serve_node
+from moat_log.path import Path
+from moat_log.protocol import NEED_DATA, FrameDecoder, ScryptParams, encode_frame, make_verifier
+
+#: Cheap scrypt for tests (the default costs 40 ms per login).
+FAST = ScryptParams(n=2**10)
+ALICE_PASSWORD = "alice's long password"
+BOB_PASSWORD = "bob's long password"
+
+UNIX = ListenAddress("unix")
+LOOPBACK_ANY_PORT = ListenAddress("tcp", "127.0.0.1", 0)
+
+
+@contextmanager
+def short_temp_dir() -> Iterator[FsPath]:
+    """A fresh directory in /tmp: a Unix socket path must stay under 108 bytes."""
+    path = FsPath(tempfile.mkdtemp(prefix="ml-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def users() -> dict[str, UserConfig]:
+    """alice may read and write everything; bob may only read home."""
+    return {
+        "alice": UserConfig(
+            "alice", make_verifier(ALICE_PASSWORD, params=FAST), (Path(),), (Path(),)
+        ),
+        "bob": UserConfig("bob", make_verifier(BOB_PASSWORD, params=FAST), (Path(["home"]),)),
+    }
+
+
+def config(data_dir: FsPath, **settings: Any) -> NodeConfig:
+    settings.setdefault("node", "pi1")
+    settings.setdefault("listen", (UNIX, LOOPBACK_ANY_PORT))
+    return NodeConfig(data_dir=data_dir, **settings)
+
+
+@asynccontextmanager
+async def running_node(node_config: NodeConfig) -> AsyncIterator[Node]:
+    """A node serving in this process; stopped in order when the block ends."""
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        node = await nursery.start(partial(serve_node, node_config, shutdown_trigger=stop.wait))
+        try:
+            yield node
+        finally:
+            stop.set()
+
+
+def tcp_address(node: Node) -> str:
+    """The node's first TCP address as ``HOST:PORT``."""
+    return next(a for a in node.addresses if not a.startswith("unix:"))
+
+
+async def open_raw(address: str) -> trio.abc.Stream:
+    """A plain stream to the node (``unix:PATH`` or ``HOST:PORT``)."""
+    if address.startswith("unix:"):
+        return await trio.open_unix_socket(address[len("unix:") :])
+    host, _, port = address.rpartition(":")
+    return await trio.open_tcp_stream(host, int(port))
+
+
+class RawConnection:
+    """Frames in and out of a stream, with no protocol object in between."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self._decoder = FrameDecoder()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.stream.send_all(encode_frame(message))
+
+    async def receive(self) -> Any:
+        """The next message; None at the end of the stream."""
+        while True:
+            frame = self._decoder.next_frame()
+            if frame is not NEED_DATA:
+                return frame
+            data = await self.stream.receive_some(65536)
+            if not data:
+                assert not self._decoder.buffered, "the node closed in the middle of a frame"
+                return None
+            self._decoder.receive_data(data)
+
+    async def until_closed(self) -> list[Any]:
+        """Every message until the node closes the connection."""
+        messages = []
+        while (message := await self.receive()) is not None:
+            messages.append(message)
+        return messages
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("MOAT_LOG_DATA_DIR", None)
+    env.pop("MOAT_LOG_CONFIG", None)
+    return env
