@@ -400,7 +400,7 @@ async def _connect(data_dir: str | os.PathLike[str] | None, connect: str | None)
         socket_path = FsPath(connect[len("unix:") :])
     else:
         if data_dir is None:
-            from .cli._main import default_data_dir
+            from .defaults import default_data_dir
 
             data_dir = default_data_dir()
         socket_path = FsPath(data_dir) / _SOCKET_NAME

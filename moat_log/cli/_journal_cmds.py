@@ -11,6 +11,7 @@ from typing import IO
 
 import asyncclick as click
 
+from moat_log.defaults import host_node_name
 from moat_log.errors import JournalError
 from moat_log.event import Op
 from moat_log.ids import check_node_name
@@ -23,7 +24,7 @@ from moat_log.timespec import format_time
 from ._ingest import IngestSummary, LineParser, ingest
 from ._main import Settings, cli
 from ._output import event_json, print_json, progress_bar, value_text
-from ._values import default_source, host_node_name, parse_value
+from ._values import default_source, parse_value
 
 _SOURCE_HELP = "Who caused the change [default: cli:$USER]."
 

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import asyncclick as click
 
+from moat_log.defaults import xdg_data_dir
 from moat_log.errors import MoatLogError
 from moat_log.journal.store import Journal
 from moat_log.projections import open_journal
@@ -27,13 +28,8 @@ DATA_DIR_ENV = "MOAT_LOG_DATA_DIR"
 
 
 def default_data_dir() -> FsPath:
-    """Where the journal lives unless told: ``$XDG_DATA_HOME/moat-log``.
-
-    ``XDG_DATA_HOME`` defaults to ``~/.local/share`` (XDG base directory spec).
-    """
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = FsPath(xdg) if xdg and os.path.isabs(xdg) else FsPath.home() / ".local" / "share"
-    return base / PROG
+    """Where the journal lives unless --data-dir or $MOAT_LOG_DATA_DIR say otherwise."""
+    return xdg_data_dir()
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,20 +6,16 @@ import base64
 import binascii
 import getpass
 import json
-import re
-import socket
 import time
 from typing import Any
 
 from moat_log.errors import InvalidInputError, TimeSyntaxError
 from moat_log.event import Value
-from moat_log.ids import EventId, check_node_name
+from moat_log.ids import EventId
 from moat_log.journal.store import Journal
 from moat_log.timespec import parse_time
 
 from ._output import BYTES_KEY
-
-_NOT_IN_NODE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def parse_value(text: str, *, force_string: bool = False) -> Value:
@@ -54,13 +50,6 @@ def _decode_bytes(text: object) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidInputError(f'"{BYTES_KEY}" holds invalid base64: {exc}') from exc
-
-
-def host_node_name(hostname: str | None = None) -> str:
-    """The host name reduced to a valid node name: ``my_pi.lan`` -> ``my_pi``."""
-    host = (hostname if hostname is not None else socket.gethostname()).split(".")[0]
-    name = _NOT_IN_NODE_NAME.sub("-", host).lstrip("_.-")[:64]
-    return check_node_name(name or "node")
 
 
 def default_source() -> str:

@@ -63,7 +63,7 @@ MAX_SOCKET_PATH: Final = 107
 
 def _default_data_dir() -> FsPath:
     # The CLI owns the default for now; imported here so that both agree.
-    from moat_log.cli._main import default_data_dir
+    from moat_log.defaults import default_data_dir
 
     return default_data_dir()
 

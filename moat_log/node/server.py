@@ -83,7 +83,7 @@ async def _serve_node(
         await _remove_stale_socket(config.socket_path)  # before touching the journal
     node_name = config.node
     if node_name is None and not (journal_dir(data_dir) / "data.mdb").is_file():
-        from moat_log.cli._values import host_node_name
+        from moat_log.defaults import host_node_name
 
         node_name = host_node_name()
     async with open_journal(data_dir, node=node_name, projections=default_views()) as writer:

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from cli_support import SECOND, T0, Invoker, write_events
 
-from moat_log.cli import _main, _values
+from moat_log import defaults
+from moat_log.cli import _main
 from moat_log.event import Op
 from moat_log.ids import EventId
 from moat_log.projections import open_journal
@@ -81,7 +82,7 @@ async def test_init_names_the_node_after_the_host(
     [("pi1", "pi1"), ("pi1.lan", "pi1"), ("-x_y", "x_y"), ("", "node"), ("ü", "node")],
 )
 def test_host_node_name(host: str, node: str) -> None:
-    assert _values.host_node_name(host) == node
+    assert defaults.host_node_name(host) == node
 
 
 async def test_init_rejects_an_invalid_node_name(invoke: Invoker, data_dir: FsPath) -> None:
