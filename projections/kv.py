@@ -3,7 +3,10 @@
 Theory of operation
 -------------------
 One LMDB database, updated in the write transaction that stores the events
-(see `moat_log.journal.projection`).  Its key is the path key; its value a
+(see `moat_log.journal.projection`).  Its key is the path key (the root
+path, whose key is empty, is stored under a single 0x00 byte: LMDB has no
+empty keys, and 0x00 sorts before every path and is a prefix of none); its
+value a
 msgpack array ``[hlc, origin, winner, heads]``: the winner's hlc and origin
 (to compare without unpacking it), the packed winning event, and a map
 ``{origin: seq}`` (sorted by origin) of every origin's latest event there.
@@ -74,9 +77,8 @@ class KVView:
     def apply(self, txn: lmdb.Transaction, events: Sequence[StoredEvent]) -> None:
         # Fold the batch in memory first: one read and one write per path.
         batch: dict[bytes, _Entry] = {}
-        path_key = keys.cached_path_key
         for event, data in events:
-            pkey = path_key(event.path)
+            pkey = _record_key(event.path)
             entry = batch.get(pkey)
             if entry is None:
                 entry = batch[pkey] = _Entry(event.hlc, event.origin, data, {})
@@ -97,7 +99,7 @@ class KVView:
         expected: dict[bytes, _Entry] = {}
         for _position, data in self._journal.scan_raw():
             event = Event.unpack(data)
-            pkey = keys.cached_path_key(event.path)
+            pkey = _record_key(event.path)
             fresh = _Entry(event.hlc, event.origin, data, {event.origin: event.seq})
             entry = expected.get(pkey)
             if entry is None:
@@ -108,17 +110,17 @@ class KVView:
         for pkey, stored in self._scan(self._kv, b""):
             entry = expected.pop(pkey, None)
             if entry is None:
-                problems.append(f"kv view: {Path.from_key(pkey)} has a record but no events")
+                problems.append(f"kv view: {_record_path(pkey)} has a record but no events")
             elif entry.pack() != stored:
-                problems.append(f"kv view: the record of {Path.from_key(pkey)} is not the fold")
-        problems.extend(f"kv view: {Path.from_key(k)} has events but no record" for k in expected)
+                problems.append(f"kv view: the record of {_record_path(pkey)} is not the fold")
+        problems.extend(f"kv view: {_record_path(k)} has events but no record" for k in expected)
         return problems
 
     # ------------------------------------------------------------------ queries
 
     def get(self, path: Path) -> Event | None:
         """The winning event of *path* (a delete if it was deleted), or None if never set."""
-        return self._winner(path.key)
+        return self._winner(_record_key(path))
 
     def value(self, path: Path, default: Any = None) -> Any:
         """The current value of *path*, or *default* if it has none."""
@@ -174,6 +176,18 @@ class KVView:
         if self._journal is None:
             raise RuntimeError("the KV view is not attached to a journal")
         return self._journal._scan(db, prefix, keys.prefix_end(prefix))
+
+
+_ROOT_RECORD = b"\x00"
+
+
+def _record_key(path: Path) -> bytes:
+    """The view's key of *path*: its path key, or 0x00 for the root."""
+    return keys.cached_path_key(path) or _ROOT_RECORD
+
+
+def _record_path(key: bytes) -> Path:
+    return ROOT if key == _ROOT_RECORD else Path.from_key(key)
 
 
 class _Entry:

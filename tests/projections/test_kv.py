@@ -268,3 +268,18 @@ def test_verify_compares_the_view_with_a_fresh_fold(fresh) -> None:  # type: ign
     assert "kv view: a.b has events but no record" in problems
     journal.rebuild_view("kv")
     assert verify_journal(journal).ok
+
+
+def test_the_root_path_has_a_value_like_any_other(fresh) -> None:  # type: ignore[no-untyped-def]
+    from moat_log.journal.verify import verify_journal
+
+    journal = fresh()
+    view = kv_view(journal)
+    journal.write_batch([Change(Path(), "root"), Change(p("a"), 1)])
+    assert view.value(Path()) == "root"
+    assert [str(e.path) for e in view.walk()] == [":", "a"]
+    assert view.children() == ["a"]
+    assert [str(e.path) for e in view.walk(p("a"))] == ["a"]
+    journal.append(Change.delete(Path()))
+    assert view.value(Path()) is None
+    assert verify_journal(journal).ok
