@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from . import _file_cmds, _journal_cmds, _node_cmds, _query_cmds, _view_cmds  # noqa: F401  (they register commands)
+from . import _file_cmds, _journal_cmds, _node_cmds, _query_cmds, _replay_cmds, _view_cmds  # noqa: F401  (they register commands)
 from ._main import cli, default_data_dir, main
 
 __all__ = ["cli", "default_data_dir", "main"]
