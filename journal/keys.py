@@ -71,10 +71,6 @@ def time_key(hlc: int, origin: str) -> bytes:
     return pack_u64(hlc) + origin.encode()
 
 
-def split_time_key(key: bytes) -> tuple[int, str]:
-    return unpack_u64(key[:8]), key[8:].decode()
-
-
 class MetaKey:
     FORMAT = b"format"  # u64 journal format version
     NODE = b"node"  # utf-8 node name of this journal's owner
