@@ -61,6 +61,7 @@ from .protocol import (
     Written,
     salt_password,
 )
+from .streams import coalesce, single_errors_unwrapped
 
 __all__ = [
     "LIVE",
@@ -74,7 +75,6 @@ __all__ = [
 #: Items a watch buffers for a reader that is slower than the changes.
 WATCH_BUFFER: Final = 10_000
 _RECEIVE_BYTES: Final = 64 * 1024
-_COALESCE_BYTES: Final = 256 * 1024
 _SOCKET_NAME: Final = "moat-log.sock"
 
 T = TypeVar("T")
@@ -325,7 +325,7 @@ class Client:
     async def _write_frames(self) -> None:
         try:
             async for data in self._out_receive:
-                await self._stream.send_all(_coalesce(data, self._out_receive))
+                await self._stream.send_all(coalesce(data, self._out_receive))
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._lost(f"the connection to the node broke: {exc}")
 
@@ -370,20 +370,6 @@ class Client:
         for request in pending.values():
             request.finish(error=NodeConnectionError(self._closed))
         self._out_send.close()
-
-
-def _coalesce(frame: bytes, frames: trio.MemoryReceiveChannel[bytes]) -> bytes:
-    """*frame* and the frames queued behind it, up to `_COALESCE_BYTES`: one send."""
-    parts = [frame]
-    size = len(frame)
-    while size < _COALESCE_BYTES:
-        try:
-            more = frames.receive_nowait()
-        except (trio.WouldBlock, trio.EndOfChannel):
-            break
-        parts.append(more)
-        size += len(more)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 async def _connect(data_dir: str | os.PathLike[str] | None, connect: str | None) -> trio.abc.Stream:
@@ -485,7 +471,8 @@ async def open_client(
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise NodeConnectionError(f"the connection to the node broke: {exc}") from exc
         client = Client(stream, conn)
-        try:
+        # The reader and writer never raise: an error is the caller's own.
+        with single_errors_unwrapped():
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(client._read_replies)
                 nursery.start_soon(client._write_frames)
@@ -493,22 +480,5 @@ async def open_client(
                     yield client
                 finally:
                     nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            # The reader and writer never raise: an error is the caller's own,
-            # which the nursery wrapped.  Hand it back as it was raised.
-            inner = _only(group)
-            if inner is None:
-                raise
-            raise inner from inner.__cause__
     finally:
         await trio.aclose_forcefully(stream)
-
-
-def _only(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The one exception in *group* (through nested groups of one), else None."""
-    inner: BaseException = group
-    while isinstance(inner, BaseExceptionGroup):
-        if len(inner.exceptions) != 1:
-            return None
-        inner = inner.exceptions[0]
-    return inner

@@ -67,6 +67,7 @@ from moat_log.protocol import (
     WatchRequest,
     Written,
 )
+from moat_log.streams import coalesce
 
 from ._node import Node
 from ._watch import CatchUp, Subscription
@@ -78,7 +79,6 @@ log = logging.getLogger("moat_log.node")
 #: Frames queued for the writer before request tasks wait.
 OUTGOING_FRAMES: Final = 16
 #: The writer joins queued frames into one send up to this many bytes.
-COALESCE_BYTES: Final = 256 * 1024
 RECEIVE_BYTES: Final = 64 * 1024
 #: How long stopping waits for short requests, and then for the goodbye to go out.
 STOP_GRACE: Final = 2.0
@@ -169,7 +169,7 @@ class ClientSession:
         try:
             async with frames:
                 async for frame in frames:
-                    data = _coalesce(frame, frames)
+                    data = coalesce(frame, frames)
                     with trio.move_on_after(self.node.config.send_timeout) as timer:
                         await self._stream.send_all(data)
                     if timer.cancelled_caught:
@@ -383,20 +383,6 @@ def _error_reply(request: Request, exc: MoatLogError) -> tuple[str, str]:
         return ErrorType.INVALID_VALUE, str(exc)
     log.error("request %s failed: %s", request.OP, exc)
     return ErrorType.INTERNAL, str(exc)
-
-
-def _coalesce(frame: bytes, frames: trio.MemoryReceiveChannel[bytes]) -> bytes:
-    """*frame* and whatever else is queued right now, up to `COALESCE_BYTES`."""
-    parts = [frame]
-    size = len(frame)
-    while size < COALESCE_BYTES:
-        try:
-            more = frames.receive_nowait()
-        except (trio.WouldBlock, trio.EndOfChannel):
-            break
-        parts.append(more)
-        size += len(more)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _oldest_first(newest_first: Iterator[Event], limit: int) -> Iterator[Event]:

@@ -33,8 +33,8 @@ from moat_log.journal.group_commit import open_journal
 from moat_log.journal.store import journal_dir
 from moat_log.projections import default_views
 from moat_log.protocol import ServerConnection
+from moat_log.streams import single_errors_unwrapped
 
-from ._errors import single_errors_unwrapped
 from ._node import Node
 from ._session import ClientSession
 from .config import ListenAddress, NodeConfig
