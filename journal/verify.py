@@ -68,12 +68,11 @@ def verify_journal(
     clock = journal.clock
     if clock < max_hlc:
         report.problem(f"the journal's clock {clock} is behind its newest event's hlc {max_hlc}")
+    views, last = journal.views(), journal.last_position
     for name, projection in journal.projections.items():
-        _, checkpoint = journal.views().get(name, (None, 0))
-        if checkpoint != journal.last_position:
-            report.problem(
-                f"view {name}: checkpoint {checkpoint}, journal at {journal.last_position}"
-            )
+        _, checkpoint = views.get(name, (None, 0))
+        if checkpoint != last:
+            report.problem(f"view {name}: checkpoint {checkpoint}, journal at {last}")
         for problem in projection.check():
             report.problem(problem)
     return report

@@ -165,8 +165,7 @@ class Event(_EventFields):
         """Build an event from fields that are already validated, skipping the checks.
 
         Only for the journal's own appends, whose payload was validated as a
-        `Change` and whose origin, seq, hlc and deps the journal computed, and
-        for `from_msgpack`, which validates the fields itself.
+        `Change` and whose origin, seq, hlc and deps the journal computed.
         """
         return _new_tuple(cls, (origin, seq, hlc, deps, path, op, value, source, cause))
 
@@ -251,34 +250,9 @@ class Event(_EventFields):
         if len(fields) != 10:
             raise InvalidEventError(f"a version-1 event has 10 fields, not {len(fields)}")
         _, origin, seq, hlc, deps, path, op, value, source, cause = fields
-        # Validate each field once, then build without the constructor's checks.
-        if not is_node_name(origin):
-            raise InvalidEventError(f"invalid origin {origin!r}")
-        if type(seq) is not int or not 1 <= seq <= MAX_U64:
-            raise InvalidEventError(f"invalid seq {seq!r}: must be 1 .. 2**64-1")
-        if type(hlc) is not int or not 0 <= hlc <= MAX_U64:
-            raise InvalidEventError(f"invalid hlc {hlc!r}: must be 0 .. 2**64-1")
-        clock = _vector_clock(deps)
-        if origin in clock:
-            raise InvalidEventError("deps must not contain the event's own origin")
         if type(path) is not list:
             raise InvalidEventError("an event's path must be an array")
-        operation = _op(op)
-        if operation is Op.DELETE and value is not None:
-            raise InvalidEventError("a delete event carries no value")
-        if type(source) is not str or len(source) > MAX_SOURCE_CHARS:
-            raise InvalidEventError(f"invalid source {source!r}")
-        return cls.trusted(
-            origin,
-            seq,
-            hlc,
-            clock,
-            _path(path),
-            operation,
-            normalize_value(value),
-            source,
-            None if cause is None else _event_id(cause),
-        )
+        return cls(origin, seq, hlc, deps, path, op, value, source, cause)
 
 
 _EMPTY_CLOCK = VectorClock()

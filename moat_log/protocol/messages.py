@@ -185,17 +185,22 @@ def _arguments(cls: type[Request]) -> tuple[dataclasses.Field[Any], ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class GetRequest(Request):
-    """The current value of *path* with its event; the result is the event or nil."""
+class PathRequest(Request):
+    """A request whose only argument is a path."""
 
     path: Path
-
-    OP = "get"
-    ACCESS = "read"
 
     def __post_init__(self) -> None:
         Request.__post_init__(self)
         _set(self, "path", _path("path", self.path))
+
+
+@dataclass(frozen=True, slots=True)
+class GetRequest(PathRequest):
+    """The current value of *path* with its event; the result is the event or nil."""
+
+    OP = "get"
+    ACCESS = "read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,47 +257,29 @@ class DeleteRequest(Request):
 
 
 @dataclass(frozen=True, slots=True)
-class ListRequest(Request):
+class ListRequest(PathRequest):
     """The children of *path*: an array of segments in key order."""
-
-    path: Path
 
     OP = "list"
     ACCESS = "read"
 
-    def __post_init__(self) -> None:
-        Request.__post_init__(self)
-        _set(self, "path", _path("path", self.path))
-
 
 @dataclass(frozen=True, slots=True)
-class SubtreeRequest(Request):
+class SubtreeRequest(PathRequest):
     """Stream the current event of *path* and of every path below it, in key order."""
-
-    path: Path
 
     OP = "subtree"
     STREAM = True
     ACCESS = "read"
 
-    def __post_init__(self) -> None:
-        Request.__post_init__(self)
-        _set(self, "path", _path("path", self.path))
-
 
 @dataclass(frozen=True, slots=True)
-class WatchRequest(Request):
+class WatchRequest(PathRequest):
     """Stream the subtree, then a ``live`` marker, then every change below *path*."""
-
-    path: Path
 
     OP = "watch"
     STREAM = True
     ACCESS = "read"
-
-    def __post_init__(self) -> None:
-        Request.__post_init__(self)
-        _set(self, "path", _path("path", self.path))
 
 
 @dataclass(frozen=True, slots=True)
