@@ -9,6 +9,7 @@ batch - events, indexes and meta - commits or vanishes together.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lmdb
@@ -35,6 +36,19 @@ from .projection import StoredEvent, TxnProjection
 #: (inserted) / False (already held) for a foreign event, or the exception
 #: that refused that item alone.
 WriteResult = Event | bool | MoatLogError
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedBatch:
+    """What one write transaction did, once it is committed.
+
+    ``stored`` are the events it added, at positions ``after + 1``,
+    ``after + 2``, ... (inserts of events already held store nothing).
+    """
+
+    results: list[WriteResult]
+    after: int
+    stored: list[Event]
 
 
 def record_view(txn: lmdb.Transaction, meta: Any, projection: TxnProjection, position: int) -> None:
@@ -82,6 +96,8 @@ class WriteBatch:
         self._clock = unpack_u64(txn.get(MetaKey.HLC, db=self._meta))
         cursor = txn.cursor(db=self._events)
         self._position = unpack_u64(cursor.key()) if cursor.last() else 0
+        #: The journal's last position before this batch.
+        self.after = self._position
         self._deps: VectorClock | None = None
         self._node_bytes = node.encode()
         self._own_id_prefix = keys.id_prefix(node)
@@ -222,6 +238,11 @@ class WriteBatch:
                 {o: r.contiguous_end() for o, r in self._ranges.items() if o != self._node}
             )
         return self._deps
+
+    @property
+    def stored(self) -> list[Event]:
+        """The events this batch added, in position order."""
+        return [event for event, _ in self._stored]
 
     def finish(self) -> None:
         """Write the staged entries, the changed ranges and the clock."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -62,8 +62,17 @@ def _cannot_abort(_: object) -> trio.lowlevel.Abort:
 class JournalWriter:
     """Appends to a `Journal` with group commit.  Create with `open_journal`."""
 
-    def __init__(self, journal: Journal, *, max_batch: int = 8192) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        max_batch: int = 8192,
+        on_commit: Callable[[int, list[Event]], None] | None = None,
+    ) -> None:
         self.journal = journal
+        #: Told of each commit (the position before it, the events it stored)
+        #: before its callers are answered: see `moat_log.journal.feed`.
+        self.on_commit = on_commit
         self._max_batch = max_batch
         self._open = _OpenBatch()
         self._sealed: list[_OpenBatch] = []  # full batches waiting for the writer
@@ -135,14 +144,16 @@ class JournalWriter:
 
     async def _commit(self, batch: _OpenBatch) -> None:
         try:
-            results = await trio.to_thread.run_sync(self.journal.write_batch, batch.items)
+            committed = await trio.to_thread.run_sync(self.journal.commit, batch.items)
         except MoatLogError as exc:
             batch.fail(exc)
         except BaseException as exc:
             batch.fail(JournalClosedError(f"the write was interrupted: {exc!r}"))
             raise
         else:
-            batch.answer(results)
+            if self.on_commit is not None and committed.stored:
+                self.on_commit(committed.after, committed.stored)
+            batch.answer(committed.results)
 
     async def close(self) -> None:
         """Refuse new writes and wait until queued ones are committed."""
@@ -153,7 +164,11 @@ class JournalWriter:
 
 @asynccontextmanager
 async def open_journal(
-    data_dir: str | os.PathLike[str], *, node: str | None = None, **kwargs: Any
+    data_dir: str | os.PathLike[str],
+    *,
+    node: str | None = None,
+    on_commit: Callable[[int, list[Event]], None] | None = None,
+    **kwargs: Any,
 ) -> AsyncIterator[JournalWriter]:
     """Open (with *node*: create if needed) a journal and run its writer.
 
@@ -165,7 +180,7 @@ async def open_journal(
         journal = await trio.to_thread.run_sync(lambda: Journal.create(data_dir, node, **kwargs))
     try:
         async with trio.open_nursery() as nursery:
-            writer = JournalWriter(journal)
+            writer = JournalWriter(journal, on_commit=on_commit)
             await nursery.start(writer.run)
             try:
                 yield writer

@@ -56,7 +56,7 @@ from moat_log.path import Path
 from moat_log.rangeset import RangeSet
 
 from . import keys
-from .batch import WriteBatch, WriteResult, load_ranges, record_view
+from .batch import CommittedBatch, WriteBatch, WriteResult, load_ranges, record_view
 from .change import Change
 from .keys import MetaKey, pack_u64, unpack_u64
 from .projection import TxnProjection
@@ -309,8 +309,12 @@ class Journal:
         item (a time not after the clock, a conflicting foreign event) refuse
         that item only.  Storage failures raise and write nothing.
         """
+        return self.commit(items).results
+
+    def commit(self, items: Sequence[Change | Event]) -> CommittedBatch:
+        """`write_batch`, also telling which events were stored at which positions."""
         if not items:
-            return []
+            return CommittedBatch([], self.last_position, [])
         if self._write_refusal is not None:
             raise JournalError(self._write_refusal)
         return self._write(lambda txn: self._stage(txn, items))
@@ -330,13 +334,13 @@ class Journal:
             raise result
         return bool(result)
 
-    def _stage(self, txn: lmdb.Transaction, items: Sequence[Change | Event]) -> list[WriteResult]:
+    def _stage(self, txn: lmdb.Transaction, items: Sequence[Change | Event]) -> CommittedBatch:
         batch = WriteBatch(
             txn, self._dbs, self.node, self._wall_clock, tuple(self.projections.values())
         )
         results = [batch.write(item) for item in items]
         batch.finish()
-        return results
+        return CommittedBatch(results, batch.after, batch.stored)
 
     def _write(self, work: Callable[[lmdb.Transaction], _T]) -> _T:
         """Run *work* in one durable write transaction, growing the map as needed."""

@@ -1,18 +1,16 @@
-"""The running node's shared state: the journal writer, the KV view, the watch hub.
+"""The running node's shared state: the journal writer and feed, the KV view, the watch hub.
 
-Every write of the node goes through `Node.write`, which appends through
-group commit and then publishes the committed event to the watchers.  Writes
-by *other processes* on the same data directory (an offline ``moat-log set``)
-reach the journal and the KV view, but no watcher hears of them: the node
-learns of its own commits only (docs/node.md, "Limitations").
+Every event the journal stores reaches the watchers through the journal feed
+(`moat_log.journal.feed`): the node's own writes right after their commit,
+before the writer is answered, and writes of other processes on the same
+data directory (an offline ``moat-log set``, an import) as soon as the feed
+reads them.
 """
 
 from __future__ import annotations
 
-import heapq
-import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from itertools import islice
 from typing import Any, Final, TypeVar
@@ -21,6 +19,7 @@ import trio
 
 from moat_log.event import Event
 from moat_log.journal.change import Change
+from moat_log.journal.feed import JournalFeed
 from moat_log.journal.group_commit import JournalWriter
 from moat_log.projections import kv_view
 from moat_log.protocol import PROTOCOL_VERSION, Authenticator, TokenVerifier, Verifier
@@ -46,54 +45,6 @@ def _software_version() -> str:
         return "unknown"
 
 
-class WriteTracker:
-    """Which of the node's writes are still on their way to the watchers.
-
-    A write counts from before its append until after its event was
-    published.  `settled` waits until every write that started up to a given
-    number is done: then every event committed before that moment has been
-    published.  The watch dump needs this (see `moat_log.node._watch`).
-    """
-
-    def __init__(self) -> None:
-        self.started = 0
-        self._active: set[int] = set()
-        self._heap: list[int] = []
-        self._waiters: list[tuple[int, trio.Event]] = []
-
-    def begin(self) -> int:
-        self.started += 1
-        self._active.add(self.started)
-        heapq.heappush(self._heap, self.started)
-        return self.started
-
-    def end(self, number: int) -> None:
-        self._active.discard(number)
-        heap = self._heap
-        while heap and heap[0] not in self._active:
-            heapq.heappop(heap)
-        if self._waiters:
-            oldest = self._oldest()
-            waiting = []
-            for upto, event in self._waiters:
-                if upto < oldest:
-                    event.set()
-                else:
-                    waiting.append((upto, event))
-            self._waiters = waiting
-
-    def _oldest(self) -> float:
-        return self._heap[0] if self._heap else math.inf
-
-    async def settled(self, upto: int) -> None:
-        """Wait until the writes numbered up to *upto* are all done."""
-        if upto < self._oldest():
-            return
-        event = trio.Event()
-        self._waiters.append((upto, event))
-        await event.wait()
-
-
 class Node:
     """What the listeners and client sessions of one node share."""
 
@@ -104,7 +55,10 @@ class Node:
         self.name: Final = writer.journal.node
         self.kv: Final = kv_view(writer.journal)
         self.hub: Final = WatchHub()
-        self.writes: Final = WriteTracker()
+        #: Run `feed.run` beside the node (the server does).
+        self.feed: Final = JournalFeed(writer.journal)
+        self.feed.listen(self._publish)
+        writer.on_commit = self.feed.committed
         self.authenticator: Final = _authenticator(config, secret)
         #: Filled in by the server once its listeners are open.
         self.addresses: list[str] = []
@@ -113,23 +67,33 @@ class Node:
         self._read_threads = trio.CapacityLimiter(READ_THREADS)
 
     async def write(self, change: Change) -> Event:
-        """Append *change* durably, then tell the watchers; returns the stored event."""
-        number = self.writes.begin()
-        try:
-            event = await self.writer.append(change)
-            self._publish(event)
-        finally:
-            self.writes.end(number)
-        return event
+        """Append *change* durably; returns the stored event (the watchers know already)."""
+        return await self.writer.append(change)
 
-    def _publish(self, event: Event) -> None:
-        if not self.hub.interested(event.path):
+    def _publish(self, events: Sequence[Event]) -> None:
+        """The feed's listener: hand each event that won its path to the watchers."""
+        hub = self.hub
+        if not len(hub):
             return
-        # Only the path's winner is news; if a later event already won, that
-        # one is (or was) published by its own writer.
-        winner = self.kv.get(event.path)
-        if winner is None or (event.hlc, event.origin) >= (winner.hlc, winner.origin):
-            self.hub.publish(event)
+        for event in events:
+            if not hub.interested(event.path):
+                continue
+            # Only the path's winner is news; if a later event already won,
+            # that one is (or was) published in its turn.
+            winner = self.kv.get(event.path)
+            if winner is None or (event.hlc, event.origin) >= (winner.hlc, winner.origin):
+                hub.publish(event)
+
+    async def read_chunk_at(
+        self, items: Iterator[T], size: int = READ_CHUNK
+    ) -> tuple[list[T], int]:
+        """`read_chunk`, and a journal position at least as new as what the chunk read."""
+
+        def read() -> tuple[list[T], int]:
+            chunk = list(islice(items, size))
+            return chunk, self.journal.last_position
+
+        return await self.read(read)
 
     async def read_chunk(self, items: Iterator[T], size: int = READ_CHUNK) -> list[T]:
         """The next up to *size* items of a synchronous (LMDB) iterator, read in a thread."""

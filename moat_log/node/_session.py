@@ -343,10 +343,9 @@ class ClientSession:
         catch_up = CatchUp()
         winners = node.kv.walk(request.path, deleted=True)
         while True:
-            chunk = await node.read_chunk(winners)
-            # Every event committed before the chunk was read has been
-            # published once the writes started by now are done.
-            await node.writes.settled(node.writes.started)
+            chunk, position = await node.read_chunk_at(winners)
+            # Every event the chunk may reflect is now published (and so buffered).
+            await node.feed.caught_up(position)
             for event in subscription.drain():
                 catch_up.buffer(event)
             if subscription.overflowed or len(catch_up) > subscription.size:

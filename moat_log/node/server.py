@@ -90,19 +90,37 @@ async def _serve_node(
         secret = await trio.to_thread.run_sync(_auth_secret, data_dir) if config.users else None
         node = Node(config, writer, secret=secret)
         server = _Server(node)
-        async with trio.open_nursery() as handlers:
-            listeners = await server.open_listeners()
-            accepting = trio.CancelScope()
-            handlers.start_soon(server.accept, listeners, handlers, accepting)
-            log.info("node %s serving %s on %s", node.name, data_dir, ", ".join(node.addresses))
-            task_status.started(node)
-            try:
-                await shutdown_trigger()
-            finally:
-                accepting.cancel()
-                server.stop_sessions()
-                handlers.cancel_scope.deadline = trio.current_time() + STOP_TIMEOUT
+        async with trio.open_nursery() as background:
+            await background.start(node.feed.run)
+            await _serve_clients(node, server, shutdown_trigger, task_status)
+            background.cancel_scope.cancel()
         log.info("node %s stopped; committing queued writes", node.name)
+
+
+async def _serve_clients(
+    node: Node,
+    server: _Server,
+    shutdown_trigger: Callable[[], Awaitable[object]],
+    task_status: trio.TaskStatus[Node],
+) -> None:
+    """Accept clients until *shutdown_trigger* returns, then stop their sessions."""
+    async with trio.open_nursery() as handlers:
+        listeners = await server.open_listeners()
+        accepting = trio.CancelScope()
+        handlers.start_soon(server.accept, listeners, handlers, accepting)
+        log.info(
+            "node %s serving %s on %s",
+            node.name,
+            node.config.data_dir,
+            ", ".join(node.addresses),
+        )
+        task_status.started(node)
+        try:
+            await shutdown_trigger()
+        finally:
+            accepting.cancel()
+            server.stop_sessions()
+            handlers.cancel_scope.deadline = trio.current_time() + STOP_TIMEOUT
 
 
 async def run_node(config: NodeConfig, *, ready: Callable[[Node], object] | None = None) -> None:

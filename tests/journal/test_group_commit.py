@@ -1,6 +1,6 @@
 """Group commit: many concurrent appends, few durable transactions, honest answers.
 
-`Transactions` wraps a writer's `Journal.write_batch` to count and record the
+`Transactions` wraps a writer's `Journal.commit` to count and record the
 batches, to hold one open (the writer thread blocks until the test releases
 it, so the test knows exactly which requests queue up behind it) and to make a
 batch fail.  Nothing here waits on wall-clock time.
@@ -24,7 +24,7 @@ from moat_log.errors import (
 )
 from moat_log.event import Event
 from moat_log.ids import EventId
-from moat_log.journal.batch import WriteResult
+from moat_log.journal.batch import CommittedBatch
 from moat_log.journal.change import Change
 from moat_log.journal.group_commit import JournalWriter, open_journal
 from moat_log.journal.store import Journal
@@ -37,16 +37,16 @@ def p(*segments: str | int) -> Path:
 
 
 class Transactions:
-    """Stands in for ``journal.write_batch``: records, holds or fails batches."""
+    """Stands in for ``journal.commit``: records, holds or fails batches."""
 
     def __init__(self, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
-        self._real = journal.write_batch
+        self._real = journal.commit
         self.batches: list[list[Change | Event]] = []
         self.log: list[str] = []  # "committed" after each real transaction returned
         self.failures: dict[int, Exception] = {}  # batch number -> raise this instead
         self.entered = trio.Event()
         self._gate: threading.Event | None = None
-        monkeypatch.setattr(journal, "write_batch", self)
+        monkeypatch.setattr(journal, "commit", self)
 
     def hold_next(self) -> None:
         """Make the next batch wait in its thread until `release`."""
@@ -58,7 +58,7 @@ class Transactions:
             self._gate.set()
             self._gate = None
 
-    def __call__(self, items: Sequence[Change | Event]) -> list[WriteResult]:
+    def __call__(self, items: Sequence[Change | Event]) -> CommittedBatch:
         number = len(self.batches)
         self.batches.append(list(items))
         gate = self._gate
@@ -101,13 +101,13 @@ async def test_batches_never_exceed_the_maximum_size(tmp_path: FsPath) -> None:
     with Journal.create(tmp_path, "a") as journal:
         writer = JournalWriter(journal, max_batch=10)
         batches: list[int] = []
-        real = journal.write_batch
+        real = journal.commit
 
-        def write_batch(items: Sequence[Change | Event]) -> list[WriteResult]:
+        def commit(items: Sequence[Change | Event]) -> CommittedBatch:
             batches.append(len(items))
             return real(items)
 
-        journal.write_batch = write_batch  # type: ignore[method-assign]
+        journal.commit = commit  # type: ignore[method-assign]
         got: list[Event] = []
 
         async def append(task: int) -> None:

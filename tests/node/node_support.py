@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -105,6 +106,21 @@ class RawConnection:
         while (message := await self.receive()) is not None:
             messages.append(message)
         return messages
+
+
+_WRITE_DIRECTLY = """
+import sys
+from moat_log.journal.change import Change
+from moat_log.path import Path
+from moat_log.projections import open_journal
+with open_journal(sys.argv[1]) as journal:
+    journal.append(Change(Path.parse(sys.argv[2]), sys.argv[3]))
+"""
+
+
+async def write_from_another_process(data_dir: FsPath, path: str, value: str) -> None:
+    """Set *path* to *value* by writing the journal from a separate process (no node)."""
+    await trio.run_process([sys.executable, "-c", _WRITE_DIRECTLY, str(data_dir), path, value])
 
 
 def environment() -> dict[str, str]:

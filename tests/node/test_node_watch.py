@@ -1,4 +1,4 @@
-"""The pure parts of watching: the catch-up decision, the hub, the write tracker."""
+"""The pure parts of watching: the catch-up decision and the hub."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import trio
 import trio.testing
 
 from moat_log.event import Event, Op
-from moat_log.node._node import WriteTracker
 from moat_log.node._watch import CatchUp, WatchHub
 from moat_log.path import Path
 
@@ -85,28 +84,3 @@ async def test_an_overflowed_subscription_ends_its_reader() -> None:
         hub.publish(event(3, "a", 3))  # buffered
         hub.publish(event(4, "a", 4))  # overflow: the reader stops after what it holds
     assert [e.seq if e else None for e in received] == [1, 2, None]
-
-
-async def test_the_write_tracker_waits_for_every_write_started_before() -> None:
-    tracker = WriteTracker()
-    first, second = tracker.begin(), tracker.begin()
-    settled = trio.Event()
-
-    async def waiter() -> None:
-        await tracker.settled(second)
-        settled.set()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(waiter)
-        await trio.testing.wait_all_tasks_blocked()
-        third = tracker.begin()  # started later: not waited for
-        tracker.end(second)
-        await trio.testing.wait_all_tasks_blocked()
-        assert not settled.is_set()
-        tracker.end(first)
-        await trio.testing.wait_all_tasks_blocked()
-        assert settled.is_set()
-    tracker.end(third)
-    with trio.move_on_after(1) as timer:
-        await tracker.settled(tracker.started)  # nothing in flight: returns at once
-    assert not timer.cancelled_caught
