@@ -19,6 +19,7 @@ requests already queued are committed; later ones get `JournalClosedError`.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,25 +35,45 @@ from .batch import WriteResult
 from .change import Change
 from .store import Journal
 
+log = logging.getLogger("moat_log.journal")
+
+
+#: Called with the result of a `JournalWriter.submit` once its batch is done.
+Callback = Callable[[WriteResult], None]
+
 
 class _OpenBatch:
     __slots__ = ("items", "waiters")
 
     def __init__(self) -> None:
         self.items: list[Change | Event] = []
-        self.waiters: list[trio.lowlevel.Task] = []
+        #: Per item, the task waiting in `write`, or the callback of `submit`.
+        self.waiters: list[trio.lowlevel.Task | Callback] = []
 
     def answer(self, results: list[WriteResult]) -> None:
         """Wake every caller with its own result."""
-        for task, result in zip(self.waiters, results, strict=True):
-            trio.lowlevel.reschedule(task, outcome.Value(result))
+        for waiter, result in zip(self.waiters, results, strict=True):
+            _tell(waiter, result, outcome.Value(result))
         self.waiters = []
 
     def fail(self, error: BaseException) -> None:
         """Wake every caller with (its own copy of) *error*."""
-        for task in self.waiters:
-            trio.lowlevel.reschedule(task, outcome.Error(copy.copy(error)))
+        for waiter in self.waiters:
+            own = copy.copy(error)
+            _tell(waiter, own, outcome.Error(own))
         self.waiters = []
+
+
+def _tell(
+    waiter: trio.lowlevel.Task | Callback, result: Any, as_outcome: outcome.Outcome[Any]
+) -> None:
+    if isinstance(waiter, trio.lowlevel.Task):
+        trio.lowlevel.reschedule(waiter, as_outcome)
+        return
+    try:
+        waiter(result)
+    except Exception:
+        log.exception("a write's callback failed")
 
 
 def _cannot_abort(_: object) -> trio.lowlevel.Abort:
@@ -97,17 +118,31 @@ class JournalWriter:
 
     async def write(self, item: Change | Event) -> WriteResult:
         """Queue one item and wait until its batch is committed."""
+        self._queue(item, trio.lowlevel.current_task())
+        result: WriteResult = await trio.lowlevel.wait_task_rescheduled(_cannot_abort)
+        return result
+
+    def submit(self, item: Change | Event, callback: Callback) -> None:
+        """Queue one item without waiting: *callback* gets its result once committed.
+
+        The result is what `write` returns: the `Event`, a bool for an
+        insert, or the `MoatLogError` that refused the item (also
+        `JournalClosedError` if the writer stopped first).  The callback
+        runs in the writer task: it must not block, and should not raise.
+        Raises `JournalClosedError` at once if the writer is shut down.
+        """
+        self._queue(item, callback)
+
+    def _queue(self, item: Change | Event, waiter: trio.lowlevel.Task | Callback) -> None:
         if self._closing:
             raise JournalClosedError("the journal writer is shut down; the write was refused")
         batch = self._open
         batch.items.append(item)
-        batch.waiters.append(trio.lowlevel.current_task())
+        batch.waiters.append(waiter)
         if len(batch.items) >= self._max_batch:
             self._sealed.append(batch)
             self._open = _OpenBatch()
         self._work.set()
-        result: WriteResult = await trio.lowlevel.wait_task_rescheduled(_cannot_abort)
-        return result
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer task.  Returns after `close` once everything queued is committed.

@@ -5,14 +5,19 @@ Theory of operation
 Three kinds of task share a connection:
 
 * the **reader** feeds received bytes to the `ServerConnection`, sends what
-  the connection answered by itself, and starts one task per request;
-* one **request task** per request runs the operation and sends its items
-  and final reply;
+  the connection answered by itself, and starts one task per request -
+  except for the short, hot requests (``get``, ``set``, ``delete``): it
+  answers a ``get`` itself and hands a write to the group-commit writer with
+  a callback that queues the reply once the write is durable (no task, no
+  task switch);
+* one **request task** per other request runs the operation and sends its
+  items and final reply;
 * the **writer** is the only task that writes to the socket.  Everybody else
-  queues frames in a small bounded channel, so a client that stops reading
-  stops the node from producing more for it (every item is awaited before the
-  next one is made) instead of making it buffer without bound.  A send that
-  makes no progress for ``send_timeout`` seconds ends the connection.
+  queues frames in the `Outbox`: a request task waits while a few frames
+  are queued, and the reader waits before it reads more requests, so a
+  client that stops reading stops the node from producing more for it
+  instead of making it buffer without bound.  A send that makes no progress
+  for ``send_timeout`` seconds ends the connection.
 
 A request is cancelled only while it waits, never in the middle of a frame:
 the writer alone touches the socket, and it is never cancelled but with the
@@ -67,18 +72,18 @@ from moat_log.protocol import (
     WatchRequest,
     Written,
 )
-from moat_log.streams import coalesce
 
 from ._node import Node
+from ._outbox import Outbox
 from ._watch import CatchUp, Subscription
 
 __all__ = ["ClientSession"]
 
 log = logging.getLogger("moat_log.node")
 
-#: Frames queued for the writer before request tasks wait.
+#: Frames queued for the writer before request tasks (and the reader) wait.
 OUTGOING_FRAMES: Final = 16
-#: The writer joins queued frames into one send up to this many bytes.
+#: The most bytes one read from the socket takes.
 RECEIVE_BYTES: Final = 64 * 1024
 #: How long stopping waits for short requests, and then for the goodbye to go out.
 STOP_GRACE: Final = 2.0
@@ -98,7 +103,9 @@ class ClientSession:
             authenticator=node.authenticator if authenticate else None,
             permission=node.config.permission,
         )
-        self._out: trio.MemorySendChannel[bytes] | None = None
+        self._outbox = Outbox(OUTGOING_FRAMES)
+        self._writes = 0  # writes handed to the journal writer and not yet answered
+        self._writes_answered = trio.Event()
         self._streams: dict[int, trio.CancelScope] = {}
         self._reader_scope = trio.CancelScope()
         self._stopping = False
@@ -115,6 +122,12 @@ class ClientSession:
             "history": self._history,
             "status": self._status,
         }
+        #: Requests the reader answers (or hands on) without a task of their own.
+        self._answer_now: dict[str, Callable[[Any], None]] = {
+            "get": self._get_now,
+            "set": self._write_now,
+            "delete": self._write_now,
+        }
 
     @property
     def user(self) -> str | None:
@@ -127,16 +140,17 @@ class ClientSession:
 
     async def run(self) -> str:
         """Serve until the connection ends; returns why it ended."""
-        send, receive = trio.open_memory_channel[bytes](OUTGOING_FRAMES)
-        self._out = send
         async with trio.open_nursery() as connection:
-            connection.start_soon(self._write_frames, receive, connection.cancel_scope)
+            connection.start_soon(self._write_frames, connection.cancel_scope)
             async with trio.open_nursery() as requests:
                 with self._reader_scope:
                     self._end = await self._read_requests(requests)
                 self._end_requests(requests)
             with trio.move_on_after(STOP_GRACE):
-                await self._say_goodbye(send)
+                if self._stopping:
+                    while self._writes:  # their replies go out before the goodbye
+                        await self._writes_answered.wait()
+                self._say_goodbye()
                 await self._writer_done.wait()
             connection.cancel_scope.cancel()
         return self._end or "the node stopped"
@@ -149,43 +163,35 @@ class ClientSession:
             scope.cancel()
         requests.cancel_scope.deadline = trio.current_time() + STOP_GRACE
 
-    async def _say_goodbye(self, send: trio.MemorySendChannel[bytes]) -> None:
+    def _say_goodbye(self) -> None:
         if self._stopping and not self._goodbye:
             self._end = "the node is stopping"
             with suppress(ProtocolError):  # it had failed or said goodbye already
                 self._goodbye = self.conn.send_goodbye(ErrorType.SHUTDOWN, "the node is stopping")
-        try:
-            if self._goodbye:
-                await send.send(self._goodbye)
-            await send.aclose()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+        self._outbox.put(self._goodbye)
+        self._outbox.close()
 
     # --- the writer -------------------------------------------------------
 
-    async def _write_frames(
-        self, frames: trio.MemoryReceiveChannel[bytes], connection: trio.CancelScope
-    ) -> None:
+    async def _write_frames(self, connection: trio.CancelScope) -> None:
         try:
-            async with frames:
-                async for frame in frames:
-                    data = coalesce(frame, frames)
-                    with trio.move_on_after(self.node.config.send_timeout) as timer:
-                        await self._stream.send_all(data)
-                    if timer.cancelled_caught:
-                        self._end = "the client stopped reading (send timed out)"
-                        connection.cancel()
-                        return
+            while (data := await self._outbox.take()) is not None:
+                with trio.move_on_after(self.node.config.send_timeout) as timer:
+                    await self._stream.send_all(data)
+                if timer.cancelled_caught:
+                    self._end = "the client stopped reading (send timed out)"
+                    connection.cancel()
+                    return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._end = self._end or "the connection broke"
             connection.cancel()
         finally:
+            self._outbox.broken()
             self._writer_done.set()
 
     async def _send(self, data: bytes) -> None:
         if data:
-            assert self._out is not None
-            await self._out.send(data)
+            await self._outbox.send(data)
 
     # --- the reader -------------------------------------------------------
 
@@ -206,6 +212,7 @@ class ClientSession:
             if event is NEED_DATA:
                 with trio.move_on_at(deadline):
                     try:
+                        await self._outbox.wait_for_room()  # the client reads its replies
                         data = await self._stream.receive_some(RECEIVE_BYTES)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         return "the connection broke"
@@ -220,7 +227,11 @@ class ClientSession:
                 return "closed by the client"
             if isinstance(event, Request):
                 deadline = math.inf
-                requests.start_soon(self._run, event)
+                answer_now = self._answer_now.get(event.OP)
+                if answer_now is None or self._stopping:
+                    requests.start_soon(self._run, event)
+                else:
+                    answer_now(event)
             elif isinstance(event, Cancel):
                 scope = self._streams.get(event.id)
                 if scope is not None:
@@ -283,19 +294,54 @@ class ClientSession:
         await self._send(self.conn.send_item(request.id, item))
 
     async def _get(self, request: GetRequest) -> None:
+        await self._reply(request, self._current(request))
+
+    def _current(self, request: GetRequest) -> Event | None:
         event = self.node.kv.get(request.path)
-        await self._reply(request, None if event is None or event.op is Op.DELETE else event)
+        return None if event is None or event.op is Op.DELETE else event
 
     async def _write(self, request: SetRequest | DeleteRequest) -> None:
+        event = await self.node.write(self._change(request))
+        await self._reply(request, Written(event.id, event.hlc))
+
+    def _change(self, request: SetRequest | DeleteRequest) -> Change:
         source = request.source
         if source is None:
             source = "client" if self.user is None else f"client:{self.user}"
         if isinstance(request, SetRequest):
-            change = Change(request.path, request.value, Op.SET, source, request.cause)
-        else:
-            change = Change(request.path, None, Op.DELETE, source, request.cause)
-        event = await self.node.write(change)
-        await self._reply(request, Written(event.id, event.hlc))
+            return Change(request.path, request.value, Op.SET, source, request.cause)
+        return Change(request.path, None, Op.DELETE, source, request.cause)
+
+    # --- requests answered by the reader itself -------------------------------
+
+    def _get_now(self, request: GetRequest) -> None:
+        try:
+            frame = self.conn.send_reply(request.id, self._current(request))
+        except MoatLogError as exc:
+            frame = self.conn.send_error(request.id, *_error_reply(request, exc))
+        self._outbox.put(frame)
+
+    def _write_now(self, request: SetRequest | DeleteRequest) -> None:
+        """Hand the write to the journal writer; `_written` answers once it is durable."""
+        try:
+            self.node.writer.submit(self._change(request), partial(self._written, request))
+        except MoatLogError as exc:
+            self._outbox.put(self.conn.send_error(request.id, *_error_reply(request, exc)))
+            return
+        self._writes += 1
+
+    def _written(self, request: SetRequest | DeleteRequest, result: object) -> None:
+        self._writes -= 1
+        if not self._writes:
+            self._writes_answered.set()
+            self._writes_answered = trio.Event()
+        with suppress(ProtocolError):  # the connection is over: nobody to answer
+            if isinstance(result, Event):
+                frame = self.conn.send_reply(request.id, Written(result.id, result.hlc))
+            else:
+                assert isinstance(result, MoatLogError), result
+                frame = self.conn.send_error(request.id, *_error_reply(request, result))
+            self._outbox.put(frame)
 
     async def _list(self, request: ListRequest) -> None:
         children = await self.node.read(partial(self.node.kv.children, request.path))

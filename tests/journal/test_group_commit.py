@@ -399,3 +399,45 @@ async def test_a_queued_append_completes_before_its_cancellation_lands(tmp_path:
         assert scope.cancelled_caught
         assert [(e.seq, e.value) for e in got] == [(1, 1)]
         assert [e.value for e in writer.journal.by_origin("a")] == [1]
+
+
+async def test_submit_answers_through_the_callback_once_committed(tmp_path: FsPath) -> None:
+    results: list[object] = []
+    async with open_journal(tmp_path, node="a") as writer:
+        done = trio.Event()
+
+        def callback(result: object) -> None:
+            results.append(result)
+            if len(results) == 2:
+                done.set()
+
+        writer.submit(Change(p("x"), 1), callback)
+        writer.submit(Change(p("y"), 2), callback)
+        assert results == []  # nothing committed yet
+        await done.wait()
+        assert [(e.path, e.value) for e in results if isinstance(e, Event)] == [
+            (p("x"), 1),
+            (p("y"), 2),
+        ]
+        assert writer.journal.get(EventId("a", 2)) == results[1]
+    with pytest.raises(JournalClosedError):
+        writer.submit(Change(p("z"), 3), callback)
+
+
+async def test_submit_of_a_refused_batch_passes_the_error(
+    tmp_path: FsPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results: list[object] = []
+    async with open_journal(tmp_path, node="a") as writer:
+        txns = Transactions(writer.journal, monkeypatch)
+        txns.failures[0] = StorageFullError("disk full")
+        done = trio.Event()
+
+        def callback(result: object) -> None:
+            results.append(result)
+            done.set()
+
+        writer.submit(Change(p("x"), 1), callback)
+        await done.wait()
+    assert len(results) == 1
+    assert isinstance(results[0], StorageFullError)

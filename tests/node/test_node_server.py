@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from functools import partial
 from pathlib import Path as FsPath
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from node_support import (
     ALICE_PASSWORD,
     BOB_PASSWORD,
@@ -34,7 +36,7 @@ from moat_log.node import Node, NodeRunningError, serve_node
 from moat_log.node._node import READ_CHUNK
 from moat_log.path import Path
 from moat_log.projections import kv_view, open_journal
-from moat_log.protocol import LIVE, RequestError
+from moat_log.protocol import LIVE, RequestError, Written
 
 
 async def test_set_get_delete_list_subtree_history_status(data_dir: FsPath) -> None:
@@ -531,3 +533,45 @@ async def test_stopping_ends_watches_with_shutdown_and_keeps_every_write(data_di
         assert verify_journal(journal).ok
         kv = kv_view(journal)
         assert [str(e.path) for e in kv.walk(Path(["s"]))] == sorted(acknowledged)
+
+
+async def test_writes_in_flight_when_the_node_stops_are_committed_and_answered(
+    data_dir: FsPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stop = trio.Event()
+    answers: list[object] = []
+    async with trio.open_nursery() as nursery:
+        node = await nursery.start(
+            partial(serve_node, config(data_dir), shutdown_trigger=stop.wait)
+        )
+        real_commit = node.journal.commit
+        entered, release = trio.Event(), threading.Event()
+        token = trio.lowlevel.current_trio_token()
+
+        def held_commit(items: Any) -> Any:
+            token.run_sync_soon(entered.set)
+            release.wait()
+            return real_commit(items)
+
+        monkeypatch.setattr(node.journal, "commit", held_commit)
+        async with open_client(data_dir=data_dir) as client:
+
+            async def write(index: int) -> None:
+                answers.append(await client.set(f"s.k{index}", index))
+
+            try:
+                async with trio.open_nursery() as writers:
+                    for index in range(5):
+                        writers.start_soon(write, index)
+                    await entered.wait()  # the writes are in the node's writer
+                    stop.set()
+                    await trio.testing.wait_all_tasks_blocked()  # the node is stopping
+                    release.set()
+            finally:
+                release.set()
+    assert len(answers) == 5
+    assert all(isinstance(answer, Written) for answer in answers)
+    with open_journal(data_dir) as journal:
+        assert sorted(str(e.path) for e in kv_view(journal).walk(Path(["s"]))) == [
+            f"s.k{index}" for index in range(5)
+        ]
