@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (they register commands)
     _query_cmds,
     _replay_cmds,
     _view_cmds,
+    _watch_cmd,
 )
 from ._main import cli, default_data_dir, main
 
