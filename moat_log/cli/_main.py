@@ -147,13 +147,7 @@ def _secrets(password_file: FsPath | None) -> tuple[str | None, str | None]:
     password = os.environ.get(PASSWORD_ENV) or None
     if password_file is not None:
         password = _read_password_file(password_file)
-    token = os.environ.get(TOKEN_ENV) or None
-    if password is not None and token is not None:
-        raise InvalidInputError(
-            f"both a password and ${TOKEN_ENV} are set: a login uses one of them, "
-            "so unset the one you do not mean"
-        )
-    return password, token
+    return password, os.environ.get(TOKEN_ENV) or None
 
 
 @click.group(cls=MoatLogGroup, context_settings={"help_option_names": ["-h", "--help"]})

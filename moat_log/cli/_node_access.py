@@ -38,6 +38,7 @@ from typing import Any, Final, Literal, Protocol
 import trio
 
 from moat_log.client import Client, NodeConnectionError, NodeNotRunningError, open_client
+from moat_log.errors import InvalidInputError
 from moat_log.event import Event, Op
 from moat_log.journal.change import Change
 from moat_log.journal.store import Journal
@@ -230,6 +231,11 @@ async def _connect(stack: AsyncExitStack, settings: Settings) -> Client | None:
             return await stack.enter_async_context(open_client(data_dir=settings.data_dir))
         except NodeNotRunningError:
             return None
+    if settings.password is not None and settings.token is not None:
+        raise InvalidInputError(
+            f"both a password and ${TOKEN_ENV} are set: a login uses one of them, "
+            "so unset the one you do not mean"
+        )
     try:
         return await stack.enter_async_context(
             open_client(

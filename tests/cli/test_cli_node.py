@@ -231,24 +231,30 @@ def test_watch_prints_the_subtree_then_exactly_n_changes(twins: Twins) -> None:
     ]
 
 
-def test_watch_as_text_until_ctrl_c(twins: Twins) -> None:
-    process = twins.through_node.popen("watch", "home.kitchen")
+@pytest.mark.parametrize("way", ["through_node", "on_journal"])
+def test_watch_as_text_until_ctrl_c(twins: Twins, way: str) -> None:
+    script: Script = getattr(twins, way)
+    process = script.popen("watch", "home.kitchen")
     try:
         assert process.stdout is not None and process.stderr is not None
         lines = Lines(process.stdout)
         assert lines.next_line().split() == ["PATH", "VALUE", "TIME", "ID"]
         assert lines.next_line().split()[:2] == ["home.kitchen.temp", "21.5"]
         assert lines.next_line() == "-- live --"
-        written = json.loads(twins.through_node.run("--json", "set", "home.kitchen.temp", "23"))
+        written = json.loads(script.run("--json", "set", "home.kitchen.temp", "23"))
         assert lines.next_line().split() == [
             "home.kitchen.temp", "23", written["time"], written["id"]
         ]  # fmt: skip
-        twins.through_node.run("delete", "home.kitchen.temp")
+        script.run("delete", "home.kitchen.temp")
         assert lines.next_line().split()[:2] == ["home.kitchen.temp", "(deleted)"]
         process.send_signal(signal.SIGINT)
         assert process.wait(TIMEOUT) == 0
         assert lines.rest() == []
-        assert process.stderr.read() == ""
+        stderr = process.stderr.read().splitlines()
+        if way == "through_node":
+            assert stderr == []
+        else:
+            assert len(stderr) == 1 and "watching the journal directly" in stderr[0]
     finally:
         if process.poll() is None:
             process.kill()

@@ -82,7 +82,12 @@ async def test_secrets_come_from_the_environment_or_a_file_and_only_one(
     assert error == f"moat-log: error: {missing}: No such file or directory"
     monkeypatch.setenv("MOAT_LOG_PASSWORD", "pw")
     monkeypatch.setenv("MOAT_LOG_TOKEN", "token")
-    assert "both a password and $MOAT_LOG_TOKEN are set" in await invoke.error("ls")
+    await invoke("ls")  # the local socket asks for no login: the secrets are not used
+    error = await invoke.error("--connect", "127.0.0.1:27586", "ls")
+    assert error == (
+        "moat-log: error: both a password and $MOAT_LOG_TOKEN are set: a login uses one of "
+        "them, so unset the one you do not mean"
+    )
 
 
 @pytest.mark.parametrize("address", ["pi1.lan", "pi1.lan:port", ":27586", "h:0", "unix:"])
