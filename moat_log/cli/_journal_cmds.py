@@ -23,7 +23,8 @@ from moat_log.timespec import format_time
 
 from ._ingest import IngestSummary, LineParser, ingest
 from ._main import Settings, cli
-from ._output import event_json, print_json, progress_bar, value_text
+from ._node_access import open_access
+from ._output import print_json, progress_bar, value_text, written_json
 from ._values import default_source, parse_value
 
 _SOURCE_HELP = "Who caused the change [default: cli:$USER]."
@@ -42,6 +43,7 @@ def init(settings: Settings, node: str | None) -> None:
     Example:
       moat-log --data-dir /var/lib/moat-log init --node pi1
     """
+    settings.require_local()
     if (journal_dir(settings.data_dir) / "data.mdb").is_file():
         with settings.journal() as journal:
             existing, location = journal.node, journal.path
@@ -73,7 +75,7 @@ def _report_init(settings: Settings, node: str, location: str, *, created: bool)
 @click.option("--string", "force_string", is_flag=True, help="Store VALUE as a string as is.")
 @click.option("--source", help=_SOURCE_HELP)
 @click.pass_obj
-def set_value(
+async def set_value(
     settings: Settings, path: str, value: str, force_string: bool, source: str | None
 ) -> None:
     """Append an event setting PATH to VALUE.
@@ -81,6 +83,11 @@ def set_value(
     VALUE is read as JSON when it parses (true, 21.5, null, {"a": 1},
     "quoted"), else taken as a string; --string always takes it as a string.
     Bytes are written {"$bytes": "<base64>"}.  Negative numbers work as is.
+
+    Goes through the node serving the data directory (or --connect); when
+    none runs, appends to the journal directly.  Prints the new event's id,
+    time, path and value; --json the event without its deps (a node's reply
+    does not carry them: 'moat-log --json log' shows them).
 
     \b
     Example:
@@ -93,35 +100,37 @@ def set_value(
         parse_value(value, force_string=force_string),
         source=source if source is not None else default_source(),
     )
-    _append_and_print(settings, change)
+    await _write_and_print(settings, change)
 
 
 @cli.command()
 @click.argument("path")
 @click.option("--source", help=_SOURCE_HELP)
 @click.pass_obj
-def delete(settings: Settings, path: str, source: str | None) -> None:
+async def delete(settings: Settings, path: str, source: str | None) -> None:
     """Append a tombstone: PATH has no value afterwards.
+
+    Through the node when one runs, like set; the output is that of set.
 
     \b
     Example:
       moat-log delete home.kitchen.scene
     """
     source = source if source is not None else default_source()
-    _append_and_print(settings, Change.delete(Path.parse(path), source=source))
+    await _write_and_print(settings, Change.delete(Path.parse(path), source=source))
 
 
-def _append_and_print(settings: Settings, change: Change) -> None:
-    with settings.journal() as journal:
-        event = journal.append(change)
+async def _write_and_print(settings: Settings, change: Change) -> None:
+    async with open_access(settings) as access:
+        written = await access.write(change)
     if settings.as_json:
-        print_json(event_json(event))
+        print_json(written_json(change, written))
         return
-    if event.op is Op.DELETE:
-        what = f"deleted {event.path}"
+    if change.op is Op.DELETE:
+        what = f"deleted {change.path}"
     else:
-        what = f"{event.path} = {value_text(event.value)}"
-    click.echo(f"{event.id}  {format_time(event.hlc)}  {what}")
+        what = f"{change.path} = {value_text(change.value)}"
+    click.echo(f"{written.id}  {format_time(written.hlc)}  {what}")
 
 
 @cli.command("ingest")

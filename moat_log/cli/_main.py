@@ -1,5 +1,10 @@
 """The ``moat-log`` command group: global options and the error boundary.
 
+The global options say where the data lives (``--data-dir``) and, for the
+commands that talk to a node, which node and as whom (``--connect``,
+``--user``, the password or token from the environment or a file);
+`moat_log.cli._node_access` decides between the node and the journal.
+
 Every error moat-log raises on purpose (`MoatLogError`) and every failed file
 operation (`OSError`) ends the command with one line on stderr,
 ``moat-log: error: <message>``, and exit status 1.  Usage errors keep click's
@@ -12,19 +17,25 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path as FsPath
 from typing import IO, Any
 
 import asyncclick as click
 
 from moat_log.defaults import xdg_data_dir
-from moat_log.errors import MoatLogError
+from moat_log.errors import InvalidInputError, MoatLogError
 from moat_log.journal.store import Journal
 from moat_log.projections import open_journal
 
 PROG = "moat-log"
 DATA_DIR_ENV = "MOAT_LOG_DATA_DIR"
+CONNECT_ENV = "MOAT_LOG_CONNECT"
+USER_ENV = "MOAT_LOG_USER"
+#: Secrets come from the environment (or a file), never from an option: the
+#: command line of every process shows in ``ps``.
+PASSWORD_ENV = "MOAT_LOG_PASSWORD"
+TOKEN_ENV = "MOAT_LOG_TOKEN"
 
 
 def default_data_dir() -> FsPath:
@@ -38,10 +49,25 @@ class Settings:
 
     data_dir: FsPath
     as_json: bool
+    #: ``HOST:PORT`` or ``unix:PATH`` of the node to use, without fallback.
+    connect: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+
+    def require_local(self) -> None:
+        """Refuse ``--connect`` for a command that works on the local data directory."""
+        if self.connect is not None:
+            command = click.get_current_context().info_name
+            raise InvalidInputError(
+                f"--connect {self.connect}: '{command}' works on the local journal only; "
+                f"leave out --connect (and unset ${CONNECT_ENV})"
+            )
 
     @contextmanager
     def journal(self) -> Iterator[Journal]:
         """The data directory's journal, opened once and closed at the end."""
+        self.require_local()
         with open_journal(self.data_dir) as journal:
             yield journal
 
@@ -61,8 +87,32 @@ def describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def _json_after_the_command(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.obj = replace(ctx.obj, as_json=True)
+
+
 class MoatLogGroup(click.Group):
-    """The group whose `invoke` is the error boundary of every command."""
+    """The group whose `invoke` is the error boundary of every command.
+
+    Every command also takes ``--json`` after its name (``moat-log ls home
+    --json``), the same as the global option before it.
+    """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        has_json = any("--json" in getattr(param, "opts", ()) for param in cmd.params)
+        if not isinstance(cmd, click.Group) and not has_json:
+            cmd.params.append(
+                click.Option(
+                    ["--json"],
+                    is_flag=True,
+                    expose_value=False,
+                    callback=_json_after_the_command,
+                    help=f"Machine output, as '{PROG} --json ...'. "
+                    f"Example: {PROG} {name or cmd.name} --json",
+                )
+            )
+        super().add_command(cmd, name)
 
     async def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -73,6 +123,31 @@ class MoatLogGroup(click.Group):
             raise  # click's main() quietly exits on EPIPE (``moat-log log | head``)
         except OSError as exc:
             raise CommandError(describe_os_error(exc)) from exc
+
+
+def _check_connect(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None or (value.startswith("unix:") and len(value) > len("unix:")):
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{value!r}: use HOST:PORT (pi1.lan:27586) or unix:PATH")
+    return value
+
+
+def _read_password_file(file: FsPath) -> str:
+    text = file.read_text(encoding="utf-8")
+    password = text.split("\n", 1)[0].removesuffix("\r")
+    if not password:
+        raise InvalidInputError(f"--password-file {file}: the file is empty")
+    return password
+
+
+def _secrets(password_file: FsPath | None) -> tuple[str | None, str | None]:
+    """The password (--password-file, else $MOAT_LOG_PASSWORD) and the token."""
+    password = os.environ.get(PASSWORD_ENV) or None
+    if password_file is not None:
+        password = _read_password_file(password_file)
+    return password, os.environ.get(TOKEN_ENV) or None
 
 
 @click.group(cls=MoatLogGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,22 +161,71 @@ class MoatLogGroup(click.Group):
     f"here {default_data_dir()}].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine output: JSON (lines for streams).")
+@click.option(
+    "--connect",
+    metavar="HOST:PORT|unix:PATH",
+    envvar=CONNECT_ENV,
+    show_envvar=True,
+    callback=_check_connect,
+    help="Use the node at this address, and fail if it does not answer (no fallback to the "
+    "journal). For set, delete, get, ls, watch and status; the other commands refuse it. "
+    "Example: --connect pi1.lan:27586",
+)
+@click.option(
+    "--user",
+    metavar="NAME",
+    envvar=USER_ENV,
+    show_envvar=True,
+    help=f"Log in as NAME where the node asks (TCP with users configured), with the password "
+    f"from ${PASSWORD_ENV} or --password-file, or the token from ${TOKEN_ENV}. "
+    "Example: MOAT_LOG_PASSWORD=... moat-log --connect pi1.lan:27586 --user alice ls",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=FsPath),
+    metavar="FILE",
+    help=f"Read the --user's password from FILE (its first line) instead of ${PASSWORD_ENV}. "
+    "Example: --password-file ~/.config/moat-log/password",
+)
 @click.version_option(package_name="moat-log", prog_name=PROG)
 @click.pass_context
-def cli(ctx: click.Context, data_dir: FsPath | None, as_json: bool) -> None:
-    """Inspect and write a moat-log journal directly on its data directory.
+def cli(
+    ctx: click.Context,
+    *,
+    data_dir: FsPath | None,
+    as_json: bool,
+    connect: str | None,
+    user: str | None,
+    password_file: FsPath | None,
+) -> None:
+    """Write, read and watch moat-log state, through the node or on the journal.
 
-    Works while a node has the journal open.  Paths use the text form
-    (home.kitchen.light, sensor:3.temp); times are ISO 8601 (local unless
-    they have an offset), relative (-10m, -2h), 'now', or an event id NODE:SEQ.
+    set, delete, get, ls, watch and status ask the node that serves the data
+    directory (its socket DATA_DIR/moat-log.sock); when none runs there they
+    work on the journal directly, with the same output.  --connect names a
+    node elsewhere (no fallback then).  The other commands (log, history,
+    export, verify, ...) always read the journal directly, also while a node
+    runs.  Paths use the text form (home.kitchen.light, sensor:3.temp);
+    times are ISO 8601 (local unless they have an offset), relative (-10m,
+    -2h), 'now', or an event id NODE:SEQ.
 
     \b
     Example:
       moat-log init --node pi1
       moat-log set home.kitchen.light true
+      moat-log watch home --changes 1
       moat-log log --since -1h
+      MOAT_LOG_PASSWORD=... moat-log --connect pi1.lan:27586 --user alice get home.temp
     """
-    ctx.obj = Settings(data_dir if data_dir is not None else default_data_dir(), as_json)
+    password, token = _secrets(password_file)
+    ctx.obj = Settings(
+        data_dir if data_dir is not None else default_data_dir(),
+        as_json,
+        connect=connect,
+        user=user,
+        password=password,
+        token=token,
+    )
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from asyncclick.core import ParameterSource
 from moat_log.timespec import format_time
 
 from ._main import Settings, cli
+from ._node_access import open_access
 from ._output import human_bytes, print_fields, print_json, print_table
 
 CONFIG_ENV = "MOAT_LOG_CONFIG"
@@ -84,46 +85,20 @@ async def serve(ctx: click.Context, config_file: FsPath | None, log_level: str) 
 async def status(settings: Settings) -> None:
     """Show the node: running or not, its journal, views and connections.
 
-    Asks the node serving the data directory; when none runs, reads the
-    journal directly.
+    Asks the node serving the data directory (or --connect); when none
+    runs, reads the journal directly and says 'not running'.
 
     \b
     Example:
       moat-log status
       moat-log --json status
     """
-    from moat_log.client import NodeNotRunningError, open_client
-
-    try:
-        async with open_client(data_dir=settings.data_dir) as client:
-            result = await client.status()
-        result["running"] = True
-    except NodeNotRunningError:
-        result = _offline_status(settings)
+    async with open_access(settings) as access:
+        result = await access.status()
     if settings.as_json:
         print_json(result)
         return
     _print_status(result)
-
-
-def _offline_status(settings: Settings) -> dict[str, Any]:
-    with settings.journal() as journal:
-        stats, views, location = journal.stats(), journal.views(), str(journal.path)
-    return {
-        "running": False,
-        "node": stats.node,
-        "clock": stats.clock,
-        "journal": {
-            "path": location,
-            "events": stats.events,
-            "last_position": stats.last_position,
-            "file_bytes": stats.file_bytes,
-        },
-        "views": {
-            name: {"version": version, "checkpoint": checkpoint}
-            for name, (version, checkpoint) in sorted(views.items())
-        },
-    }
 
 
 def _print_status(result: dict[str, Any]) -> None:

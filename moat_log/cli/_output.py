@@ -18,6 +18,8 @@ from typing import Any, TextIO
 import asyncclick as click
 
 from moat_log.event import Event, Op, Value
+from moat_log.journal.change import Change
+from moat_log.protocol import Written
 from moat_log.timespec import format_time
 
 #: How bytes appear in JSON: ``{"$bytes": "<base64>"}``.  `_values` reads it back.
@@ -65,6 +67,27 @@ def event_json(event: Event) -> dict[str, Any]:
     }
 
 
+def written_json(change: Change, written: Written) -> dict[str, Any]:
+    """The JSON form of a new local event, as ``set`` and ``delete`` print it.
+
+    `event_json` without ``deps``: a node answers a write with the event's id
+    and hlc only (`Written`), and the rest is what was asked for.
+    """
+    return {
+        "id": str(written.id),
+        "origin": written.id.origin,
+        "seq": written.id.seq,
+        "hlc": written.hlc,
+        "time": format_time(written.hlc),
+        "path": str(change.path),
+        "segments": list(change.path),
+        "op": str(change.op),
+        "value": json_value(change.value),
+        "source": change.source,
+        "cause": None if change.cause is None else str(change.cause),
+    }
+
+
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 
 
@@ -100,6 +123,16 @@ def event_row(event: Event) -> tuple[str, ...]:
         printable(value),
         printable(event.source),
     )
+
+
+#: The columns of a current value: ``ls --recursive`` and ``watch``.
+VALUE_COLUMNS = ("PATH", "VALUE", "TIME", "ID")
+
+
+def value_row(event: Event) -> tuple[str, ...]:
+    """A path's current event as a row of `VALUE_COLUMNS`; a tombstone shows ``(deleted)``."""
+    value = "(deleted)" if event.op is Op.DELETE else value_text(event.value)
+    return (printable(str(event.path)), printable(value), format_time(event.hlc), str(event.id))
 
 
 class EventPrinter:
@@ -151,7 +184,7 @@ class EventPrinter:
         lines: list[tuple[str, ...] | None] = []
         if self._widths is None:
             lines.append(EVENT_COLUMNS)
-        self._widths = _column_widths([EVENT_COLUMNS, *rows], self._widths)
+        self._widths = column_widths([EVENT_COLUMNS, *rows], self._widths)
         lines.extend(self._pending)
         self.out.write("".join(self._line(row) + "\n" for row in lines))
         self._pending = []
@@ -170,7 +203,7 @@ class EventPrinter:
         return _COLUMN_GAP.join(cells).rstrip()
 
 
-def _column_widths(rows: Iterable[Sequence[str]], widths: list[int] | None = None) -> list[int]:
+def column_widths(rows: Iterable[Sequence[str]], widths: list[int] | None = None) -> list[int]:
     for row in rows:
         lengths = [len(cell) for cell in row]
         if widths is not None:
@@ -193,10 +226,15 @@ def truncate(text: str, width: int) -> str:
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str = "") -> None:
     """A small aligned table (stats, summaries)."""
-    widths = _column_widths([header, *rows])
+    widths = column_widths([header, *rows])
     for row in (header, *rows):
-        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
-        click.echo(indent + _COLUMN_GAP.join(cells).rstrip())
+        click.echo(indent + table_line(row, widths))
+
+
+def table_line(row: Sequence[str], widths: Sequence[int]) -> str:
+    """One row of an aligned table, without trailing blanks."""
+    cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+    return _COLUMN_GAP.join(cells).rstrip()
 
 
 def print_fields(fields: Mapping[str, str]) -> None:

@@ -10,7 +10,16 @@ from moat_log.projections import kv_view
 from moat_log.timespec import format_time
 
 from ._main import CommandError, Settings, cli
-from ._output import event_json, json_value, print_json, print_table, value_text
+from ._node_access import open_access
+from ._output import (
+    VALUE_COLUMNS,
+    event_json,
+    json_value,
+    print_json,
+    print_table,
+    value_row,
+    value_text,
+)
 
 
 def _path_argument(text: str | None) -> Path:
@@ -24,6 +33,8 @@ async def get(settings: Settings, *, path: str) -> None:
     """Show the current value of PATH: who set it, when, and which event.
 
     Exits with status 1 if PATH has no value (never set, or deleted).
+    Asks the node serving the data directory (or --connect); when none
+    runs, reads the journal directly.
 
     \b
     Example:
@@ -31,8 +42,8 @@ async def get(settings: Settings, *, path: str) -> None:
       moat-log --json get home.kitchen.setpoint
     """
     target = Path.parse(path)
-    with settings.journal() as journal:
-        event = kv_view(journal).get(target)
+    async with open_access(settings) as access:
+        event = await access.current(target)
     if event is None or event.op is Op.DELETE:
         why = "it was never set" if event is None else f"deleted by {event.id}"
         raise CommandError(f"{target} has no value: {why}")
@@ -56,7 +67,8 @@ async def ls(settings: Settings, *, path: str | None, recursive: bool) -> None:
 
     With --json and --recursive the output is one JSON object mapping each
     path (text form) to its value, in path order: two nodes holding the same
-    events print identical output.
+    events print identical output.  Asks the node serving the data directory
+    (or --connect); when none runs, reads the journal directly.
 
     \b
     Example:
@@ -64,12 +76,11 @@ async def ls(settings: Settings, *, path: str | None, recursive: bool) -> None:
       moat-log --json ls home --recursive
     """
     prefix = _path_argument(path)
-    with settings.journal() as journal:
-        view = kv_view(journal)
+    async with open_access(settings) as access:
         if recursive:
-            events = list(view.walk(prefix))
+            events = await access.subtree(prefix)
         else:
-            children = view.children(prefix)
+            children = await access.children(prefix)
     if not recursive:
         if settings.as_json:
             print_json([str(prefix / child) for child in children])
@@ -80,8 +91,7 @@ async def ls(settings: Settings, *, path: str | None, recursive: bool) -> None:
     if settings.as_json:
         print_json({str(event.path): json_value(event.value) for event in events})
         return
-    rows = [(str(e.path), value_text(e.value), format_time(e.hlc), str(e.id)) for e in events]
-    print_table(("PATH", "VALUE", "TIME", "ID"), rows)
+    print_table(VALUE_COLUMNS, [value_row(event) for event in events])
 
 
 @cli.command("conflicts")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path as FsPath
-from typing import Any
+from typing import IO, Any
 
 from asyncclick.testing import CliRunner, Result
 
@@ -23,6 +27,10 @@ from moat_log.vclock import VectorClock
 #: 2026-01-01T00:00:00Z in ns: a fixed origin for event times in tests.
 T0 = 1_767_225_600 * 10**9
 SECOND = 10**9
+#: Generous: only reached when something is broken.
+TIMEOUT = 30
+#: What moat-log reads from the environment besides the data directory.
+NODE_ENV = ("MOAT_LOG_CONNECT", "MOAT_LOG_USER", "MOAT_LOG_PASSWORD", "MOAT_LOG_TOKEN")
 
 
 def find_script() -> str:
@@ -44,16 +52,30 @@ class Script:
     def argv(self, *args: str) -> list[str]:
         return [self.exe, "--data-dir", str(self.data_dir), *args]
 
-    def run(self, *args: str, status: int = 0, stdin: str | None = None) -> str:
-        """Run, check the exit status, and return stdout."""
+    def run(
+        self,
+        *args: str,
+        status: int = 0,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> str:
+        """Run, check the exit status, and return stdout; *env* is added to the environment."""
         done = subprocess.run(
-            self.argv(*args), input=stdin, capture_output=True, text=True, env=script_env(),
-            timeout=60, check=False,
+            self.argv(*args), input=stdin, capture_output=True, text=True,
+            env=script_env(env), timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == status, f"{args}: exit {done.returncode}\n{done.stderr}"
         assert "Traceback" not in done.stderr, done.stderr
         self.stderr = done.stderr
         return done.stdout
+
+    def error(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        """Run a command that must fail with one ``moat-log: error:`` line; return it."""
+        assert self.run(*args, status=1, env=env) == ""
+        lines = self.stderr.splitlines()
+        assert len(lines) == 1, self.stderr
+        assert lines[0].startswith("moat-log: error: "), lines[0]
+        return lines[0]
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -65,10 +87,45 @@ class Script:
         return Script(self.exe, data_dir)
 
 
-def script_env() -> dict[str, str]:
+def script_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without moat-log's variables, plus *extra*."""
     env = dict(os.environ)
-    env.pop("MOAT_LOG_DATA_DIR", None)
+    for name in ("MOAT_LOG_DATA_DIR", "MOAT_LOG_CONFIG", *NODE_ENV):
+        env.pop(name, None)
+    env.update(extra or {})
     return env
+
+
+class Lines:
+    """Reads a pipe's lines in a thread, so the test can wait with a timeout."""
+
+    def __init__(self, pipe: IO[str]) -> None:
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe: IO[str]) -> None:
+        for line in pipe:
+            self._queue.put(line)
+        self._queue.put("")  # end of file
+
+    def next_line(self) -> str:
+        """The next line without its newline; fails at the end of the stream."""
+        line = self._queue.get(timeout=TIMEOUT)
+        assert line, "the process ended"
+        return line.removesuffix("\n")
+
+    def next_event(self) -> dict[str, Any]:
+        event: dict[str, Any] = json.loads(self.next_line())
+        return event
+
+    def rest(self) -> list[str]:
+        """The lines after those read, up to the end of the stream."""
+        self._thread.join(TIMEOUT)
+        lines = []
+        while (line := self._queue.get_nowait()) != "":
+            lines.append(line)
+        return lines
 
 
 class Invoker:

@@ -6,9 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path as FsPath
 
 import pytest
-from cli_support import Invoker, Script, find_script
+from cli_support import NODE_ENV, Invoker, Script, find_script
 
 from moat_log.projections import open_journal
+
+
+@pytest.fixture(autouse=True)
+def _no_node_settings_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--connect, --user and the secrets come from the test, never from the caller's shell."""
+    for name in NODE_ENV:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -4,23 +4,19 @@ writers, and ``log --follow``."""
 from __future__ import annotations
 
 import json
-import queue
 import shlex
 import signal
 import subprocess
 import threading
 from pathlib import Path as FsPath
-from typing import IO, Any
+from typing import Any
 
-from cli_support import Script
+from cli_support import TIMEOUT, Lines, Script
 
 from moat_log.ids import EventId
 from moat_log.journal.change import Change
 from moat_log.path import Path
 from moat_log.projections import open_journal
-
-#: Generous: only reached when something is broken.
-TIMEOUT = 30
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -106,33 +102,6 @@ def test_cli_beside_a_process_holding_the_journal(script: Script) -> None:
         # Both wrote to one gapless sequence of pi1 events.
         seqs = sorted(event.seq for _, event in journal.scan())
         assert seqs == list(range(1, len(written) + 4))
-
-
-class Lines:
-    """Reads a pipe's lines in a thread, so the test can wait with a timeout."""
-
-    def __init__(self, pipe: IO[str]) -> None:
-        self._queue: queue.Queue[str] = queue.Queue()
-        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
-        self._thread.start()
-
-    def _read(self, pipe: IO[str]) -> None:
-        for line in pipe:
-            self._queue.put(line)
-        self._queue.put("")  # end of file
-
-    def next_event(self) -> dict[str, Any]:
-        line = self._queue.get(timeout=TIMEOUT)
-        assert line, "the process ended"
-        event: dict[str, Any] = json.loads(line)
-        return event
-
-    def rest(self) -> list[str]:
-        self._thread.join(TIMEOUT)
-        lines = []
-        while (line := self._queue.get_nowait()) != "":
-            lines.append(line)
-        return lines
 
 
 def test_log_follow(script: Script) -> None:
