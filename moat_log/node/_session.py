@@ -93,11 +93,21 @@ class ClientSession:
     """Serves one client connection on *stream* until it ends."""
 
     def __init__(
-        self, node: Node, stream: trio.abc.Stream, peer: str, *, authenticate: bool
+        self,
+        node: Node,
+        stream: trio.abc.Stream,
+        peer: str,
+        *,
+        authenticate: bool,
+        handshake_timeout: float | None = None,
     ) -> None:
         self.node = node
         self.peer = peer
         self._stream = stream
+        #: Seconds to log in or send a first request (None: the node's setting).
+        self._handshake_timeout = (
+            node.config.handshake_timeout if handshake_timeout is None else handshake_timeout
+        )
         self.conn = ServerConnection(
             node.name,
             authenticator=node.authenticator if authenticate else None,
@@ -200,7 +210,7 @@ class ClientSession:
         """Read and dispatch until the connection ends; returns why it ended."""
         conn = self.conn
         await self._send(conn.greeting())
-        timeout = self.node.config.handshake_timeout
+        timeout = self._handshake_timeout
         deadline = trio.current_time() + timeout
         while True:
             try:
