@@ -15,10 +15,17 @@ One `ClientConnection` (the sans-io protocol) per connection.  Any number of
 tasks send requests at once: each request queues its frame for the single
 writer task and waits for its own final reply, which the reader task hands
 over by request id.  Stream items are buffered per request: without limit for
-``subtree`` and ``history`` (their size is that of the answer), and up to
-`WATCH_BUFFER` items for a watch, after which the watch is cancelled and
-raises ``overflow`` (a reader that blocked instead could deadlock a script
-that awaits another request inside its watch loop).
+``subtree``, ``history``, ``replay`` and a ``log`` without ``follow`` (their
+size is that of the answer), and up to `WATCH_BUFFER` items for a watch or a
+followed log, after which the stream is cancelled and raises ``overflow`` (a
+reader that blocked instead could deadlock a script that awaits another
+request inside its watch loop).
+
+Times (``since``, ``until``) are what `moat_log.timespec.time_spec` takes:
+ns since the epoch, an `EventId`, a `datetime.datetime`, or text such as
+``"-1h"``, ``"2026-11-21T14:00"`` or ``"pi1:42"``.  Text and datetimes are
+read on this machine (relative times against its clock, naive times in its
+zone); the node gets ns or an event id.
 
 Errors the node reports raise `RequestError` (its ``error_type`` is the wire
 type, e.g. ``permission-denied``); a lost or refused connection raises
@@ -28,12 +35,13 @@ type, e.g. ``permission-denied``); a lost or refused connection raises
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path as FsPath
 from types import TracebackType
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar, overload
 
 import trio
 
@@ -62,6 +70,7 @@ from .protocol import (
     salt_password,
 )
 from .streams import coalesce, single_errors_unwrapped
+from .timespec import TimeLike, TimeSpec, time_spec
 
 __all__ = [
     "LIVE",
@@ -70,9 +79,10 @@ __all__ = [
     "NodeNotRunningError",
     "Stream",
     "open_client",
+    "open_client_on",
 ]
 
-#: Items a watch buffers for a reader that is slower than the changes.
+#: Items a watch or a followed log buffers for a reader slower than the changes.
 WATCH_BUFFER: Final = 10_000
 _RECEIVE_BYTES: Final = 64 * 1024
 _SOCKET_NAME: Final = "moat-log.sock"
@@ -97,12 +107,17 @@ def _path(path: PathLike) -> Path:
     return Path(path)
 
 
+def _time(value: TimeLike | None, now_ns: int) -> TimeSpec | None:
+    return None if value is None else time_spec(value, now_ns=now_ns)
+
+
 class _Pending:
     """A request in flight: its final outcome, and for streams the items so far."""
 
-    __slots__ = ("abandoned", "done", "error", "items", "limit", "result", "wakeup")
+    __slots__ = ("abandoned", "done", "error", "items", "limit", "op", "result", "wakeup")
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, op: str, limit: int | None = None) -> None:
+        self.op = op
         self.done = False
         self.result: Any = None
         self.error: MoatLogError | None = None
@@ -122,8 +137,8 @@ class _Pending:
         if self.limit is not None and len(self.items) >= self.limit:
             self.error = RequestError(
                 ErrorType.OVERFLOW,
-                f"this client buffered {self.limit} watch items its reader had not taken; "
-                "read faster, then watch again",
+                f"this client buffered {self.limit} {self.op} items its reader had not taken; "
+                f"read faster, then start the {self.op} again",
             )
             self._wake()
             return False
@@ -280,6 +295,79 @@ class Client:
         """
         return self._stream_request("watch", WATCH_BUFFER, path=_path(path))
 
+    @overload
+    def log(
+        self,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        origin: str | None = None,
+        path: PathLike | None = None,
+        limit: int | None = None,
+        follow: Literal[False] = False,
+    ) -> Stream[Event]: ...
+
+    @overload
+    def log(
+        self,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        origin: str | None = None,
+        path: PathLike | None = None,
+        limit: int | None = None,
+        follow: bool,
+    ) -> Stream[Event | LiveMarker]: ...
+
+    def log(
+        self,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        origin: str | None = None,
+        path: PathLike | None = None,
+        limit: int | None = None,
+        follow: bool = False,
+    ) -> Stream[Event] | Stream[Event | LiveMarker]:
+        """The journal's events in time order (``(hlc, origin)``), oldest first.
+
+        Only those with ``since <= hlc <= until``, created by node *origin*,
+        at *path* or below it; with *limit*, only the newest *limit* of them.
+        With *follow* (not with *until*), then `LIVE`, then every matching
+        event the node stores from then on, in the order it stores them (an
+        event arriving late from another node may be older than one already
+        sent).  Leave a followed log with ``async with`` as for `watch`.
+        Times: see the module docstring.  Bad arguments raise `ValueError`
+        or `TypeError` here.
+        """
+        now = time.time_ns()
+        return self._stream_request(
+            "log",
+            WATCH_BUFFER if follow else None,
+            since=_time(since, now),
+            until=_time(until, now),
+            origin=origin,
+            path=None if path is None else _path(path),
+            limit=limit,
+            follow=follow,
+        )
+
+    def replay(self, until: TimeLike, *, path: PathLike = ()) -> Stream[Event]:
+        """The state as of *until* under *path*, computed by the node from its journal.
+
+        For each path that had a value then, in key order, the event that
+        held it: the greatest ``(hlc, origin)`` among the path's events with
+        ``hlc <= until``, including events that arrived later with an earlier
+        hlc (docs/replay.md).  Times: see the module docstring.
+        """
+        prefix = _path(path)
+        return self._stream_request(
+            "replay",
+            None,
+            until=time_spec(until, now_ns=time.time_ns()),
+            path=prefix if prefix else None,
+        )
+
     # --- plumbing -------------------------------------------------------------
 
     def _send_request(
@@ -291,7 +379,7 @@ class Client:
             request_id, data = self._conn.send_request(op, **args)
         except LocalProtocolError as exc:
             raise NodeConnectionError(f"the connection to the node is closed: {exc}") from exc
-        pending = self._pending[request_id] = _Pending(limit)
+        pending = self._pending[request_id] = _Pending(op, limit)
         self._out_send.send_nowait(data)
         return request_id, pending
 
@@ -462,6 +550,27 @@ async def open_client(
     nodes that ask for cheaper password hashing than that.
     """
     stream = await _connect(data_dir, connect)
+    async with open_client_on(
+        stream, user=user, password=password, token=token, min_scrypt_n=min_scrypt_n
+    ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def open_client_on(
+    stream: trio.abc.Stream,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    min_scrypt_n: int = 2**14,
+) -> AsyncIterator[Client]:
+    """A client on a stream that is already connected to a node (see `open_client`).
+
+    For transports `open_client` does not make itself (a socket pair to a
+    node in this process, a tunnel).  The stream is closed when the block
+    ends.
+    """
     try:
         conn = ClientConnection(min_scrypt_n=min_scrypt_n)
         try:

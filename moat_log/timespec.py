@@ -32,22 +32,29 @@ nanoseconds would all be plausible readings.  So are times outside
 
 `format_time` is the inverse for display: local ISO 8601 with offset, e.g.
 ``2026-11-21T14:03:07.123456+01:00``; the fraction is left out when it is zero.
+
+`time_spec` takes what a Python script passes as a time (`TimeLike`): an int
+in ns, an `EventId`, a `datetime.datetime` (naive means local time, as in
+ISO text) or text in any of the forms above.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from fractions import Fraction
 from typing import TypeAlias
 
 from .errors import InvalidInputError, TimeSyntaxError
 from .ids import MAX_U64, EventId
 
-__all__ = ["TimeSpec", "format_time", "parse_time"]
+__all__ = ["TimeLike", "TimeSpec", "format_time", "parse_time", "time_spec"]
 
 #: A parsed time argument: ns since the epoch, or an event to look up.
 TimeSpec: TypeAlias = int | EventId
+#: What a script may give as a time: a `TimeSpec`, a datetime, or text for `parse_time`.
+TimeLike: TypeAlias = int | EventId | dt.datetime | str
 
 #: Appended to every syntax error; also fit for ``--help`` texts.
 ACCEPTED_FORMS = (
@@ -111,6 +118,28 @@ def parse_time(text: str, *, now_ns: int, tz: dt.tzinfo | None = None) -> TimeSp
         _reject_misspelt_times(spec, iso_error)
         return _parse_event_id(spec)
     return _checked_ns(_datetime_to_ns(moment, tz, spec), spec)
+
+
+def time_spec(value: TimeLike, *, now_ns: int | None = None) -> TimeSpec:
+    """A script's time as ns since the epoch, or an `EventId` for the node to look up.
+
+    Text is read by `parse_time`, relative to *now_ns* (default: this
+    machine's clock).  A naive datetime is local time.  Raises
+    `TimeSyntaxError` for text or a time outside ``0 .. 2**64-1`` ns, and
+    `TypeError` for anything else.
+    """
+    if isinstance(value, EventId):
+        return value
+    if type(value) is int:
+        return _checked_ns(value, str(value))
+    if isinstance(value, dt.datetime):
+        return _checked_ns(_datetime_to_ns(value, None, value.isoformat()), value.isoformat())
+    if isinstance(value, str):
+        return parse_time(value, now_ns=time.time_ns() if now_ns is None else now_ns)
+    raise TypeError(
+        "a time is ns since the epoch (int), an EventId, a datetime or text like '-1h', "
+        f"not {type(value).__name__}"
+    )
 
 
 def format_time(ns: int, *, tz: dt.tzinfo | None = None) -> str:

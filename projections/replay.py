@@ -51,6 +51,7 @@ __all__ = [
     "restoring",
     "state_at",
     "value_bytes",
+    "walk_state_at",
 ]
 
 #: Called with the cumulative number of index entries scanned so far.
@@ -102,9 +103,27 @@ def state_at(
     """Like `replay`, but only the paths that have a value (no tombstones)."""
     return {
         winner.path: winner
-        for (winner,) in _winners(journal, prefix, (until,), progress)
-        if winner is not None and winner.op is Op.SET
+        for winner in walk_state_at(journal, until, prefix=prefix, progress=progress)
     }
+
+
+def walk_state_at(
+    journal: Journal,
+    until: int | None,
+    *,
+    prefix: Path = ROOT,
+    progress: Progress | None = None,
+) -> Iterator[Event]:
+    """`state_at` as an iterator: the winning sets in key order, as the scan finds them.
+
+    Memory holds one read transaction's worth of winners, whatever the
+    number of paths: what a node streams to a client.  Each chunk is read in
+    its own short transaction, so the iterator may be advanced from
+    different threads (one at a time).
+    """
+    for (winner,) in _winners(journal, prefix, (until,), progress):
+        if winner is not None and winner.op is Op.SET:
+            yield winner
 
 
 def diff(

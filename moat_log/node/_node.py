@@ -24,6 +24,7 @@ from moat_log.journal.group_commit import JournalWriter
 from moat_log.projections import kv_view
 from moat_log.protocol import PROTOCOL_VERSION, Authenticator, TokenVerifier, Verifier
 
+from ._in_process import InProcessListener
 from ._watch import WatchHub
 from .config import NodeConfig
 
@@ -62,9 +63,18 @@ class Node:
         self.authenticator: Final = _authenticator(config, secret)
         #: Filled in by the server once its listeners are open.
         self.addresses: list[str] = []
+        #: Connections from this process (`connect_in_process`); the server accepts them.
+        self.in_process: Final = InProcessListener()
         self.connections = 0
         self.software: Final = _software_version()
         self._read_threads = trio.CapacityLimiter(READ_THREADS)
+
+    def connect_in_process(self) -> trio.SocketStream:
+        """A connection to this node from its own process, served like a local one.
+
+        Raises `NodeConnectionError` once the node has stopped.
+        """
+        return self.in_process.connect()
 
     async def write(self, change: Change) -> Event:
         """Append *change* durably; returns the stored event (the watchers know already)."""

@@ -22,7 +22,8 @@ Three kinds of task share a connection:
 A request is cancelled only while it waits, never in the middle of a frame:
 the writer alone touches the socket, and it is never cancelled but with the
 whole connection.  A client's ``cancel`` stops a stream (``watch``,
-``subtree``, ``history``); writes and other short requests simply finish.
+``subtree``, ``history``, ``log``, ``replay``); writes and other short
+requests simply finish.
 
 The connection ends when the client closes it (everything in flight is
 dropped), when it breaks the protocol (goodbye ``protocol``), when it has
@@ -47,7 +48,8 @@ import trio
 from moat_log.errors import InvalidInputError, JournalClosedError, MoatLogError
 from moat_log.event import Event, Op
 from moat_log.journal.change import Change
-from moat_log.path import Path
+from moat_log.path import ROOT, Path
+from moat_log.projections.replay import walk_state_at
 from moat_log.protocol import (
     LIVE,
     NEED_DATA,
@@ -60,9 +62,11 @@ from moat_log.protocol import (
     GetRequest,
     HistoryRequest,
     ListRequest,
+    LogRequest,
     ProtocolError,
     Rejected,
     RemoteProtocolError,
+    ReplayRequest,
     Request,
     RequestError,
     ServerConnection,
@@ -73,6 +77,7 @@ from moat_log.protocol import (
     Written,
 )
 
+from ._log import Follower, LogSelection, held_events, is_held, resolve_time
 from ._node import Node
 from ._outbox import Outbox
 from ._watch import CatchUp, Subscription
@@ -93,11 +98,21 @@ class ClientSession:
     """Serves one client connection on *stream* until it ends."""
 
     def __init__(
-        self, node: Node, stream: trio.abc.Stream, peer: str, *, authenticate: bool
+        self,
+        node: Node,
+        stream: trio.abc.Stream,
+        peer: str,
+        *,
+        authenticate: bool,
+        handshake_timeout: float | None = None,
     ) -> None:
         self.node = node
         self.peer = peer
         self._stream = stream
+        #: Seconds to log in or send a first request (None: the node's setting).
+        self._handshake_timeout = (
+            node.config.handshake_timeout if handshake_timeout is None else handshake_timeout
+        )
         self.conn = ServerConnection(
             node.name,
             authenticator=node.authenticator if authenticate else None,
@@ -120,6 +135,8 @@ class ClientSession:
             "subtree": self._subtree,
             "watch": self._watch,
             "history": self._history,
+            "log": self._log,
+            "replay": self._replay,
             "status": self._status,
         }
         #: Requests the reader answers (or hands on) without a task of their own.
@@ -199,7 +216,7 @@ class ClientSession:
         """Read and dispatch until the connection ends; returns why it ended."""
         conn = self.conn
         await self._send(conn.greeting())
-        timeout = self.node.config.handshake_timeout
+        timeout = self._handshake_timeout
         deadline = trio.current_time() + timeout
         while True:
             try:
@@ -285,7 +302,7 @@ class ClientSession:
     async def _not_implemented(self, request: Request) -> None:
         raise RequestError(
             ErrorType.INTERNAL, f"op '{request.OP}' is not implemented yet by this node"
-        )
+        )  # a protocol op the node has no handler for: a bug
 
     async def _reply(self, request: Request, result: object) -> None:
         await self._send(self.conn.send_reply(request.id, result))
@@ -379,7 +396,7 @@ class ClientSession:
                 await self._live_item(request, subscription, buffered)
             while (event := await subscription.receive()) is not None:
                 await self._live_item(request, subscription, event)
-            raise _fell_behind(subscription)
+            raise _fell_behind(subscription, "watch")
         finally:
             node.hub.unsubscribe(subscription)
 
@@ -395,7 +412,7 @@ class ClientSession:
             for event in subscription.drain():
                 catch_up.buffer(event)
             if subscription.overflowed or len(catch_up) > subscription.size:
-                raise _fell_behind(subscription)
+                raise _fell_behind(subscription, "watch")
             for event in chunk:
                 catch_up.dumped(event)
                 if event.op is Op.SET:
@@ -405,15 +422,54 @@ class ClientSession:
 
     async def _live_item(self, request: Request, subscription: Subscription, event: Event) -> None:
         if subscription.overflowed:
-            raise _fell_behind(subscription)
+            raise _fell_behind(subscription, request.OP)
         await self._item(request, event)
 
+    async def _log(self, request: LogRequest) -> None:
+        node = self.node
+        selection = await node.read(partial(LogSelection.of, node.journal, request))
+        if request.follow:
+            await self._follow_log(request, selection)
+            return
+        summary = await node.read(node.journal.summary)
+        await self._stream_items(
+            request, held_events(node.journal, selection, summary, request.limit)
+        )
 
-def _fell_behind(subscription: Subscription) -> RequestError:
+    async def _follow_log(self, request: LogRequest, selection: LogSelection) -> None:
+        """The held events, the marker, then the new ones (see `moat_log.node._log`)."""
+        node = self.node
+        follower = Follower(selection, node.config.watch_buffer)
+        buffer = follower.buffer
+        node.feed.listen(follower)  # before the summary is taken
+        try:
+            summary = await node.read(node.journal.summary)
+            events = held_events(node.journal, selection, summary, request.limit)
+            while chunk := await node.read_chunk(events):
+                if buffer.overflowed:
+                    raise _fell_behind(buffer, request.OP)
+                for event in chunk:
+                    await self._item(request, event)
+            await self._item(request, LIVE)
+            while (new := await buffer.receive()) is not None:
+                if not is_held(summary, new):  # else the initial read had it
+                    await self._live_item(request, buffer, new)
+            raise _fell_behind(buffer, request.OP)
+        finally:
+            node.feed.unlisten(follower)
+
+    async def _replay(self, request: ReplayRequest) -> None:
+        node = self.node
+        until = await node.read(partial(resolve_time, node.journal, request.until, "until"))
+        prefix = ROOT if request.path is None else request.path
+        await self._stream_items(request, walk_state_at(node.journal, until, prefix=prefix))
+
+
+def _fell_behind(subscription: Subscription, op: str) -> RequestError:
     return RequestError(
         ErrorType.OVERFLOW,
-        f"watch fell behind: more than {subscription.size} changes waited for this client; "
-        "read faster, then start the watch again",
+        f"{op} fell behind: more than {subscription.size} changes waited for this client; "
+        f"read faster, then start the {op} again",
     )
 
 

@@ -141,7 +141,9 @@ class NodeConfig:
     """Everything a node needs to run; `load_config` reads it from a file.
 
     *node* None means: the name recorded in an existing journal, else the
-    host name.  *source* names the file for error messages.
+    host name.  An empty *listen* serves only clients in the node's own
+    process (`moat_log.open_node`); a config file may not ask for that.
+    *source* names the file for error messages.
     """
 
     node: str | None = None
@@ -159,8 +161,6 @@ class NodeConfig:
             _check(self.source, "node", check_node_name, self.node)
         object.__setattr__(self, "data_dir", FsPath(self.data_dir))
         object.__setattr__(self, "users", MappingProxyType(dict(self.users)))
-        if not self.listen:
-            raise _error(self.source, "client.listen", "is empty: the node would serve nobody")
         if not self.users:
             for address in self.listen:
                 if not address.loopback:
@@ -312,6 +312,8 @@ def config_from_document(
 def _listen(source: str, value: Any) -> tuple[ListenAddress, ...]:
     key = "client.listen"
     _typed(source, key, value, list, 'a list like ["unix", "127.0.0.1:27586"]')
+    if not value:
+        raise _error(source, key, "is empty: the node would serve nobody")
     addresses = []
     for index, item in enumerate(value):
         item_key = f"{key}[{index}]"

@@ -22,6 +22,7 @@ import socket
 import stat
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path as FsPath
 from typing import Final
@@ -112,7 +113,7 @@ async def _serve_clients(
             "node %s serving %s on %s",
             node.name,
             node.config.data_dir,
-            ", ".join(node.addresses),
+            ", ".join(node.addresses) or "no address (in-process clients only)",
         )
         task_status.started(node)
         try:
@@ -142,6 +143,17 @@ async def run_node(config: NodeConfig, *, ready: Callable[[Node], object] | None
                     ready(node)
 
 
+@dataclass(frozen=True, slots=True)
+class _Entrance:
+    """A listener, and how the node treats the clients it accepts."""
+
+    listener: trio.abc.Listener[trio.SocketStream]
+    #: What the log calls a local client (no login); None: TCP, named by its address.
+    local_name: str | None
+    #: Seconds to the first request (None: the node's ``handshake_timeout``).
+    handshake_timeout: float | None = None
+
+
 class _Server:
     """The listeners and the sessions of one node."""
 
@@ -151,23 +163,25 @@ class _Server:
         self._stopping = False
         self._socket_inode: tuple[int, int] | None = None
 
-    async def open_listeners(self) -> list[tuple[trio.SocketListener, bool]]:
-        """Every configured listener, with whether its clients are local."""
-        opened: list[tuple[trio.SocketListener, bool]] = []
+    async def open_listeners(self) -> list[_Entrance]:
+        """Every configured listener, and the node's in-process one."""
+        opened: list[_Entrance] = []
         try:
             for address in self.node.config.listen:
                 if address.kind == "unix":
-                    opened.append((await self._open_unix(), True))
+                    opened.append(_Entrance(await self._open_unix(), "unix socket"))
                     self.node.addresses.append(f"unix:{self.node.config.socket_path}")
                 else:
                     for listener in await _open_tcp(address):
-                        opened.append((listener, False))
+                        opened.append(_Entrance(listener, None))
                         self.node.addresses.append(_format(listener.socket.getsockname()))
         except BaseException:
-            for listener, _ in opened:
-                await trio.aclose_forcefully(listener)
+            for entrance in opened:
+                await trio.aclose_forcefully(entrance.listener)
             self._remove_socket()
             raise
+        in_process = self.node.in_process
+        opened.append(_Entrance(in_process, in_process.PEER, in_process.HANDSHAKE_TIMEOUT))
         return opened
 
     async def _open_unix(self) -> trio.SocketListener:
@@ -199,30 +213,26 @@ class _Server:
         self._socket_inode = None
 
     async def accept(
-        self,
-        listeners: list[tuple[trio.SocketListener, bool]],
-        handlers: trio.Nursery,
-        scope: trio.CancelScope,
+        self, entrances: list[_Entrance], handlers: trio.Nursery, scope: trio.CancelScope
     ) -> None:
         try:
             with scope:
                 async with trio.open_nursery() as nursery:
-                    for listener, local in listeners:
-                        nursery.start_soon(self._accept_on, listener, local, handlers)
+                    for entrance in entrances:
+                        nursery.start_soon(self._accept_on, entrance, handlers)
         finally:
             self._remove_socket()
 
-    async def _accept_on(
-        self, listener: trio.SocketListener, local: bool, handlers: trio.Nursery
-    ) -> None:
+    async def _accept_on(self, entrance: _Entrance, handlers: trio.Nursery) -> None:
         async def handle(stream: trio.SocketStream) -> None:
-            await self._serve_client(stream, local=local)
+            await self._serve_client(stream, entrance)
 
-        await trio.serve_listeners(handle, [listener], handler_nursery=handlers)
+        await trio.serve_listeners(handle, [entrance.listener], handler_nursery=handlers)
 
-    async def _serve_client(self, stream: trio.SocketStream, *, local: bool) -> None:
+    async def _serve_client(self, stream: trio.SocketStream, entrance: _Entrance) -> None:
         node = self.node
-        peer = "unix socket" if local else _peer(stream)
+        local = entrance.local_name is not None
+        peer = entrance.local_name or _peer(stream)
         if self._stopping:
             return  # accepted just before the listeners closed
         if len(self._sessions) >= node.config.max_connections:
@@ -232,7 +242,11 @@ class _Server:
             with suppress(OSError):
                 stream.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
         session = ClientSession(
-            node, stream, peer, authenticate=not local and bool(node.config.users)
+            node,
+            stream,
+            peer,
+            authenticate=not local and bool(node.config.users),
+            handshake_timeout=entrance.handshake_timeout,
         )
         self._sessions.add(session)
         node.connections = len(self._sessions)

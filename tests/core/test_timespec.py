@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from moat_log.errors import InvalidInputError, TimeSyntaxError
 from moat_log.ids import MAX_U64, EventId
-from moat_log.timespec import ACCEPTED_FORMS, format_time, parse_time
+from moat_log.timespec import ACCEPTED_FORMS, format_time, parse_time, time_spec
 
 S = 1_000_000_000
 MIN = 60 * S
@@ -225,3 +225,39 @@ def test_range_boundaries() -> None:
         parse_time("+0.000001ms", now_ns=MAX_U64)
     with pytest.raises(TimeSyntaxError, match="before 1970-01-01"):
         parse_time("-0.000001ms", now_ns=0)
+
+
+# --- times given by scripts ------------------------------------------------------
+
+
+def test_time_spec_passes_ns_and_event_ids_through() -> None:
+    assert time_spec(NOW) == NOW
+    assert time_spec(0) == 0
+    assert time_spec(MAX_U64) == MAX_U64
+    assert time_spec(EventId("pi1", 42)) == EventId("pi1", 42)
+
+
+def test_time_spec_reads_datetimes_naive_ones_as_local_time() -> None:
+    aware = dt.datetime(2026, 11, 21, 14, 0, 0, 500_000, tzinfo=PLUS2)
+    assert time_spec(aware) == ns_at("2026-11-21T14:00:00.500000+02:00")
+    naive = dt.datetime(2026, 11, 21, 14, 0)
+    assert time_spec(naive) == time_spec(naive.astimezone())
+
+
+def test_time_spec_parses_text_against_now() -> None:
+    assert time_spec("-1h", now_ns=NOW) == NOW - HOUR
+    assert time_spec("now", now_ns=NOW) == NOW
+    assert time_spec("pi1:42") == EventId("pi1", 42)
+    assert time_spec("2026-11-21T12:00Z") == ns_at("2026-11-21T12:00:00+00:00")
+
+
+@pytest.mark.parametrize("value", [-1, MAX_U64 + 1, dt.datetime(1969, 12, 31, tzinfo=dt.UTC)])
+def test_time_spec_refuses_times_moat_log_cannot_hold(value: object) -> None:
+    with pytest.raises(TimeSyntaxError, match=r"moat-log times are"):
+        time_spec(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [True, 1.5, None, ("pi1", 42), dt.date(2026, 1, 1)])
+def test_time_spec_refuses_other_types(value: object) -> None:
+    with pytest.raises(TypeError, match="a time is ns since the epoch"):
+        time_spec(value)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from typing import Any
 
 import trio
 
+from moat_log.event import Event
 from moat_log.node import ListenAddress, Node, NodeConfig, UserConfig, serve_node
 from moat_log.path import Path
 from moat_log.protocol import NEED_DATA, FrameDecoder, ScryptParams, encode_frame, make_verifier
@@ -121,6 +122,22 @@ with open_journal(sys.argv[1]) as journal:
 async def write_from_another_process(data_dir: FsPath, path: str, value: str) -> None:
     """Set *path* to *value* by writing the journal from a separate process (no node)."""
     await trio.run_process([sys.executable, "-c", _WRITE_DIRECTLY, str(data_dir), path, value])
+
+
+_INSERT_DIRECTLY = """
+import sys
+from moat_log.event import Event
+from moat_log.projections import open_journal
+with open_journal(sys.argv[1]) as journal:
+    journal.insert(Event.unpack(bytes.fromhex(sys.argv[2])))
+"""
+
+
+async def insert_from_another_process(data_dir: FsPath, event: Event) -> None:
+    """Store a foreign *event* (as sync would) from a separate process (no node)."""
+    await trio.run_process(
+        [sys.executable, "-c", _INSERT_DIRECTLY, str(data_dir), event.pack().hex()]
+    )
 
 
 def environment() -> dict[str, str]:

@@ -92,15 +92,6 @@ async def test_set_get_delete_list_subtree_history_status(data_dir: FsPath) -> N
         assert status["listen"] == node.addresses
 
 
-async def test_log_and_replay_are_refused_for_now(data_dir: FsPath) -> None:
-    async with running_node(config(data_dir)), open_client(data_dir=data_dir) as client:
-        for op, args in (("log", {}), ("replay", {"until": 1})):
-            stream = client._stream_request(op, None, **args)
-            with pytest.raises(RequestError, match="not implemented yet") as caught:
-                [item async for item in stream]
-            assert caught.value.error_type == "internal"
-
-
 async def test_bad_values_are_refused_and_the_connection_goes_on(data_dir: FsPath) -> None:
     async with running_node(config(data_dir)), open_client(data_dir=data_dir) as client:
         with pytest.raises(RequestError) as caught:

@@ -1,0 +1,153 @@
+"""Serving ``log``: which events match, the initial read, and the follower.
+
+Theory of operation
+-------------------
+A log sends the matching events the journal holds in ``(hlc, origin)``
+order; with ``follow``, then the live marker and every matching event the
+node stores from then on, in the order it stores them
+(docs/client-protocol.md, "log").  No event may be lost or sent twice
+between the two parts, although events keep arriving while the first part
+is read (the node's own writes, other nodes' and other processes').
+
+The dividing line is the journal's *summary*, the set of event ids it holds
+(per origin, a `RangeSet` of seqs), taken once in one read transaction:
+
+1. **Listen first.**  A `Follower` is added to the journal feed before the
+   summary is taken.  The feed hands every event stored from then on to it,
+   in the order the journal stores them, and it buffers the matching ones
+   (a bounded buffer, like a watch's).
+2. **The summary.**  The initial read sends only events it holds
+   (`held_events`).  Each of them was committed before the summary was
+   taken, so every read transaction of the initial read, all of which begin
+   later, sees it.
+3. **Live.**  After the marker, the follower's events except those in the
+   summary (sent already, or left out by ``limit`` on purpose).  An event
+   not in the summary was stored after it was taken, hence after the
+   follower began to listen, so the feed hands it to the follower.
+
+The summary also makes the initial read one consistent set without
+``follow``: events stored while it runs are left out, and the two passes of
+``limit`` (find the oldest of the newest *limit*, then read forwards from
+it) agree on what they count.  Reading runs in chunks in worker threads; the
+iterators here are synchronous and read the journal in short transactions.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Final
+
+from moat_log.event import Event
+from moat_log.ids import EventId
+from moat_log.journal.store import Journal
+from moat_log.path import ROOT, Path
+from moat_log.protocol import ErrorType, LogRequest, RequestError
+from moat_log.rangeset import RangeSet
+from moat_log.timespec import TimeSpec
+
+from ._watch import Subscription
+
+__all__ = ["Follower", "LogSelection", "held_events", "is_held", "resolve_time"]
+
+#: Which events a journal holds: per origin, the seqs (`Journal.summary`).
+Summary = Mapping[str, RangeSet]
+
+_NOTHING: Final = RangeSet()
+
+
+def resolve_time(journal: Journal, spec: TimeSpec | None, argument: str) -> int | None:
+    """A request's time as ns since the epoch; an event id stands for that event's hlc.
+
+    Raises `RequestError` ``not-found`` for an event the journal does not hold.
+    """
+    if not isinstance(spec, EventId):
+        return spec
+    event = journal.get(spec)
+    if event is None:
+        raise RequestError(
+            ErrorType.NOT_FOUND,
+            f"argument '{argument}' names the event {spec}, which this node does not hold",
+        )
+    return event.hlc
+
+
+@dataclass(frozen=True, slots=True)
+class LogSelection:
+    """The filters of a ``log`` request, with its times resolved to ns."""
+
+    since: int | None = None
+    until: int | None = None
+    origin: str | None = None
+    prefix: Path | None = None
+
+    @classmethod
+    def of(cls, journal: Journal, request: LogRequest) -> LogSelection:
+        """The selection of *request*; reads the journal for times given as event ids."""
+        return cls(
+            resolve_time(journal, request.since, "since"),
+            resolve_time(journal, request.until, "until"),
+            request.origin,
+            request.path,
+        )
+
+    def matches(self, event: Event) -> bool:
+        return (
+            (self.since is None or event.hlc >= self.since)
+            and (self.until is None or event.hlc <= self.until)
+            and (self.origin is None or event.origin == self.origin)
+            and (self.prefix is None or self.prefix.is_prefix_of(event.path))
+        )
+
+
+def is_held(summary: Summary, event: Event) -> bool:
+    """True if *event* is one of the events *summary* describes."""
+    return event.seq in summary.get(event.origin, _NOTHING)
+
+
+def held_events(
+    journal: Journal, selection: LogSelection, summary: Summary, limit: int | None = None
+) -> Iterator[Event]:
+    """The events in *summary* that *selection* matches, in ``(hlc, origin)`` order.
+
+    With *limit*, only the newest *limit* of them: one pass backwards finds
+    the oldest of those, a second reads forwards from it, so memory stays
+    small whatever the limit.  A generator: it reads where it is advanced.
+    """
+
+    def wanted(event: Event) -> bool:
+        return selection.matches(event) and is_held(summary, event)
+
+    since, until = selection.since, selection.until
+    if limit is None:
+        yield from filter(wanted, journal.by_time(since, until))
+        return
+    newest_first = filter(wanted, journal.by_time(since, until, reverse=True))
+    last = deque(islice(newest_first, limit), maxlen=1)  # keeps only the oldest of them
+    if not last:
+        return
+    oldest = last[0]
+    first = (oldest.hlc, oldest.origin)
+    for event in journal.by_time(oldest.hlc, until):
+        if (event.hlc, event.origin) >= first and wanted(event):
+            yield event
+
+
+class Follower:
+    """A journal feed listener that buffers the events *selection* matches.
+
+    At most *size* events wait; one more and the buffer overflows: the
+    follower then drops everything, and the log ends with ``overflow``.
+    """
+
+    def __init__(self, selection: LogSelection, size: int) -> None:
+        self.selection: Final = selection
+        self.buffer: Final = Subscription(selection.prefix or ROOT, size)
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        matches, offer = self.selection.matches, self.buffer.offer
+        for event in events:
+            if matches(event) and not offer(event):
+                return
