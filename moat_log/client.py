@@ -45,7 +45,7 @@ from typing import Any, Final, Generic, Literal, TypeVar, overload
 
 import trio
 
-from .errors import MoatLogError
+from .errors import InvalidInputError, MoatLogError
 from .event import Event, Op, Value
 from .ids import EventId
 from .path import Path, Segment
@@ -464,7 +464,7 @@ async def _connect(data_dir: str | os.PathLike[str] | None, connect: str | None)
     if connect is not None and not connect.startswith("unix:"):
         host, sep, port = connect.rpartition(":")
         if not sep or not port.isdigit() or not host:
-            raise ValueError(f"connect={connect!r}: use 'HOST:PORT' or 'unix:PATH'")
+            raise InvalidInputError(f"connect={connect!r}: use 'HOST:PORT' or 'unix:PATH'")
         host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         try:
             return await trio.open_tcp_stream(host, int(port))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import signal
 import socket
@@ -169,7 +170,8 @@ class _Server:
         try:
             for address in self.node.config.listen:
                 if address.kind == "unix":
-                    opened.append(_Entrance(await self._open_unix(), "unix socket"))
+                    # Local scripts may hold an idle connection as long as they like.
+                    opened.append(_Entrance(await self._open_unix(), "unix socket", math.inf))
                     self.node.addresses.append(f"unix:{self.node.config.socket_path}")
                 else:
                     for listener in await _open_tcp(address):

@@ -15,7 +15,8 @@ wall_times = st.integers(min_value=0, max_value=2**62)
     )
 )
 def test_strictly_increasing_and_never_behind_anything_seen(steps: list[tuple[str, int]]) -> None:
-    last, greatest_seen, issued = 0, 0, []
+    last, greatest_seen = 0, 0
+    issued: list[int] = []
     for kind, ns in steps:
         if kind == "seen":
             last = observe_hlc(last, ns)

@@ -13,6 +13,7 @@ from node_support import environment
 import moat_log
 from moat_log.client import NodeConnectionError
 from moat_log.errors import ConfigError
+from moat_log.event import Event
 from moat_log.journal.verify import verify_journal
 from moat_log.node import NodeConfig, NodeRunningError, serve_node
 from moat_log.path import Path
@@ -57,6 +58,7 @@ async def test_other_processes_reach_an_embedded_node_on_its_socket_when_asked(
         await trio.run_process(command, env=environment())
         with trio.fail_after(10):
             event = await watch.__anext__()
+        assert isinstance(event, Event)
         assert (str(event.path), event.value, event.source) == (
             "home.from_another_process",
             "hello",

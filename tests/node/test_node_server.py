@@ -566,3 +566,16 @@ async def test_writes_in_flight_when_the_node_stops_are_committed_and_answered(
         assert sorted(str(e.path) for e in kv_view(journal).walk(Path(["s"]))) == [
             f"s.k{index}" for index in range(5)
         ]
+
+
+async def test_an_idle_connection_on_the_unix_socket_is_not_timed_out(
+    data_dir: FsPath, autojump_clock: trio.abc.Clock
+) -> None:
+    async with running_node(config(data_dir, handshake_timeout=0.2)) as node:
+        unix = next(a for a in node.addresses if a.startswith("unix:"))
+        raw = RawConnection(await open_raw(unix))
+        assert "moat-log" in await raw.receive()  # the greeting
+        await trio.sleep(60)  # virtual time: a script thinking for a minute
+        await raw.send({"id": 1, "op": "status"})
+        reply = await raw.receive()
+        assert reply["id"] == 1 and reply["ok"]["node"] == "pi1"
