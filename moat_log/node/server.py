@@ -49,7 +49,11 @@ log = logging.getLogger("moat_log.node")
 STOP_TIMEOUT: Final = 5.0
 #: The file in the data directory keying the decoy logins of unknown users.
 SECRET_NAME: Final = "client-auth.secret"
-_BACKLOG: Final = 128
+#: Connections the kernel queues until the node accepts them (capped by
+#: net.core.somaxconn).  Queued connections cost the node nothing; when the
+#: queue overflows, the kernel silently drops a burst of connections' final
+#: ACKs and their clients wait for seconds, so it is generous.
+_BACKLOG: Final = 4096
 
 
 class NodeRunningError(MoatLogError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import selectors
 import signal
 import subprocess
@@ -156,9 +157,22 @@ async def test_a_real_node_serves_clients_and_closes_bad_connections(served: Ser
     assert "Traceback" not in log
 
 
+#: Connections opened at once by the flood test ("thousands of connections").
+FLOOD = 2000
+
+
+def _allow_open_files(count: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count:
+        if hard != resource.RLIM_INFINITY and hard < count:
+            pytest.skip(f"the flood test needs {count} open files; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))
+
+
 async def test_a_flood_of_connections_is_turned_away_while_clients_are_served(
     served: Served,
 ) -> None:
+    _allow_open_files(FLOOD + 200)
     async with open_client(connect=served.tcp) as client:
         goodbyes: list[str] = []
 
@@ -170,11 +184,11 @@ async def test_a_flood_of_connections_is_turned_away_while_clients_are_served(
 
         with trio.fail_after(30):
             async with trio.open_nursery() as nursery:
-                for _ in range(60):
+                for _ in range(FLOOD):
                     nursery.start_soon(connect_and_wait)
                 for index in range(20):
                     await client.set(f"during.flood.{index}", index)
-        assert len(goodbyes) == 60
+        assert len(goodbyes) == FLOOD
         # Refused at once (busy), or accepted and closed for sending nothing.
         assert set(goodbyes) == {"busy", "protocol"}
         assert sorted([e.value async for e in client.subtree("during.flood")]) == list(range(20))
