@@ -100,7 +100,7 @@ async def _serve_node(
             await background.start(node.feed.run)
             await _serve_clients(node, server, shutdown_trigger, task_status)
             background.cancel_scope.cancel()
-        log.info("node %s stopped; committing queued writes", node.name)
+        log.info("node %s: clients served; committing what is queued, then stopping", node.name)
 
 
 async def _serve_clients(
