@@ -134,7 +134,7 @@ class KVView:
         Deleted paths are left out unless *deleted* is true.
         """
         for _key, data in self._scan(self._kv, prefix.key):
-            event = Event.unpack(_Entry.unpack(data).winner)
+            event = Event.unpack_trusted(_Entry.unpack(data).winner)
             if deleted or event.op is Op.SET:
                 yield event
 
@@ -163,14 +163,14 @@ class KVView:
             for origin, seq in entry.heads.items():
                 if origin == entry.origin:
                     continue
-                winner = winner or Event.unpack(entry.winner)
+                winner = winner or Event.unpack_trusted(entry.winner)
                 if winner.deps.get(origin) < seq:
                     yield Conflict(winner.path, winner, EventId(origin, seq))
 
     def _winner(self, pkey: bytes) -> Event | None:
         with self._journal_read() as txn:
             data = txn.get(pkey, db=self._kv)
-        return None if data is None else Event.unpack(_Entry.unpack(bytes(data)).winner)
+        return None if data is None else Event.unpack_trusted(_Entry.unpack(bytes(data)).winner)
 
     # ----------------------------------------------------------------- plumbing
 

@@ -352,7 +352,7 @@ def _decode(data: bytes | None, position: bytes) -> Event:
             "run 'moat-log verify'"
         )
     try:
-        return Event.unpack(bytes(data))
+        return Event.unpack_trusted(bytes(data))  # validated when it was written
     except InvalidEventError as exc:
         raise JournalCorruptError(
             f"the event at position {where} does not unpack: {exc}; run 'moat-log verify'"
