@@ -28,6 +28,7 @@ Values are compared by their packed msgpack bytes: ``1``, ``1.0`` and
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from moat_log.errors import InvalidEventError, JournalCorruptError
 from moat_log.event import Event, Op
 from moat_log.ids import MAX_U64
 from moat_log.journal import keys
-from moat_log.journal.change import Change
+from moat_log.journal.change import Change, check_source
 from moat_log.journal.store import Journal
 from moat_log.path import ROOT, Path
 
@@ -121,12 +122,7 @@ def diff(
     or values whose packed bytes differ.  Deleted and never set are the same
     (no value).  In path key order; one pass over the index.
     """
-    found = []
-    for before, after in _winners(journal, prefix, (t1, t2), progress):
-        if value_bytes(before) != value_bytes(after):
-            path = before.path if before is not None else _present(after).path
-            found.append(Difference(path, before, after))
-    return found
+    return list(_differences(journal, prefix, t1, t2, progress))
 
 
 def restore_changes(
@@ -141,7 +137,9 @@ def restore_changes(
     the changes (one `Journal.write_batch`) gives them hlc timestamps after
     every event held, so they win over everything the journal knows.
     """
-    return [restoring(d, source=source) for d in diff(journal, until, None, prefix=prefix)]
+    # The differences are dropped as they are turned into changes: memory
+    # holds the changes only.
+    return [restoring(d, source=source) for d in _differences(journal, prefix, until, None, None)]
 
 
 def restoring(difference: Difference, *, source: str) -> Change:
@@ -149,10 +147,13 @@ def restoring(difference: Difference, *, source: str) -> Change:
 
     For a `Difference` between a past moment (*before*) and now (*after*).
     """
+    check_source(source)
     then = difference.before
+    # An event's path and value are valid (events are validated when built
+    # or, read from the journal, when they were written): only *source* is new.
     if then is not None and then.op is Op.SET:
-        return Change(then.path, then.value, source=source, cause=then.id)
-    return Change.delete(difference.path, source=source)
+        return Change.trusted(then.path, then.value, Op.SET, source, then.id)
+    return Change.trusted(difference.path, None, Op.DELETE, source, None)
 
 
 def value_bytes(event: Event | None) -> bytes | None:
@@ -161,6 +162,19 @@ def value_bytes(event: Event | None) -> bytes | None:
         return None
     data: bytes = _packb(event.value)
     return data
+
+
+def _differences(
+    journal: Journal,
+    prefix: Path,
+    t1: int | None,
+    t2: int | None,
+    progress: Progress | None,
+) -> Iterator[Difference]:
+    for before, after in _winners(journal, prefix, (t1, t2), progress):
+        if value_bytes(before) != value_bytes(after):
+            path = before.path if before is not None else _present(after).path
+            yield Difference(path, before, after)
 
 
 def _present(event: Event | None) -> Event:
@@ -178,7 +192,6 @@ SEQUENTIAL_STEPS = 16
 CHUNK_ENTRIES = 1024
 
 _NO_LIMIT = b"\xff" * 8  # every hlc is <= 2**64-1
-_TAG_INT, _TAG_STR, _PATH_END = 0x02, 0x03, 0x00
 
 #: Per path, the position of its winner at each moment (None: no event yet).
 _Positions = list[bytes | None]
@@ -259,33 +272,29 @@ class _WinnerScan:
             found.append((positions, packed))
         return found, None
 
-    def _run(self, cursor: Any, key: bytes) -> tuple[_Positions, bytes | None, int]:
-        """Winners of the path whose run starts at *key* (the cursor's entry).
+    def _run(self, cursor: Any, first: bytes) -> tuple[_Positions, bytes | None, int]:
+        """Winners of the path whose run starts at key *first* (the cursor's entry).
 
         Returns them, the first key of the next run (None: no more entries)
         and the number of entries stepped through.  The hot loop of replay.
         """
-        start = _path_key_end(key) + 1
+        start = _path_key_end(first) + 1
         stop = start + 8
-        run = key[:start]
+        run = first[:start]
         highest, most = self.highest, SEQUENTIAL_STEPS
         hlcs: list[bytes] = []  # big-endian: byte order is numeric order
         positions: list[bytes] = []
-        following = None
-        while True:
+        # iternext() yields the cursor's entry first: the run's first.
+        for key, position in cursor.iternext():
+            if not key.startswith(run):
+                return self._pick(hlcs, positions), key, len(hlcs)
             hlc = key[start:stop]
             hlcs.append(hlc)
-            positions.append(cursor.value())
+            positions.append(position)
             if hlc > highest or len(hlcs) >= most:
                 best = self._pick(hlcs, positions)
                 return best, self._skip_rest(cursor, run, hlc, best), len(hlcs)
-            if not cursor.next():
-                break
-            key = cursor.key()
-            if not key.startswith(run):
-                following = key
-                break
-        return self._pick(hlcs, positions), following, len(hlcs)
+        return self._pick(hlcs, positions), None, len(hlcs)
 
     def _pick(self, hlcs: list[bytes], positions: list[bytes]) -> _Positions:
         """Per moment, the position of the last entry at or before it (entries in run order)."""
@@ -309,51 +318,59 @@ class _WinnerScan:
 
 def _path_key_end(key: bytes) -> int:
     """The length of the path key at the start of a ``paths`` index key."""
-    pos, size = 0, len(key)
-    while pos < size:
-        tag = key[pos]
-        if tag == _PATH_END:
-            return pos
-        if tag == _TAG_INT:
-            pos += 9
-        elif tag == _TAG_STR:
-            # An escaped str body has no 00 00 (each 00 is followed by FF).
-            end = key.find(b"\x00\x00", pos + 1)
-            if end < 0:
-                break
-            pos = end + 2
-        else:
-            break
-    raise JournalCorruptError(
-        f"the paths index holds a malformed key {key[:40].hex()}; run 'moat-log verify'"
-    )
+    found = _PATH_KEY_AND_END.match(key)
+    if found is None:
+        raise JournalCorruptError(
+            f"the paths index holds a malformed key {key[:40].hex()}; run 'moat-log verify'"
+        )
+    return found.end() - 1
+
+
+#: A path key (docs/paths.md: int segments 02 + 8 bytes, str segments 03 + a
+#: body without 00 00 + 00 00) and the 00 that ends it in an index key.  The
+#: encoding is prefix-free, so possessive repeats never need to backtrack.
+_PATH_KEY_AND_END = re.compile(
+    rb"(?:\x02.{8}|\x03(?:[^\x00]++|\x00\xff)*+\x00\x00)*+\x00", re.DOTALL
+)
 
 
 def _decode_winners(positions: _Positions, packed: list[bytes | None]) -> list[Event | None]:
-    """The events read for one path; each distinct one decoded once."""
+    """The events read for one path; each distinct one decoded once.
+
+    The events share one `Path` object: a diff over many paths keeps two
+    events per path, and each object kept is one more for the garbage
+    collector to scan again and again while the result grows.
+    """
     decoded: dict[bytes, Event] = {}
-    winners: list[Event | None] = []
+    path: Path | None = None
     for position, data in zip(positions, packed, strict=True):
-        if position is None:
-            winners.append(None)
+        if position is None or position in decoded:
             continue
-        event = decoded.get(position)
-        if event is None:
-            event = decoded[position] = _decode(data, position)
-        winners.append(event)
-    return winners
+        event = _decode(data, position)
+        if path is None:
+            path = event.path
+        elif event.path == path:
+            event = _sharing_path(event, path)
+        decoded[position] = event
+    return [None if position is None else decoded[position] for position in positions]
+
+
+def _sharing_path(event: Event, path: Path) -> Event:
+    """*event* with *path*, an equal path object, in place of its own."""
+    origin, seq, hlc, deps, _, op, value, source, cause = event
+    return Event.trusted(origin, seq, hlc, deps, path, op, value, source, cause)
 
 
 def _decode(data: bytes | None, position: bytes) -> Event:
-    where = keys.unpack_u64(position)
     if data is None:
         raise JournalCorruptError(
-            f"the paths index points at position {where}, which holds no event; "
-            "run 'moat-log verify'"
+            f"the paths index points at position {keys.unpack_u64(position)}, which holds "
+            "no event; run 'moat-log verify'"
         )
     try:
         return Event.unpack_trusted(bytes(data))  # validated when it was written
     except InvalidEventError as exc:
         raise JournalCorruptError(
-            f"the event at position {where} does not unpack: {exc}; run 'moat-log verify'"
+            f"the event at position {keys.unpack_u64(position)} does not unpack: {exc}; "
+            "run 'moat-log verify'"
         ) from exc

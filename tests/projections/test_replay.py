@@ -18,10 +18,10 @@ from unittest import mock
 
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from moat_log.errors import JournalCorruptError
+from moat_log.errors import InvalidEventError, JournalCorruptError
 from moat_log.event import Event, Op, Value
 from moat_log.ids import MAX_U64, EventId
 from moat_log.journal.change import Change
@@ -34,6 +34,7 @@ from moat_log.projections.replay import (
     diff,
     replay,
     restore_changes,
+    restoring,
     state_at,
 )
 from moat_log.testing import DEFAULT_NOW, FakeWallClock, events, paths, values
@@ -249,6 +250,27 @@ def test_restore_sets_changed_and_deleted_paths_and_deletes_new_ones(tmp_path: F
         assert type(now[Path(["x"])].value) is int
 
 
+@given(events(ORIGINS, paths=PATHS, values=VALUES), st.sampled_from(["restore:x", ""]))
+def test_restoring_builds_the_change_the_validating_constructor_builds(
+    event: Event, source: str
+) -> None:
+    then = Difference(event.path, event, None)
+    if event.op is Op.SET:
+        expected = Change(event.path, event.value, source=source, cause=event.id)
+    else:
+        expected = Change.delete(event.path, source=source)
+    assert restoring(then, source=source) == expected
+    assert restoring(Difference(event.path, None, event), source=source) == Change.delete(
+        event.path, source=source
+    )
+
+
+def test_restoring_refuses_an_invalid_source() -> None:
+    event = foreign("a", 1, DEFAULT_NOW, "x", 1)
+    with pytest.raises(InvalidEventError, match="source"):
+        restoring(Difference(event.path, event, None), source="s" * 300)
+
+
 # --- examples and edges ---------------------------------------------------------------------
 
 
@@ -314,6 +336,14 @@ def test_a_long_history_is_skipped_not_read(tmp_path: FsPath) -> None:
         state = replay(journal, progress=seen.append)
         assert [e.value for e in state.values()] == [9996, 9997, 9998, 9999]
         assert seen[-1] <= 4 * replay_module.SEQUENTIAL_STEPS
+
+
+@given(paths(), st.integers(0, MAX_U64), st.sampled_from(ORIGINS))
+@example(Path(["a\x00b", "\x00"]), 0, "a")  # escaped NULs
+@example(Path([-(2**63), 0, ""]), 2**8, "b")  # int bodies of 00 bytes, an empty string
+def test_the_path_key_ends_where_the_index_key_says(path: Path, hlc: int, origin: str) -> None:
+    key = path.key + b"\x00" + hlc.to_bytes(8, "big") + origin.encode()
+    assert replay_module._path_key_end(key) == len(path.key)
 
 
 @pytest.mark.parametrize(
