@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from moat_log.errors import InvalidEventError
 from moat_log.event import MAX_SOURCE_CHARS, Op, Value, normalize_value
@@ -58,12 +58,16 @@ class Change:
         that came from outside, e.g. the source with `check_source`.
         """
         change = object.__new__(cls)
-        for name, field in zip(_FIELDS, (path, value, op, source, cause, None), strict=True):
-            object.__setattr__(change, name, field)
+        _set(change, "path", path)
+        _set(change, "value", value)
+        _set(change, "op", op)
+        _set(change, "source", source)
+        _set(change, "cause", cause)
+        _set(change, "at", None)
         return change
 
 
-_FIELDS = tuple(field.name for field in fields(Change))
+_set = object.__setattr__  # Change is frozen
 
 
 def check_source(source: object) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 
 import msgpack
 
+from moat_log import cycle_collector
 from moat_log.errors import InvalidEventError, JournalCorruptError
 from moat_log.event import Event, Op
 from moat_log.ids import MAX_U64
@@ -86,11 +87,12 @@ def replay(
     `state_at`.  Paths come in key order (`Path.sort_key`).  *progress* is
     called now and then with the number of index entries scanned so far.
     """
-    return {
-        winner.path: winner
-        for (winner,) in _winners(journal, prefix, (until,), progress)
-        if winner is not None
-    }
+    with cycle_collector.paused():  # a large result, built at once: see cycle_collector
+        return {
+            winner.path: winner
+            for (winner,) in _winners(journal, prefix, (until,), progress)
+            if winner is not None
+        }
 
 
 def state_at(
@@ -101,11 +103,12 @@ def state_at(
     progress: Progress | None = None,
 ) -> dict[Path, Event]:
     """Like `replay`, but only the paths that have a value (no tombstones)."""
-    return {
-        winner.path: winner
-        for (winner,) in _winners(journal, prefix, (until,), progress)
-        if winner is not None and winner.op is Op.SET
-    }
+    with cycle_collector.paused():
+        return {
+            winner.path: winner
+            for (winner,) in _winners(journal, prefix, (until,), progress)
+            if winner is not None and winner.op is Op.SET
+        }
 
 
 def diff(
@@ -122,7 +125,8 @@ def diff(
     or values whose packed bytes differ.  Deleted and never set are the same
     (no value).  In path key order; one pass over the index.
     """
-    return list(_differences(journal, prefix, t1, t2, progress))
+    with cycle_collector.paused():
+        return list(_differences(journal, prefix, t1, t2, progress))
 
 
 def restore_changes(
@@ -139,7 +143,9 @@ def restore_changes(
     """
     # The differences are dropped as they are turned into changes: memory
     # holds the changes only.
-    return [restoring(d, source=source) for d in _differences(journal, prefix, until, None, None)]
+    with cycle_collector.paused():
+        differences = _differences(journal, prefix, until, None, None)
+        return [restoring(d, source=source) for d in differences]
 
 
 def restoring(difference: Difference, *, source: str) -> Change:
