@@ -252,7 +252,7 @@ class Event(_EventFields):
             fields = _unpackb(data, raw=False, strict_map_key=False)
             version, origin, seq, hlc, deps, path, op, value, source, cause = fields
             clock = VectorClock.trusted(deps) if deps else _EMPTY_CLOCK
-            segments = Path._trusted(path)
+            segments = _new_tuple(Path, path)  # Path._trusted, without the call
             operation = _OPS[op]
             cause_id = None if cause is None else EventId(*cause)
         except Exception as exc:  # msgpack raises many unrelated types on garbage

@@ -253,18 +253,15 @@ class _WinnerScan:
         while resume is not None:
             with self.journal._read() as txn:
                 found, resume = self._chunk(txn, resume)
-            for positions, packed in found:
-                yield _decode_winners(positions, packed)
+            yield from found
             if self.progress is not None:
                 self.progress(self.scanned)
 
-    def _chunk(
-        self, txn: Any, resume: bytes
-    ) -> tuple[list[tuple[_Positions, list[bytes | None]]], bytes | None]:
+    def _chunk(self, txn: Any, resume: bytes) -> tuple[list[list[Event | None]], bytes | None]:
         """Winners of the paths from *resume* on; the key to resume at, None at the end."""
         cursor = txn.cursor(db=self.paths_db)
         key: bytes | None = cursor.key() if cursor.set_range(resume) else None
-        found: list[tuple[_Positions, list[bytes | None]]] = []
+        found: list[list[Event | None]] = []
         budget = CHUNK_ENTRIES
         while key is not None and (self.end is None or key < self.end):
             if budget <= 0:  # resume at this path's run, to read each run in one snapshot
@@ -274,9 +271,34 @@ class _WinnerScan:
             self.scanned += steps
             if self.changes_only and positions.count(positions[0]) == len(positions):
                 continue
-            packed = [None if p is None else txn.get(p, db=self.events_db) for p in positions]
-            found.append((positions, packed))
+            found.append(self._read_winners(txn, positions))
         return found, None
+
+    def _read_winners(self, txn: Any, positions: _Positions) -> list[Event | None]:
+        """The events at one path's *positions*, each read and decoded once.
+
+        The events share one `Path` object: a diff over many paths keeps two
+        events per path, and memory holds one path object fewer per path.
+        """
+        winners: list[Event | None] = []
+        path: Path | None = None
+        for i, position in enumerate(positions):
+            if position is None:
+                winners.append(None)
+            elif i and position in positions[:i]:
+                winners.append(winners[positions.index(position)])
+            else:
+                data = txn.get(position, db=self.events_db)
+                try:
+                    event = Event.unpack_trusted(data)  # validated when it was written
+                except InvalidEventError as exc:  # also when data is None: no event there
+                    raise _unreadable(position, data, exc) from exc
+                if path is None:
+                    path = event.path
+                elif event.path == path:
+                    event = _sharing_path(event, path)
+                winners.append(event)
+        return winners
 
     def _run(self, cursor: Any, first: bytes) -> tuple[_Positions, bytes | None, int]:
         """Winners of the path whose run starts at key *first* (the cursor's entry).
@@ -340,43 +362,19 @@ _PATH_KEY_AND_END = re.compile(
 )
 
 
-def _decode_winners(positions: _Positions, packed: list[bytes | None]) -> list[Event | None]:
-    """The events read for one path; each distinct one decoded once.
-
-    The events share one `Path` object: a diff over many paths keeps two
-    events per path, and each object kept is one more for the garbage
-    collector to scan again and again while the result grows.
-    """
-    decoded: dict[bytes, Event] = {}
-    path: Path | None = None
-    for position, data in zip(positions, packed, strict=True):
-        if position is None or position in decoded:
-            continue
-        event = _decode(data, position)
-        if path is None:
-            path = event.path
-        elif event.path == path:
-            event = _sharing_path(event, path)
-        decoded[position] = event
-    return [None if position is None else decoded[position] for position in positions]
-
-
 def _sharing_path(event: Event, path: Path) -> Event:
     """*event* with *path*, an equal path object, in place of its own."""
     origin, seq, hlc, deps, _, op, value, source, cause = event
     return Event.trusted(origin, seq, hlc, deps, path, op, value, source, cause)
 
 
-def _decode(data: bytes | None, position: bytes) -> Event:
+def _unreadable(position: bytes, data: bytes | None, exc: Exception) -> JournalCorruptError:
+    where = keys.unpack_u64(position)
     if data is None:
-        raise JournalCorruptError(
-            f"the paths index points at position {keys.unpack_u64(position)}, which holds "
-            "no event; run 'moat-log verify'"
-        )
-    try:
-        return Event.unpack_trusted(bytes(data))  # validated when it was written
-    except InvalidEventError as exc:
-        raise JournalCorruptError(
-            f"the event at position {keys.unpack_u64(position)} does not unpack: {exc}; "
+        return JournalCorruptError(
+            f"the paths index points at position {where}, which holds no event; "
             "run 'moat-log verify'"
-        ) from exc
+        )
+    return JournalCorruptError(
+        f"the event at position {where} does not unpack: {exc}; run 'moat-log verify'"
+    )
