@@ -141,11 +141,13 @@ def restore_changes(
     the changes (one `Journal.write_batch`) gives them hlc timestamps after
     every event held, so they win over everything the journal knows.
     """
-    # The differences are dropped as they are turned into changes: memory
-    # holds the changes only.
-    with cycle_collector.paused():
-        differences = _differences(journal, prefix, until, None, None)
-        return [restoring(d, source=source) for d in differences]
+    check_source(source)
+    with cycle_collector.paused():  # memory holds the changes only, not the differences
+        return [
+            _restoring(_present(then or now).path, then, source)
+            for then, now in _winners(journal, prefix, (until, None), None)
+            if not _same_value(then, now)
+        ]
 
 
 def restoring(difference: Difference, *, source: str) -> Change:
@@ -154,12 +156,15 @@ def restoring(difference: Difference, *, source: str) -> Change:
     For a `Difference` between a past moment (*before*) and now (*after*).
     """
     check_source(source)
-    then = difference.before
+    return _restoring(difference.path, difference.before, source)
+
+
+def _restoring(path: Path, then: Event | None, source: str) -> Change:
     # An event's path and value are valid (events are validated when built
     # or, read from the journal, when they were written): only *source* is new.
     if then is not None and then.op is Op.SET:
-        return Change.trusted(then.path, then.value, Op.SET, source, then.id)
-    return Change.trusted(difference.path, None, Op.DELETE, source, None)
+        return Change.trusted(path, then.value, Op.SET, source, then.id)
+    return Change.trusted(path, None, Op.DELETE, source, None)
 
 
 def value_bytes(event: Event | None) -> bytes | None:
@@ -170,6 +175,24 @@ def value_bytes(event: Event | None) -> bytes | None:
     return data
 
 
+def _same_value(a: Event | None, b: Event | None) -> bool:
+    """Whether two winners give a path the same value: ``value_bytes(a) == value_bytes(b)``."""
+    a_set = a is not None and a.op is Op.SET
+    b_set = b is not None and b.op is Op.SET
+    if not (a_set and b_set):
+        return a_set is b_set
+    x, y = _present(a).value, _present(b).value
+    kind = type(x)
+    if kind is type(y) and kind in _EQUAL_IS_SAME_BYTES:
+        return bool(x == y)
+    return bool(_packb(x) == _packb(y))
+
+
+#: Types whose equal values (of one type) always pack to the same bytes, and
+#: unequal ones to different bytes.  Not float: 0.0 == -0.0, nan != nan.
+_EQUAL_IS_SAME_BYTES = frozenset({str, int, bool, bytes, type(None)})
+
+
 def _differences(
     journal: Journal,
     prefix: Path,
@@ -178,9 +201,8 @@ def _differences(
     progress: Progress | None,
 ) -> Iterator[Difference]:
     for before, after in _winners(journal, prefix, (t1, t2), progress):
-        if value_bytes(before) != value_bytes(after):
-            path = before.path if before is not None else _present(after).path
-            yield Difference(path, before, after)
+        if not _same_value(before, after):
+            yield Difference(_present(before or after).path, before, after)
 
 
 def _present(event: Event | None) -> Event:

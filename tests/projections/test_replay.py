@@ -362,3 +362,15 @@ def test_an_index_entry_without_its_event_is_reported(tmp_path: FsPath) -> None:
             txn.delete((1).to_bytes(8, "big"), db=journal._dbs["events"])
         with pytest.raises(JournalCorruptError, match="position 1"):
             replay(journal)
+
+
+MAYBE_EVENTS = st.none() | events(ORIGINS, paths=PATHS, values=VALUES)
+
+
+@given(MAYBE_EVENTS, MAYBE_EVENTS)
+@example(foreign("a", 1, 1, "x", 0.0), foreign("a", 2, 2, "x", -0.0))
+@example(foreign("a", 1, 1, "x", float("nan")), foreign("a", 2, 2, "x", float("nan")))
+@example(foreign("a", 1, 1, "x", 1), foreign("a", 2, 2, "x", True))
+def test_same_value_means_same_packed_value(a: Event | None, b: Event | None) -> None:
+    same = replay_module._same_value(a, b)
+    assert same == (replay_module.value_bytes(a) == replay_module.value_bytes(b))
