@@ -281,7 +281,7 @@ class _WinnerScan:
 
     def _chunk(self, txn: Any, resume: bytes) -> tuple[list[list[Event | None]], bytes | None]:
         """Winners of the paths from *resume* on; the key to resume at, None at the end."""
-        cursor = txn.cursor(db=self.paths_db)
+        cursor, events = txn.cursor(db=self.paths_db), txn.cursor(db=self.events_db)
         key: bytes | None = cursor.key() if cursor.set_range(resume) else None
         found: list[list[Event | None]] = []
         budget = CHUNK_ENTRIES
@@ -293,11 +293,11 @@ class _WinnerScan:
             self.scanned += steps
             if self.changes_only and positions.count(positions[0]) == len(positions):
                 continue
-            found.append(self._read_winners(txn, positions))
+            found.append(self._read_winners(events, positions))
         return found, None
 
-    def _read_winners(self, txn: Any, positions: _Positions) -> list[Event | None]:
-        """The events at one path's *positions*, each read and decoded once.
+    def _read_winners(self, events: Any, positions: _Positions) -> list[Event | None]:
+        """The events at one path's *positions*, each read (by an *events* cursor) once.
 
         The events share one `Path` object: a diff over many paths keeps two
         events per path, and memory holds one path object fewer per path.
@@ -307,19 +307,22 @@ class _WinnerScan:
         for i, position in enumerate(positions):
             if position is None:
                 winners.append(None)
-            elif i and position in positions[:i]:
-                winners.append(winners[positions.index(position)])
-            else:
-                data = txn.get(position, db=self.events_db)
-                try:
-                    event = Event.unpack_trusted(data)  # validated when it was written
-                except InvalidEventError as exc:  # also when data is None: no event there
-                    raise _unreadable(position, data, exc) from exc
-                if path is None:
-                    path = event.path
-                elif event.path == path:
-                    event = _sharing_path(event, path)
-                winners.append(event)
+                continue
+            first = positions.index(position)
+            if first < i:
+                winners.append(winners[first])
+                continue
+            if not events.set_key(position):
+                raise _unreadable(position, None)
+            try:
+                event = Event.unpack_trusted(events.value())  # validated when it was written
+            except InvalidEventError as exc:
+                raise _unreadable(position, exc) from exc
+            if path is None:
+                path = event.path
+            elif event.path == path:
+                event = _sharing_path(event, path)
+            winners.append(event)
         return winners
 
     def _run(self, cursor: Any, first: bytes) -> tuple[_Positions, bytes | None, int]:
@@ -390,13 +393,14 @@ def _sharing_path(event: Event, path: Path) -> Event:
     return Event.trusted(origin, seq, hlc, deps, path, op, value, source, cause)
 
 
-def _unreadable(position: bytes, data: bytes | None, exc: Exception) -> JournalCorruptError:
+def _unreadable(position: bytes, problem: InvalidEventError | None) -> JournalCorruptError:
+    """The error for an index entry whose event is missing (no *problem*) or garbage."""
     where = keys.unpack_u64(position)
-    if data is None:
+    if problem is None:
         return JournalCorruptError(
             f"the paths index points at position {where}, which holds no event; "
             "run 'moat-log verify'"
         )
     return JournalCorruptError(
-        f"the event at position {where} does not unpack: {exc}; run 'moat-log verify'"
+        f"the event at position {where} does not unpack: {problem}; run 'moat-log verify'"
     )
