@@ -9,6 +9,7 @@ runs are stepped, skipped by seeking and split across read transactions.
 
 from __future__ import annotations
 
+import gc
 import random
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -374,3 +375,14 @@ MAYBE_EVENTS = st.none() | events(ORIGINS, paths=PATHS, values=VALUES)
 def test_same_value_means_same_packed_value(a: Event | None, b: Event | None) -> None:
     same = replay_module._same_value(a, b)
     assert same == (replay_module.value_bytes(a) == replay_module.value_bytes(b))
+
+
+def test_the_cycle_collector_is_paused_while_a_result_is_built(tmp_path: FsPath) -> None:
+    """It would rescan the growing result again and again (docs/decisions.md)."""
+    with Journal.create(tmp_path, NODE) as journal:
+        journal.write_batch([Change(Path(["p", i]), i) for i in range(3)])
+        seen: list[bool] = []
+        replay(journal, progress=lambda _: seen.append(gc.isenabled()))
+        diff(journal, None, DEFAULT_NOW, progress=lambda _: seen.append(gc.isenabled()))
+        assert seen and not any(seen)
+        assert gc.isenabled()
