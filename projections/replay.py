@@ -141,13 +141,15 @@ def restore_changes(
     the changes (one `Journal.write_batch`) gives them hlc timestamps after
     every event held, so they win over everything the journal knows.
     """
-    check_source(source)
     with cycle_collector.paused():  # memory holds the changes only, not the differences
-        return [
+        changes = [
             _restoring(_present(then or now).path, then, source)
             for then, now in _winners(journal, prefix, (until, None), None)
             if not _same_value(then, now)
         ]
+    if changes:  # an invalid source is refused when a change is made, as by Change()
+        check_source(source)
+    return changes
 
 
 def restoring(difference: Difference, *, source: str) -> Change:

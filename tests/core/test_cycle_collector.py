@@ -16,7 +16,9 @@ def collector_enabled() -> Iterator[None]:
     was_enabled = gc.isenabled()
     gc.enable()
     yield
-    if not was_enabled:
+    if was_enabled:  # the tests switch it off: leave it as the session had it
+        gc.enable()
+    else:
         gc.disable()
 
 
