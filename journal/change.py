@@ -37,8 +37,7 @@ class Change:
         value = normalize_value(self.value)
         if value is not self.value:
             object.__setattr__(self, "value", value)
-        if type(self.source) is not str or len(self.source) > MAX_SOURCE_CHARS:
-            raise InvalidEventError(f"source must be a str of at most {MAX_SOURCE_CHARS} chars")
+        check_source(self.source)
         if self.cause is not None and type(self.cause) is not EventId:
             raise InvalidEventError(f"cause must be an EventId, not {self.cause!r}")
         if self.at is not None and (type(self.at) is not int or not 0 < self.at <= MAX_U64):
@@ -47,3 +46,31 @@ class Change:
     @classmethod
     def delete(cls, path: Path, *, source: str = "", cause: EventId | None = None) -> Change:
         return cls(path, None, Op.DELETE, source, cause)
+
+    @classmethod
+    def trusted(
+        cls, path: Path, value: Value, op: Op, source: str, cause: EventId | None
+    ) -> Change:
+        """Build a change from fields that are already valid, skipping the checks.
+
+        For a value read back from the journal (validated when it was
+        written, see `Event.unpack_trusted`); the caller checks anything else
+        that came from outside, e.g. the source with `check_source`.
+        """
+        change = object.__new__(cls)
+        _set(change, "path", path)
+        _set(change, "value", value)
+        _set(change, "op", op)
+        _set(change, "source", source)
+        _set(change, "cause", cause)
+        _set(change, "at", None)
+        return change
+
+
+_set = object.__setattr__  # Change is frozen
+
+
+def check_source(source: object) -> None:
+    """Raise `InvalidEventError` unless *source* is a valid event source."""
+    if type(source) is not str or len(source) > MAX_SOURCE_CHARS:
+        raise InvalidEventError(f"source must be a str of at most {MAX_SOURCE_CHARS} chars")

@@ -588,8 +588,9 @@ def _as_bytes(entries: Iterable[tuple[Any, Any]]) -> Iterator[tuple[bytes, bytes
 
 
 def _unpack(data: keys.BytesLike, position: int | keys.BytesLike) -> Event:
+    """Decode an event read back from ``events``: validated when it was written."""
     try:
-        return Event.unpack(bytes(data))
+        return Event.unpack_trusted(bytes(data))
     except InvalidEventError as exc:
         if not isinstance(position, int):
             position = unpack_u64(position)

@@ -32,7 +32,7 @@ from typing import Self, SupportsIndex, TypeAlias, overload
 
 from .errors import PathSyntaxError
 
-__all__ = ["MAX_KEY_BYTES", "MAX_SEGMENTS", "Path", "Segment"]
+__all__ = ["MAX_KEY_BYTES", "MAX_SEGMENTS", "Path", "Segment", "segment_end"]
 
 #: One path segment.
 Segment: TypeAlias = str | int
@@ -249,6 +249,24 @@ class Path(tuple[Segment, ...]):
         if isinstance(index, slice):
             return self._trusted(tuple.__getitem__(self, index))
         return tuple.__getitem__(self, index)
+
+
+def segment_end(key: bytes, pos: int) -> int:
+    """The end of the encoded segment whose tag is at *pos* of a path key.
+
+    ``key[:segment_end(key, pos)]`` is the key of the path up to and including
+    that segment, and every key of that path's subtree starts with it (no
+    segment's encoding is a prefix of another's).  Raise `PathSyntaxError` if
+    no well-formed segment starts at *pos*.
+    """
+    tag = key[pos] if pos < len(key) else None
+    if tag == _TAG_INT and pos + 9 <= len(key):
+        return pos + 9
+    if tag == _TAG_STR:
+        stop = key.find(_STR_END, pos + 1)  # the escaped body has no 00 00
+        if stop >= 0:
+            return stop + 2
+    raise PathSyntaxError(f"path key: no complete segment at byte {pos} of {key[:40].hex()}")
 
 
 def _decode_str(data: bytes, pos: int) -> tuple[str, int]:

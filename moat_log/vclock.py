@@ -35,6 +35,18 @@ class VectorClock(Mapping[str, int]):
         self._entries = checked
         self._hash: int | None = None
 
+    @classmethod
+    def trusted(cls, entries: dict[str, int]) -> VectorClock:
+        """A clock of *entries* that are already valid and sorted, nonzero seqs only.
+
+        For deps the journal reads back from its own storage, which holds
+        only the canonical `to_msgpack` form of validated clocks.
+        """
+        clock = object.__new__(cls)
+        clock._entries = entries
+        clock._hash = None
+        return clock
+
     def __getitem__(self, origin: str) -> int:
         return self._entries[origin]
 

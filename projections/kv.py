@@ -38,12 +38,13 @@ from typing import Any
 import lmdb
 import msgpack
 
+from moat_log.errors import JournalCorruptError
 from moat_log.event import Event, Op
 from moat_log.ids import EventId
 from moat_log.journal import keys
 from moat_log.journal.projection import StoredEvent
 from moat_log.journal.store import Journal
-from moat_log.path import ROOT, Path
+from moat_log.path import ROOT, Path, Segment, segment_end
 
 _SCAN_CHUNK = 1024
 
@@ -133,19 +134,25 @@ class KVView:
         Deleted paths are left out unless *deleted* is true.
         """
         for _key, data in self._scan(self._kv, prefix.key):
-            event = Event.unpack(_Entry.unpack(data).winner)
+            event = Event.unpack_trusted(_Entry.unpack(data).winner)
             if deleted or event.op is Op.SET:
                 yield event
 
-    def children(self, path: Path = ROOT) -> list[str | int]:
-        """The next segments below *path* that lead to at least one live value."""
-        depth = len(path)
-        found: list[str | int] = []
-        for event in self.walk(path):
-            if len(event.path) > depth:
-                segment = event.path[depth]
-                if not found or found[-1] != segment:
-                    found.append(segment)
+    def children(self, path: Path = ROOT) -> list[Segment]:
+        """The next segments below *path* that lead to at least one live value.
+
+        A skip scan over the view's keys: at the first key below a child it
+        reads the winner's op only, and once that child is known to lead to a
+        value it seeks past the child's subtree.  The cost is one seek per
+        child plus one step per tombstone met before a child's first value,
+        whatever the size of the subtrees.
+        """
+        scan = _ChildScan(path)
+        found: list[Segment] = []
+        resume: bytes | None = path.key
+        while resume is not None:
+            with self._journal_read() as txn:
+                resume = scan.chunk(txn.cursor(db=self._kv), resume, found)
         return found
 
     def conflicts(self, prefix: Path = ROOT) -> Iterator[Conflict]:
@@ -156,14 +163,14 @@ class KVView:
             for origin, seq in entry.heads.items():
                 if origin == entry.origin:
                     continue
-                winner = winner or Event.unpack(entry.winner)
+                winner = winner or Event.unpack_trusted(entry.winner)
                 if winner.deps.get(origin) < seq:
                     yield Conflict(winner.path, winner, EventId(origin, seq))
 
     def _winner(self, pkey: bytes) -> Event | None:
         with self._journal_read() as txn:
             data = txn.get(pkey, db=self._kv)
-        return None if data is None else Event.unpack(_Entry.unpack(bytes(data)).winner)
+        return None if data is None else Event.unpack_trusted(_Entry.unpack(bytes(data)).winner)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -179,6 +186,57 @@ class KVView:
 
 
 _ROOT_RECORD = b"\x00"
+
+
+class _ChildScan:
+    """`KVView.children` in chunks of at most `_SCAN_CHUNK` cursor moves per read transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.prefix = path.key
+        self.own = _record_key(path)  # the path's own record is not a child
+        self.start = len(self.prefix)
+
+    def chunk(self, cursor: Any, resume: bytes, found: list[Segment]) -> bytes | None:
+        """Append the children from key *resume* on; return where to resume, None at the end."""
+        prefix, start = self.prefix, self.start
+        positioned = cursor.set_range(resume)
+        for _ in range(_SCAN_CHUNK):
+            if not positioned:
+                return None
+            key: bytes = cursor.key()
+            if not key.startswith(prefix):
+                return None
+            if key == self.own or not _winner_is_live(key, cursor.value()):
+                positioned = cursor.next()
+                continue
+            child = key[: segment_end(key, start)]
+            found.append(Path.from_key(child[start:])[0])
+            # Every key of the child's subtree starts with *child*: seek past them all.
+            positioned = cursor.set_range(keys.prefix_end(child))
+        return cursor.key() if positioned else None
+
+
+def _winner_is_live(key: bytes, record: bytes) -> bool:
+    """Whether a record's winner is a set, reading the winner's fields only up to its op."""
+    try:
+        outer = msgpack.Unpacker(raw=False, max_buffer_size=len(record))
+        outer.feed(record)
+        outer.read_array_header()
+        outer.skip()  # hlc
+        outer.skip()  # origin
+        winner = outer.unpack()
+        inner = msgpack.Unpacker(raw=False, max_buffer_size=len(winner))
+        inner.feed(winner)
+        inner.read_array_header()
+        for _ in range(6):  # version, origin, seq, hlc, deps, path (event-format.md)
+            inner.skip()
+        op = inner.unpack()
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise JournalCorruptError(
+            f"the kv view's record of {_record_path(key)} does not unpack ({exc}); "
+            "run 'moat-log projection rebuild kv'"
+        ) from exc
+    return bool(op == Op.SET)
 
 
 def _record_key(path: Path) -> bytes:

@@ -28,6 +28,7 @@ Values are compared by their packed msgpack bytes: ``1``, ``1.0`` and
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,11 +36,12 @@ from typing import Any
 
 import msgpack
 
+from moat_log import cycle_collector
 from moat_log.errors import InvalidEventError, JournalCorruptError
 from moat_log.event import Event, Op
 from moat_log.ids import MAX_U64
 from moat_log.journal import keys
-from moat_log.journal.change import Change
+from moat_log.journal.change import Change, check_source
 from moat_log.journal.store import Journal
 from moat_log.path import ROOT, Path
 
@@ -86,11 +88,12 @@ def replay(
     `state_at`.  Paths come in key order (`Path.sort_key`).  *progress* is
     called now and then with the number of index entries scanned so far.
     """
-    return {
-        winner.path: winner
-        for (winner,) in _winners(journal, prefix, (until,), progress)
-        if winner is not None
-    }
+    with cycle_collector.paused():  # a large result, built at once: see cycle_collector
+        return {
+            winner.path: winner
+            for (winner,) in _winners(journal, prefix, (until,), progress)
+            if winner is not None
+        }
 
 
 def state_at(
@@ -101,10 +104,11 @@ def state_at(
     progress: Progress | None = None,
 ) -> dict[Path, Event]:
     """Like `replay`, but only the paths that have a value (no tombstones)."""
-    return {
-        winner.path: winner
-        for winner in walk_state_at(journal, until, prefix=prefix, progress=progress)
-    }
+    with cycle_collector.paused():
+        return {
+            winner.path: winner
+            for winner in walk_state_at(journal, until, prefix=prefix, progress=progress)
+        }
 
 
 def walk_state_at(
@@ -140,12 +144,8 @@ def diff(
     or values whose packed bytes differ.  Deleted and never set are the same
     (no value).  In path key order; one pass over the index.
     """
-    found = []
-    for before, after in _winners(journal, prefix, (t1, t2), progress):
-        if value_bytes(before) != value_bytes(after):
-            path = before.path if before is not None else _present(after).path
-            found.append(Difference(path, before, after))
-    return found
+    with cycle_collector.paused():
+        return list(_differences(journal, prefix, t1, t2, progress))
 
 
 def restore_changes(
@@ -160,7 +160,15 @@ def restore_changes(
     the changes (one `Journal.write_batch`) gives them hlc timestamps after
     every event held, so they win over everything the journal knows.
     """
-    return [restoring(d, source=source) for d in diff(journal, until, None, prefix=prefix)]
+    with cycle_collector.paused():  # memory holds the changes only, not the differences
+        changes = [
+            _restoring(_present(then or now).path, then, source)
+            for then, now in _winners(journal, prefix, (until, None), None)
+            if not _same_value(then, now)
+        ]
+    if changes:  # an invalid source is refused when a change is made, as by Change()
+        check_source(source)
+    return changes
 
 
 def restoring(difference: Difference, *, source: str) -> Change:
@@ -168,10 +176,16 @@ def restoring(difference: Difference, *, source: str) -> Change:
 
     For a `Difference` between a past moment (*before*) and now (*after*).
     """
-    then = difference.before
+    check_source(source)
+    return _restoring(difference.path, difference.before, source)
+
+
+def _restoring(path: Path, then: Event | None, source: str) -> Change:
+    # An event's path and value are valid (events are validated when built
+    # or, read from the journal, when they were written): only *source* is new.
     if then is not None and then.op is Op.SET:
-        return Change(then.path, then.value, source=source, cause=then.id)
-    return Change.delete(difference.path, source=source)
+        return Change.trusted(path, then.value, Op.SET, source, then.id)
+    return Change.trusted(path, None, Op.DELETE, source, None)
 
 
 def value_bytes(event: Event | None) -> bytes | None:
@@ -180,6 +194,36 @@ def value_bytes(event: Event | None) -> bytes | None:
         return None
     data: bytes = _packb(event.value)
     return data
+
+
+def _same_value(a: Event | None, b: Event | None) -> bool:
+    """Whether two winners give a path the same value: ``value_bytes(a) == value_bytes(b)``."""
+    a_set = a is not None and a.op is Op.SET
+    b_set = b is not None and b.op is Op.SET
+    if not (a_set and b_set):
+        return a_set is b_set
+    x, y = _present(a).value, _present(b).value
+    kind = type(x)
+    if kind is type(y) and kind in _EQUAL_IS_SAME_BYTES:
+        return bool(x == y)
+    return bool(_packb(x) == _packb(y))
+
+
+#: Types whose equal values (of one type) always pack to the same bytes, and
+#: unequal ones to different bytes.  Not float: 0.0 == -0.0, nan != nan.
+_EQUAL_IS_SAME_BYTES = frozenset({str, int, bool, bytes, type(None)})
+
+
+def _differences(
+    journal: Journal,
+    prefix: Path,
+    t1: int | None,
+    t2: int | None,
+    progress: Progress | None,
+) -> Iterator[Difference]:
+    for before, after in _winners(journal, prefix, (t1, t2), progress):
+        if not _same_value(before, after):
+            yield Difference(_present(before or after).path, before, after)
 
 
 def _present(event: Event | None) -> Event:
@@ -197,7 +241,6 @@ SEQUENTIAL_STEPS = 16
 CHUNK_ENTRIES = 1024
 
 _NO_LIMIT = b"\xff" * 8  # every hlc is <= 2**64-1
-_TAG_INT, _TAG_STR, _PATH_END = 0x02, 0x03, 0x00
 
 #: Per path, the position of its winner at each moment (None: no event yet).
 _Positions = list[bytes | None]
@@ -253,18 +296,15 @@ class _WinnerScan:
         while resume is not None:
             with self.journal._read() as txn:
                 found, resume = self._chunk(txn, resume)
-            for positions, packed in found:
-                yield _decode_winners(positions, packed)
+            yield from found
             if self.progress is not None:
                 self.progress(self.scanned)
 
-    def _chunk(
-        self, txn: Any, resume: bytes
-    ) -> tuple[list[tuple[_Positions, list[bytes | None]]], bytes | None]:
+    def _chunk(self, txn: Any, resume: bytes) -> tuple[list[list[Event | None]], bytes | None]:
         """Winners of the paths from *resume* on; the key to resume at, None at the end."""
-        cursor = txn.cursor(db=self.paths_db)
+        cursor, events = txn.cursor(db=self.paths_db), txn.cursor(db=self.events_db)
         key: bytes | None = cursor.key() if cursor.set_range(resume) else None
-        found: list[tuple[_Positions, list[bytes | None]]] = []
+        found: list[list[Event | None]] = []
         budget = CHUNK_ENTRIES
         while key is not None and (self.end is None or key < self.end):
             if budget <= 0:  # resume at this path's run, to read each run in one snapshot
@@ -274,37 +314,61 @@ class _WinnerScan:
             self.scanned += steps
             if self.changes_only and positions.count(positions[0]) == len(positions):
                 continue
-            packed = [None if p is None else txn.get(p, db=self.events_db) for p in positions]
-            found.append((positions, packed))
+            found.append(self._read_winners(events, positions))
         return found, None
 
-    def _run(self, cursor: Any, key: bytes) -> tuple[_Positions, bytes | None, int]:
-        """Winners of the path whose run starts at *key* (the cursor's entry).
+    def _read_winners(self, events: Any, positions: _Positions) -> list[Event | None]:
+        """The events at one path's *positions*, each read (by an *events* cursor) once.
+
+        The events share one `Path` object: a diff over many paths keeps two
+        events per path, and memory holds one path object fewer per path.
+        """
+        winners: list[Event | None] = []
+        path: Path | None = None
+        for i, position in enumerate(positions):
+            if position is None:
+                winners.append(None)
+                continue
+            first = positions.index(position)
+            if first < i:
+                winners.append(winners[first])
+                continue
+            if not events.set_key(position):
+                raise _unreadable(position, None)
+            try:
+                event = Event.unpack_trusted(events.value())  # validated when it was written
+            except InvalidEventError as exc:
+                raise _unreadable(position, exc) from exc
+            if path is None:
+                path = event.path
+            elif event.path == path:
+                event = _sharing_path(event, path)
+            winners.append(event)
+        return winners
+
+    def _run(self, cursor: Any, first: bytes) -> tuple[_Positions, bytes | None, int]:
+        """Winners of the path whose run starts at key *first* (the cursor's entry).
 
         Returns them, the first key of the next run (None: no more entries)
         and the number of entries stepped through.  The hot loop of replay.
         """
-        start = _path_key_end(key) + 1
+        start = _path_key_end(first) + 1
         stop = start + 8
-        run = key[:start]
+        run = first[:start]
         highest, most = self.highest, SEQUENTIAL_STEPS
         hlcs: list[bytes] = []  # big-endian: byte order is numeric order
         positions: list[bytes] = []
-        following = None
-        while True:
+        # iternext() yields the cursor's entry first: the run's first.
+        for key, position in cursor.iternext():
+            if not key.startswith(run):
+                return self._pick(hlcs, positions), key, len(hlcs)
             hlc = key[start:stop]
             hlcs.append(hlc)
-            positions.append(cursor.value())
+            positions.append(position)
             if hlc > highest or len(hlcs) >= most:
                 best = self._pick(hlcs, positions)
                 return best, self._skip_rest(cursor, run, hlc, best), len(hlcs)
-            if not cursor.next():
-                break
-            key = cursor.key()
-            if not key.startswith(run):
-                following = key
-                break
-        return self._pick(hlcs, positions), following, len(hlcs)
+        return self._pick(hlcs, positions), None, len(hlcs)
 
     def _pick(self, hlcs: list[bytes], positions: list[bytes]) -> _Positions:
         """Per moment, the position of the last entry at or before it (entries in run order)."""
@@ -328,51 +392,36 @@ class _WinnerScan:
 
 def _path_key_end(key: bytes) -> int:
     """The length of the path key at the start of a ``paths`` index key."""
-    pos, size = 0, len(key)
-    while pos < size:
-        tag = key[pos]
-        if tag == _PATH_END:
-            return pos
-        if tag == _TAG_INT:
-            pos += 9
-        elif tag == _TAG_STR:
-            # An escaped str body has no 00 00 (each 00 is followed by FF).
-            end = key.find(b"\x00\x00", pos + 1)
-            if end < 0:
-                break
-            pos = end + 2
-        else:
-            break
-    raise JournalCorruptError(
-        f"the paths index holds a malformed key {key[:40].hex()}; run 'moat-log verify'"
-    )
-
-
-def _decode_winners(positions: _Positions, packed: list[bytes | None]) -> list[Event | None]:
-    """The events read for one path; each distinct one decoded once."""
-    decoded: dict[bytes, Event] = {}
-    winners: list[Event | None] = []
-    for position, data in zip(positions, packed, strict=True):
-        if position is None:
-            winners.append(None)
-            continue
-        event = decoded.get(position)
-        if event is None:
-            event = decoded[position] = _decode(data, position)
-        winners.append(event)
-    return winners
-
-
-def _decode(data: bytes | None, position: bytes) -> Event:
-    where = keys.unpack_u64(position)
-    if data is None:
+    found = _PATH_KEY_AND_END.match(key)
+    if found is None:
         raise JournalCorruptError(
+            f"the paths index holds a malformed key {key[:40].hex()}; run 'moat-log verify'"
+        )
+    return found.end() - 1
+
+
+#: A path key (docs/paths.md: int segments 02 + 8 bytes, str segments 03 + a
+#: body without 00 00 + 00 00) and the 00 that ends it in an index key.  The
+#: encoding is prefix-free, so possessive repeats never need to backtrack.
+_PATH_KEY_AND_END = re.compile(
+    rb"(?:\x02.{8}|\x03(?:[^\x00]++|\x00\xff)*+\x00\x00)*+\x00", re.DOTALL
+)
+
+
+def _sharing_path(event: Event, path: Path) -> Event:
+    """*event* with *path*, an equal path object, in place of its own."""
+    origin, seq, hlc, deps, _, op, value, source, cause = event
+    return Event.trusted(origin, seq, hlc, deps, path, op, value, source, cause)
+
+
+def _unreadable(position: bytes, problem: InvalidEventError | None) -> JournalCorruptError:
+    """The error for an index entry whose event is missing (no *problem*) or garbage."""
+    where = keys.unpack_u64(position)
+    if problem is None:
+        return JournalCorruptError(
             f"the paths index points at position {where}, which holds no event; "
             "run 'moat-log verify'"
         )
-    try:
-        return Event.unpack(bytes(data))
-    except InvalidEventError as exc:
-        raise JournalCorruptError(
-            f"the event at position {where} does not unpack: {exc}; run 'moat-log verify'"
-        ) from exc
+    return JournalCorruptError(
+        f"the event at position {where} does not unpack: {problem}; run 'moat-log verify'"
+    )

@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from moat_log.errors import PathSyntaxError
-from moat_log.path import MAX_KEY_BYTES, MAX_SEGMENTS, Path
+from moat_log.path import MAX_KEY_BYTES, MAX_SEGMENTS, Path, segment_end
 
 # --- strategies --------------------------------------------------------------
 
@@ -322,6 +322,24 @@ def test_journal_separator(path: Path, seg: str | int) -> None:
     child = path / seg
     assert path.key < path.key + b"\x00" < child.key
     assert not child.key.startswith(path.key + b"\x00")
+
+
+@given(paths)
+def test_segment_end_steps_through_the_segments_of_a_key(path: Path) -> None:
+    key, ends, pos = path.key, [], 0
+    while pos < len(key):
+        pos = segment_end(key, pos)
+        ends.append(pos)
+    assert ends == [len(path[: n + 1].key) for n in range(len(path))]
+
+
+@pytest.mark.parametrize(
+    ("key", "pos"),
+    [(b"", 0), (b"\x03ab", 0), (b"\x02" + bytes(7), 0), (b"\x04", 0), (b"\x03a\x00\x00", 4)],
+)
+def test_segment_end_of_no_segment_is_an_error(key: bytes, pos: int) -> None:
+    with pytest.raises(PathSyntaxError, match=f"no complete segment at byte {pos}"):
+        segment_end(key, pos)
 
 
 # --- fuzz: garbage in, PathSyntaxError or a canonical path out ---------------

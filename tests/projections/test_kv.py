@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path as FsPath
+from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,9 +18,11 @@ from moat_log.event import Event, Op
 from moat_log.ids import EventId
 from moat_log.journal.change import Change
 from moat_log.journal.store import Journal
-from moat_log.path import Path
+from moat_log.path import Path, Segment
+from moat_log.projections import kv as kv_module
 from moat_log.projections import kv_view, open_journal
-from moat_log.projections.kv import Conflict
+from moat_log.projections.kv import Conflict, KVView
+from moat_log.testing import paths
 
 ORIGINS = ("a", "b", "c")
 PATHS = [Path(("home", name)) for name in ("light", "heat", "door")] + [Path(("home",))]
@@ -154,6 +159,100 @@ def test_the_view_is_a_function_of_the_event_set(
                 journal.rebuild_view("kv")
                 assert view_bytes(journal) == dumps[0], "a rebuild gives identical bytes"
     assert dumps[0] == dumps[1] == dumps[2], "byte-identical whatever the order"
+
+
+# Segments that are prefixes of each other (a, ab, a NUL), NULs, the empty
+# string, and ints whose keys end in 00 or FF bytes (the seek past a child
+# increments the last byte that is not FF).
+CHILD_SEGMENTS: st.SearchStrategy[Segment] = st.sampled_from(
+    ["a", "ab", "a\x00", "a\x00b", "", "b", 0, -1, 255, 256, 2**63 - 1, -(2**63)]
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    writes=st.lists(st.tuples(paths(CHILD_SEGMENTS, max_depth=3), st.booleans()), max_size=30),
+    elsewhere=st.lists(paths(CHILD_SEGMENTS, max_depth=3), max_size=3),
+    chunk=st.sampled_from([1, 2, 1024]),
+)
+def test_children_are_the_next_segments_of_the_live_paths_in_walk(
+    tmp_path_factory: pytest.TempPathFactory,
+    writes: list[tuple[Path, bool]],
+    elsewhere: list[Path],
+    chunk: int,
+) -> None:
+    """children() equals its definition, for every prefix, deletes and the root included."""
+    changes = [Change.delete(path) if deleted else Change(path, 1) for path, deleted in writes]
+    prefixes = {path[:n] for path, _ in writes for n in range(len(path) + 1)}
+    with open_journal(tmp_path_factory.mktemp("children"), create_node="x") as journal:
+        journal.write_batch(changes)
+        view = kv_view(journal)
+        # Small chunks make the scan resume in new read transactions.
+        with mock.patch.object(kv_module, "_SCAN_CHUNK", chunk):
+            for prefix in sorted({Path(), *prefixes, *elsewhere}, key=Path.sort_key):
+                depth = len(prefix)
+                below = (e.path[depth] for e in view.walk(prefix) if len(e.path) > depth)
+                assert view.children(prefix) == list(dict.fromkeys(below)), prefix
+
+
+class CountingCursor:
+    """An LMDB cursor that records each of its moves (seeks and steps)."""
+
+    MOVES = frozenset({"set_range", "set_key", "next", "prev", "first", "last"})
+
+    def __init__(self, cursor: Any, moves: list[str]) -> None:
+        self._cursor, self._moves = cursor, moves
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._cursor, name)
+        if name not in self.MOVES:
+            return attr
+
+        def move(*args: Any) -> Any:
+            self._moves.append(name)
+            return attr(*args)
+
+        return move
+
+
+def count_cursor_moves(view: KVView, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make *view*'s read transactions hand out cursors that record their moves."""
+    moves: list[str] = []
+    reading = view._journal_read
+
+    class CountingTxn:
+        def __init__(self, txn: Any) -> None:
+            self._txn = txn
+
+        def cursor(self, **kwargs: Any) -> CountingCursor:
+            return CountingCursor(self._txn.cursor(**kwargs), moves)
+
+    @contextmanager
+    def counting_read() -> Iterator[CountingTxn]:
+        with reading() as txn:
+            yield CountingTxn(txn)
+
+    monkeypatch.setattr(view, "_journal_read", counting_read)
+    return moves
+
+
+def test_children_seek_past_a_large_subtree(fresh, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """10,000 paths under one child cost one seek, not 10,000 steps."""
+    journal = fresh()
+    journal.write_batch(
+        [Change(p(f"big.dev{i}.value"), i) for i in range(10_000)]
+        + [Change(p("a"), 1), Change(p("gone.x"), 2), Change(p("zz.x"), 3)]
+    )
+    journal.write_batch([Change.delete(p("big.dev0.value")), Change.delete(p("gone.x"))])
+    view = kv_view(journal)
+    moves = count_cursor_moves(view, monkeypatch)
+    assert view.children() == ["a", "big", "zz"]
+    # The first seek, one seek past each child, and one step over each of the
+    # two tombstones met first (big.dev0.value, gone.x).
+    assert len(moves) == 1 + 3 + 2, moves
+    assert moves.count("next") == 2
 
 
 # ------------------------------------------------------------------- examples

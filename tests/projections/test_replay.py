@@ -9,6 +9,7 @@ runs are stepped, skipped by seeking and split across read transactions.
 
 from __future__ import annotations
 
+import gc
 import random
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -18,10 +19,10 @@ from unittest import mock
 
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from moat_log.errors import JournalCorruptError
+from moat_log.errors import InvalidEventError, JournalCorruptError
 from moat_log.event import Event, Op, Value
 from moat_log.ids import MAX_U64, EventId
 from moat_log.journal.change import Change
@@ -34,6 +35,7 @@ from moat_log.projections.replay import (
     diff,
     replay,
     restore_changes,
+    restoring,
     state_at,
 )
 from moat_log.testing import DEFAULT_NOW, FakeWallClock, events, paths, values
@@ -249,6 +251,27 @@ def test_restore_sets_changed_and_deleted_paths_and_deletes_new_ones(tmp_path: F
         assert type(now[Path(["x"])].value) is int
 
 
+@given(events(ORIGINS, paths=PATHS, values=VALUES), st.sampled_from(["restore:x", ""]))
+def test_restoring_builds_the_change_the_validating_constructor_builds(
+    event: Event, source: str
+) -> None:
+    then = Difference(event.path, event, None)
+    if event.op is Op.SET:
+        expected = Change(event.path, event.value, source=source, cause=event.id)
+    else:
+        expected = Change.delete(event.path, source=source)
+    assert restoring(then, source=source) == expected
+    assert restoring(Difference(event.path, None, event), source=source) == Change.delete(
+        event.path, source=source
+    )
+
+
+def test_restoring_refuses_an_invalid_source() -> None:
+    event = foreign("a", 1, DEFAULT_NOW, "x", 1)
+    with pytest.raises(InvalidEventError, match="source"):
+        restoring(Difference(event.path, event, None), source="s" * 300)
+
+
 # --- examples and edges ---------------------------------------------------------------------
 
 
@@ -316,6 +339,14 @@ def test_a_long_history_is_skipped_not_read(tmp_path: FsPath) -> None:
         assert seen[-1] <= 4 * replay_module.SEQUENTIAL_STEPS
 
 
+@given(paths(), st.integers(0, MAX_U64), st.sampled_from(ORIGINS))
+@example(Path(["a\x00b", "\x00"]), 0, "a")  # escaped NULs
+@example(Path([-(2**63), 0, ""]), 2**8, "b")  # int bodies of 00 bytes, an empty string
+def test_the_path_key_ends_where_the_index_key_says(path: Path, hlc: int, origin: str) -> None:
+    key = path.key + b"\x00" + hlc.to_bytes(8, "big") + origin.encode()
+    assert replay_module._path_key_end(key) == len(path.key)
+
+
 @pytest.mark.parametrize(
     "key",
     [b"\x04", b"\x03abc", b"\x02\x00\x00", b"", b"\x03a\x00\x00\x01"],
@@ -332,3 +363,26 @@ def test_an_index_entry_without_its_event_is_reported(tmp_path: FsPath) -> None:
             txn.delete((1).to_bytes(8, "big"), db=journal._dbs["events"])
         with pytest.raises(JournalCorruptError, match="position 1"):
             replay(journal)
+
+
+MAYBE_EVENTS = st.none() | events(ORIGINS, paths=PATHS, values=VALUES)
+
+
+@given(MAYBE_EVENTS, MAYBE_EVENTS)
+@example(foreign("a", 1, 1, "x", 0.0), foreign("a", 2, 2, "x", -0.0))
+@example(foreign("a", 1, 1, "x", float("nan")), foreign("a", 2, 2, "x", float("nan")))
+@example(foreign("a", 1, 1, "x", 1), foreign("a", 2, 2, "x", True))
+def test_same_value_means_same_packed_value(a: Event | None, b: Event | None) -> None:
+    same = replay_module._same_value(a, b)
+    assert same == (replay_module.value_bytes(a) == replay_module.value_bytes(b))
+
+
+def test_the_cycle_collector_is_paused_while_a_result_is_built(tmp_path: FsPath) -> None:
+    """It would rescan the growing result again and again (docs/decisions.md)."""
+    with Journal.create(tmp_path, NODE) as journal:
+        journal.write_batch([Change(Path(["p", i]), i) for i in range(3)])
+        seen: list[bool] = []
+        replay(journal, progress=lambda _: seen.append(gc.isenabled()))
+        diff(journal, None, DEFAULT_NOW, progress=lambda _: seen.append(gc.isenabled()))
+        assert seen and not any(seen)
+        assert gc.isenabled()
