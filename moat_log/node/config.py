@@ -41,6 +41,8 @@ from moat_log.protocol import DEFAULT_SCRYPT_PARAMS, ScryptParams, TokenVerifier
 from moat_log.protocol.auth import check_user_name
 from moat_log.protocol.messages import REQUEST_TYPES
 
+from .sync_config import SyncConfig, sync_from_table
+
 __all__ = [
     "DEFAULT_PORT",
     "EMBEDDED",
@@ -77,8 +79,8 @@ class ListenAddress:
     port: int = 0
 
     @classmethod
-    def parse(cls, text: str) -> ListenAddress:
-        """``unix``, ``HOST:PORT``, ``[V6]:PORT`` or ``HOST`` (the default port).
+    def parse(cls, text: str, default_port: int = DEFAULT_PORT) -> ListenAddress:
+        """``unix``, ``HOST:PORT``, ``[V6]:PORT`` or ``HOST`` (*default_port*).
 
         Port 0 asks the system for a free port.  Raises `ValueError`.
         """
@@ -88,13 +90,13 @@ class ListenAddress:
             host, bracket, rest = text[1:].partition("]")
             if not bracket or (rest and not rest.startswith(":")):
                 raise ValueError("an IPv6 address is written [ADDRESS]:PORT")
-            port_text = rest[1:] if rest else str(DEFAULT_PORT)
+            port_text = rest[1:] if rest else str(default_port)
         elif text.count(":") == 1:
             host, _, port_text = text.partition(":")
         elif ":" in text:
             raise ValueError("write an IPv6 address in brackets: [ADDRESS]:PORT")
         else:
-            host, port_text = text, str(DEFAULT_PORT)
+            host, port_text = text, str(default_port)
         if not host:
             raise ValueError("the host is missing: use 0.0.0.0 for every IPv4 address")
         if not port_text.isascii() or not port_text.isdigit() or int(port_text) > 65535:
@@ -154,6 +156,8 @@ class NodeConfig:
     handshake_timeout: float = 10.0
     send_timeout: float = 60.0
     watch_buffer: int = 1024
+    #: Replication with other nodes (``[sync]``); None: the node runs alone.
+    sync: SyncConfig | None = None
     source: str = EMBEDDED
 
     def __post_init__(self) -> None:
@@ -213,7 +217,7 @@ class NodeConfig:
 
 # --- reading the file ----------------------------------------------------------
 
-_TOP_KEYS: Final = {"node", "data_dir", "client"}
+_TOP_KEYS: Final = {"node", "data_dir", "client", "sync"}
 _CLIENT_KEYS: Final = {
     "listen",
     "users",
@@ -306,6 +310,8 @@ def config_from_document(
             settings[key] = _typed(source, f"client.{key}", client[key], kind, what)
     users = _typed(source, "client.users", client.get("users", {}), dict, "a table")
     settings["users"] = {name: _user(source, name, table) for name, table in users.items()}
+    if "sync" in document:
+        settings["sync"] = sync_from_table(source, document["sync"], base)
     return NodeConfig(**settings)
 
 

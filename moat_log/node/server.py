@@ -30,7 +30,7 @@ from typing import Final
 
 import trio
 
-from moat_log.errors import MoatLogError
+from moat_log.errors import ConfigError, MoatLogError
 from moat_log.journal.group_commit import open_journal
 from moat_log.journal.store import journal_dir
 from moat_log.projections import default_views
@@ -85,6 +85,11 @@ async def _serve_node(
     task_status: trio.TaskStatus[Node],
 ) -> None:
     data_dir = config.data_dir
+    if config.sync is not None:
+        raise ConfigError(
+            f"{config.source}: [sync]: replication is not part of this version's node yet; "
+            "remove the [sync] table to run this node alone"
+        )
     if any(address.kind == "unix" for address in config.listen):
         await _remove_stale_socket(config.socket_path)  # before touching the journal
     node_name = config.node

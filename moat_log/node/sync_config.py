@@ -1,0 +1,180 @@
+"""The ``[sync]`` table of the node's config: where it meets its peers, and the secret.
+
+::
+
+    [sync]
+    listen = "0.0.0.0:27600"
+    peers = ["pi2.local:27600", "pi3.local:27600"]
+    secret_file = "/etc/moat-log/cluster.key"   # or: secret = "..."
+
+A node with no ``[sync]`` table runs alone.  Every link authenticates with
+the cluster secret (both sides prove they know it; it never crosses the
+wire), so a ``[sync]`` table without a secret is an error.  The secret is
+kept out of the journal and out of the logs; a secret file must be
+readable by its owner only (``chmod 600``), like an ssh key.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any, Final
+
+from moat_log.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_SYNC_PORT",
+    "MIN_SECRET_BYTES",
+    "PeerAddress",
+    "SyncConfig",
+    "host_and_port",
+    "sync_from_table",
+]
+
+#: The TCP port of the sync protocol unless configured otherwise.
+DEFAULT_SYNC_PORT: Final = 27600
+#: A cluster secret shorter than this is refused (it could be guessed offline).
+MIN_SECRET_BYTES: Final = 16
+_KEYS: Final = {"listen", "peers", "secret", "secret_file"}
+
+
+def host_and_port(text: str, default_port: int) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` (port 0: any free port).  Raises `ValueError`."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError("an IPv6 address is written [ADDRESS]:PORT")
+        port_text = rest[1:] if rest else str(default_port)
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    elif ":" in text:
+        raise ValueError("write an IPv6 address in brackets: [ADDRESS]:PORT")
+    else:
+        host, port_text = text, str(default_port)
+    if not host:
+        raise ValueError("the host is missing")
+    if not port_text.isascii() or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"the port {port_text!r} is not a number 0 .. 65535")
+    return host, int(port_text)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAddress:
+    """A peer to dial: a host name or address, and a port."""
+
+    host: str
+    port: int = DEFAULT_SYNC_PORT
+
+    @classmethod
+    def parse(cls, text: str) -> PeerAddress:
+        """``HOST``, ``HOST:PORT`` or ``[V6]:PORT``.  Raises `ValueError`."""
+        host, port = host_and_port(text, DEFAULT_SYNC_PORT)
+        if port == 0:
+            raise ValueError("a peer's port cannot be 0")
+        return cls(host, port)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncConfig:
+    """How a node replicates: its sync listener, the peers it dials, the cluster secret.
+
+    *listen* None: the node only dials out.  The secret is kept out of the
+    dataclass's repr, so it cannot end up in a log line by accident.
+    """
+
+    secret: bytes = field(repr=False)
+    listen: tuple[str, int] | None = None
+    peers: tuple[PeerAddress, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.secret) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"sync: the cluster secret has {len(self.secret)} bytes; "
+                f"at least {MIN_SECRET_BYTES} are needed"
+            )
+
+
+def sync_from_table(source: str, table: Any, base: FsPath | None) -> SyncConfig:
+    """The ``[sync]`` table of the config file *source* (relative paths from *base*)."""
+    if not isinstance(table, Mapping):
+        raise _error(source, "sync", f"must be a table, not {table!r}")
+    for key in table:
+        if key not in _KEYS:
+            raise _error(
+                source, f"sync.{key}", f"unknown key; known keys are {', '.join(sorted(_KEYS))}"
+            )
+    listen = None
+    if "listen" in table:
+        text = table["listen"]
+        if not isinstance(text, str):
+            raise _error(
+                source, "sync.listen", f'must be a string like "0.0.0.0:27600", not {text!r}'
+            )
+        try:
+            listen = host_and_port(text, DEFAULT_SYNC_PORT)
+        except ValueError as exc:
+            raise _error(source, f"sync.listen {text!r}", str(exc)) from None
+    peers_value = table.get("peers", [])
+    if not isinstance(peers_value, list):
+        raise _error(
+            source, "sync.peers", f'must be a list like ["pi2.local:27600"], not {peers_value!r}'
+        )
+    peers = []
+    for index, item in enumerate(peers_value):
+        if not isinstance(item, str):
+            raise _error(source, f"sync.peers[{index}]", f"must be a string, not {item!r}")
+        try:
+            peers.append(PeerAddress.parse(item))
+        except ValueError as exc:
+            raise _error(source, f"sync.peers[{index}] {item!r}", str(exc)) from None
+    secret = _secret(source, table, base)
+    try:
+        return SyncConfig(secret, listen, tuple(peers))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _secret(source: str, table: Mapping[str, Any], base: FsPath | None) -> bytes:
+    if "secret" in table and "secret_file" in table:
+        raise _error(source, "sync.secret", "give either secret or secret_file, not both")
+    if "secret" in table:
+        text = table["secret"]
+        if not isinstance(text, str):
+            raise _error(source, "sync.secret", "must be a string")
+        return text.encode()
+    if "secret_file" not in table:
+        raise _error(
+            source,
+            "sync",
+            "nodes authenticate each other with a cluster secret: add secret_file "
+            "(a file only its owner can read) or secret",
+        )
+    name = table["secret_file"]
+    if not isinstance(name, str) or not name:
+        raise _error(source, "sync.secret_file", "must be a file name")
+    path = FsPath(name).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    try:
+        info = os.stat(path)
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise _error(
+                source,
+                "sync.secret_file",
+                f"{path} can be read by others (mode {stat.filemode(info.st_mode)}): chmod 600 it",
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _error(source, "sync.secret_file", f"cannot read {path}: {exc.strerror}") from None
+    return data.rstrip(b"\r\n")
+
+
+def _error(source: str, key: str, problem: str) -> ConfigError:
+    return ConfigError(f"{source}: {key}: {problem}")
