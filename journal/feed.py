@@ -40,7 +40,7 @@ from typing import Final
 
 import trio
 
-from moat_log.errors import JournalCorruptError
+from moat_log.errors import JournalCorruptError, MoatLogError
 from moat_log.event import Event
 
 from .store import Journal
@@ -71,6 +71,7 @@ class JournalFeed:
         self._pending: deque[tuple[int, Sequence[Event]]] = deque()
         self._waiters: list[tuple[int, trio.Event]] = []
         self._wakeup = trio.Event()
+        self._failure = ""  # the last error reported by `run`
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -105,7 +106,16 @@ class JournalFeed:
             with trio.move_on_after(self.poll_interval):
                 await self._wakeup.wait()
             self._wakeup = trio.Event()
-            await self._fill_gaps()
+            try:
+                await self._fill_gaps()
+            except MoatLogError as exc:  # a damaged journal: say so (once), keep trying
+                if str(exc) != self._failure:
+                    self._failure = str(exc)
+                    log.error(  # noqa: TRY400 - the message says it all; no traceback per poll
+                        "the journal feed cannot read past position %d: %s", self.position, exc
+                    )
+            else:
+                self._failure = ""
 
     async def _fill_gaps(self) -> None:
         while True:

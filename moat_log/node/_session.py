@@ -214,6 +214,12 @@ class ClientSession:
 
     async def _read_requests(self, requests: trio.Nursery) -> str:
         """Read and dispatch until the connection ends; returns why it ended."""
+        try:
+            return await self._read_and_dispatch(requests)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return "the connection broke"  # the writer found out first
+
+    async def _read_and_dispatch(self, requests: trio.Nursery) -> str:
         conn = self.conn
         await self._send(conn.greeting())
         timeout = self._handshake_timeout
@@ -228,11 +234,8 @@ class ClientSession:
             await self._send(conn.data_to_send())
             if event is NEED_DATA:
                 with trio.move_on_at(deadline):
-                    try:
-                        await self._outbox.wait_for_room()  # the client reads its replies
-                        data = await self._stream.receive_some(RECEIVE_BYTES)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        return "the connection broke"
+                    await self._outbox.wait_for_room()  # the client reads its replies
+                    data = await self._stream.receive_some(RECEIVE_BYTES)
                     conn.receive_data(data)
                     continue
                 self._goodbye = conn.send_goodbye(
@@ -248,6 +251,9 @@ class ClientSession:
                 if answer_now is None or self._stopping:
                     requests.start_soon(self._run, event)
                 else:
+                    # One read can hold thousands of gets: their replies wait
+                    # in the outbox within its limit, like every other frame.
+                    await self._outbox.wait_for_room()
                     answer_now(event)
             elif isinstance(event, Cancel):
                 scope = self._streams.get(event.id)
