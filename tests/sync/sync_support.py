@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from moat_log.event import Event
+from moat_log.event import Event, Op
 from moat_log.ids import EventId
 from moat_log.journal.change import Change
 from moat_log.path import Path
@@ -79,9 +79,10 @@ class SimNode:
         #: Received and not yet stored: (the end that received them, the event).
         self.pending: list[tuple[End, EventsReceived]] = []
 
-    def write(self, path: tuple[str | int, ...], value: object) -> Event:
+    def write(self, path: tuple[str | int, ...], value: object, *, delete: bool = False) -> Event:
         """A local write, committed; the holdings learn of it as from the feed."""
-        event = self.journal.append(Change(Path(path), value))
+        change = Change(Path(path), None, Op.DELETE) if delete else Change(Path(path), value)
+        event = self.journal.append(change)
         self.holdings.stored([event])
         return event
 

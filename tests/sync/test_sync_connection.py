@@ -338,6 +338,19 @@ def test_a_short_batch_is_fine_and_the_rest_is_asked_for_again() -> None:
         b.batch_stored(2)
 
 
+def test_the_rest_of_a_short_batch_is_not_asked_for_if_it_came_another_way() -> None:
+    nodes = nodes_with(a=10)
+    link = live_link(nodes["a"], nodes["b"], window=1)
+    b = link.end("b").conn
+    assert sent(b) == [Want(1, {"a": RangeSet([(1, 10)])})]
+    events = [event for _, event in nodes["a"].journal.scan()]
+    b.receive_data(batch(1, events[:3]))
+    events_of(b)
+    nodes["b"].store(events[:6])  # 4-6 arrived over another link meanwhile
+    b.batch_stored(1)
+    assert sent(b) == [Want(2, {"a": RangeSet([(7, 10)])})]
+
+
 def test_flow_control_keeps_a_big_catch_up_in_bounded_memory() -> None:
     """The receiver never has more than window x want_size events unstored."""
     nodes = nodes_with(a=1000)
