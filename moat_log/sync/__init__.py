@@ -5,6 +5,9 @@ reference implementation.  `SyncConnection` is one end of a link between two
 nodes: bytes in, events out; method calls in, bytes out; no sockets, no
 trio, no clock.  All links of a node share one `Holdings`: what the node
 holds and what its links have asked for.
+
+The trio shell that runs links over streams against a node's journal is
+`moat_log.sync.link` (not imported here: the core needs no trio).
 """
 
 from .auth import MIN_SECRET_SIZE
