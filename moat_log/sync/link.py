@@ -178,7 +178,9 @@ class Replicator:
         finally:
             self.feed.unlisten(link.feed_listener)
             self._links.discard(link)
-            conn.close()
+            conn.close()  # gives back what it had asked for: the other links may ask now
+            for other in self._links:
+                other.wake()
             self._note_change()
             await trio.aclose_forcefully(stream)
 
@@ -287,6 +289,10 @@ class _Link:
                     await self._flush()  # the goodbye, if it is not out yet
         assert self._ending is not None
         return self._ending
+
+    def wake(self) -> None:
+        """Let the connection send what it has (or may now ask for)."""
+        self._wake_sender.set()
 
     def end(self, reason: str, message: str) -> None:
         """End the link from this side with a goodbye."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path as FsPath
 
 import trio
@@ -312,3 +313,48 @@ async def test_a_stopping_node_says_goodbye(tmp_path: FsPath) -> None:
                 await live.wait()
                 stopping.cancel()
             assert seen[-2:] == [Goodbye("shutdown", "pi1 is stopping"), ConnectionClosed()]
+
+
+async def test_what_a_broken_link_had_asked_for_is_fetched_over_another(
+    tmp_path: FsPath,
+) -> None:
+    """pi2 is asked for everything and never answers; when it goes, pi3 serves it all."""
+    events = [
+        Event("pi9", seq, 1_700_000_000_000_000_000 + seq, {}, Path(("x", seq)), Op.SET, seq)
+        for seq in range(1, 51)
+    ]
+    asked = trio.Event()
+
+    def stall(event: SyncEvent) -> bytes:
+        if isinstance(event, EventsWanted):
+            asked.set()  # and never answer
+        return b""
+
+    with trio.fail_after(GUARD):
+        async with (
+            running_node(tmp_path, "pi1") as a,
+            running_node(tmp_path, "pi3") as c,
+            trio.open_nursery() as nursery,
+        ):
+            for event in events:
+                await c.writer.insert(event)
+            ours, theirs = trio.testing.memory_stream_pair()
+            staller = SyncConnection("pi2", SECRET, Holdings({"pi9": RangeSet([(1, 50)])}))
+            stalling = trio.CancelScope()
+
+            async def run_staller() -> None:
+                with stalling:
+                    await fake_peer(theirs, staller, stall)
+                await theirs.aclose()  # pi2 goes away
+
+            nursery.start_soon(partial(a.replicator.run_link, ours, dialled=True))
+            nursery.start_soon(run_staller)
+            await asked.wait()
+            assert a.replicator.holdings.requested == {"pi9": RangeSet([(1, 50)])}
+            await link(a, c, nursery)
+            await a.replicator.wait_until(lambda r: "pi3" in r.peers())
+            assert a.journal.summary() == {}  # pi3 is not asked: pi2 was
+            stalling.cancel()
+            await a.until(lambda: a.replicator.holdings.summary() == {"pi9": RangeSet([(1, 50)])})
+            assert a.replicator.peers()["pi3"].stats.events_in == 50
+            nursery.cancel_scope.cancel()
