@@ -58,9 +58,10 @@ from ..ids import check_node_name
 from ..protocol.connection import ConnectionClosed
 from ..protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..protocol.framing import DEFAULT_MAX_FRAME_SIZE, NEED_DATA, FrameDecoder
-from .auth import NONCE_SIZE, PROTOCOL_VERSION, auth_key, auth_message, make_proof, proof_is_valid
+from .auth import NONCE_SIZE
 from .batches import BatchCodec
 from .events import Authenticated, EventsReceived, EventsWanted, PeerSummary, SyncEvent
+from .handshake import Handshake
 from .held import Held, add_events, copy_held, count, holds, ids_in_order, merge, subtract, take
 from .holdings import Holdings
 from .messages import (
@@ -99,9 +100,6 @@ MAX_WANTS_IN_FLIGHT: Final = 8
 DEFAULT_WINDOW: Final = 4
 #: Events a connection asks for per want unless told otherwise.
 DEFAULT_WANT_SIZE: Final = 1024
-
-#: The goodbye message for a wrong proof, whatever was wrong with it.
-AUTH_FAILURE_MESSAGE: Final = "authentication failed: the nodes do not share the cluster secret"
 
 
 class LinkState(enum.Enum):
@@ -170,13 +168,13 @@ class SyncConnection:
         if not 1 <= want_size <= MAX_WANT_EVENTS:
             raise ValueError(f"want_size must be 1 .. {MAX_WANT_EVENTS}, not {want_size}")
         self.node: Final = check_node_name(node)
-        self._key = auth_key(secret)
         self._holdings = holdings
         self._window = window
         self._want_size = want_size
         self.nonce: Final = random(NONCE_SIZE)
         if type(self.nonce) is not bytes or len(self.nonce) != NONCE_SIZE:
             raise ValueError(f"random() must return {NONCE_SIZE} bytes")
+        self._handshake = Handshake(self.node, secret, self.nonce)
         self._decoder = FrameDecoder(MAX_FRAME_SIZE)
         self._codec = BatchCodec()
         self._outgoing = bytearray()
@@ -184,9 +182,7 @@ class SyncConnection:
         self._eof = False
         self._error: ProtocolError | None = None
         self._goodbye_sent = False
-        self._claimed_peer = ""  # from the hello; `peer` once it is proven
-        self._peer_nonce = b""
-        self.peer: str | None = None
+        self.peer: str | None = None  # once proven
         self._summary_sent: Held = {}
         self._peer_summary: Held = {}
         self._peer_held: Held = {}
@@ -196,7 +192,7 @@ class SyncConnection:
         self._unasked: Held = {}  # claimed by this link, to be asked (again)
         self._peer_wants: dict[int, Held] = {}
         self.stats: Final = LinkStats()
-        self._queue(Hello(PROTOCOL_VERSION, self.node, self.nonce))
+        self._queue(self._handshake.hello())
 
     # --- state ----------------------------------------------------------------
 
@@ -319,39 +315,11 @@ class SyncConnection:
     # --- the handshake --------------------------------------------------------------
 
     def _on_hello(self, hello: Hello) -> None:
-        if hello.version != PROTOCOL_VERSION:
-            raise RemoteProtocolError(
-                f"the peer speaks sync protocol version {hello.version}, this node version "
-                f"{PROTOCOL_VERSION}: run the same moat-log version on both",
-                error_type=GoodbyeReason.VERSION,
-            )
-        if hello.node == self.node:
-            raise RemoteProtocolError(
-                f"the peer calls itself {hello.node!r}, like this node: either the link "
-                "leads back to this node, or two nodes share a name (each needs its own)"
-            )
-        if hello.nonce == self.nonce:
-            raise RemoteProtocolError("the peer's hello repeats this node's nonce: a reflection")
-        self._claimed_peer, self._peer_nonce = hello.node, hello.nonce
-        message = auth_message(
-            prover=self.node,
-            prover_nonce=self.nonce,
-            verifier=hello.node,
-            verifier_nonce=hello.nonce,
-        )
-        self._queue(Proof(make_proof(self._key, message)))
+        self._queue(self._handshake.answer(hello))
         self._state = LinkState.AUTH
 
     def _on_proof(self, proof: Proof) -> Authenticated:
-        message = auth_message(
-            prover=self._claimed_peer,
-            prover_nonce=self._peer_nonce,
-            verifier=self.node,
-            verifier_nonce=self.nonce,
-        )
-        if not proof_is_valid(self._key, message, proof.proof):
-            raise RemoteProtocolError(AUTH_FAILURE_MESSAGE, error_type=GoodbyeReason.AUTH_FAILED)
-        self.peer = self._claimed_peer
+        self.peer = self._handshake.verify(proof)
         self._summary_sent = self._holdings.summary()
         self._queue(Summary(self._summary_sent))
         self._state = LinkState.SUMMARY
@@ -574,7 +542,7 @@ class SyncConnection:
         self.stats.events_in += len(events)
 
     def __repr__(self) -> str:
-        peer = self.peer or self._claimed_peer or "?"
+        peer = self.peer or self._handshake.claimed_peer or "?"
         return f"<SyncConnection {self.node} -> {peer}: {self._state.value}>"
 
 
