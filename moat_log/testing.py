@@ -4,6 +4,8 @@
   foreign `events`.
 * `FakeWallClock`: a wall clock that tests set, advance and step back, for
   ``Journal.create(dir, node, wall_clock=clock)``.
+* `kv_winners`: the KV view's winner rule as a plain fold, to compare the
+  state of nodes that hold events in different orders.
 * `MemoryJournal`: a small in-memory model of `moat_log.journal.store.Journal`
   with the same observable behaviour for writes and queries.  It is the
   reference that the journal's contract tests compare the LMDB journal with,
@@ -14,7 +16,7 @@ This module needs Hypothesis (the ``test`` extra); import it from tests only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from hypothesis import strategies as st
@@ -35,6 +37,7 @@ __all__ = [
     "changes",
     "event_ids",
     "events",
+    "kv_winners",
     "paths",
     "segments",
     "texts",
@@ -369,3 +372,20 @@ class MemoryJournal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --------------------------------------------------------------------------- views
+
+
+def kv_winners(events: Iterable[Event]) -> dict[Path, Event]:
+    """Per path, the event with the greatest ``(hlc, origin)`` (docs/kv-view.md).
+
+    A winning delete stays (a tombstone).  The result depends on the set of
+    events only, not on their order or on duplicates.
+    """
+    winners: dict[Path, Event] = {}
+    for event in events:
+        best = winners.get(event.path)
+        if best is None or (event.hlc, event.origin) > (best.hlc, best.origin):
+            winners[event.path] = event
+    return winners

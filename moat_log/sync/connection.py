@@ -1,0 +1,573 @@
+"""The sans-io core of one sync link: `SyncConnection`.
+
+Theory of operation
+-------------------
+Both ends of a link run the same state machine (docs/sync-protocol.md,
+"State machine"); nodes are equals, and it does not matter who dialled::
+
+    HELLO ──hello──▶ AUTH ──auth──▶ SUMMARY ──summary──▶ LIVE ──▶ CLOSED
+
+Each side sends its hello at once.  On the peer's hello it sends its proof;
+on the peer's valid proof, its summary (what its node holds); on the peer's
+summary the link is live.  From then on each side asks for what the peer's
+summary offers and its node lacks (wants), answers the peer's wants with
+batches, and pushes newly stored events.
+
+As in h11 the object never touches a socket or a clock: ``receive_data``
+feeds bytes (``b""``: the peer closed), ``next_event`` hands out what
+happened (or `NEED_DATA`), and every method that produces bytes queues them
+for ``data_to_send``, which the shell calls after each call and sends.
+
+What crosses the link is decided here, what is read and stored is the
+shell's business:
+
+* **Wants.**  The connection asks for ids of the peer's summary that the
+  node neither holds nor has asked another link for (`Holdings.claim`), at
+  most ``want_size`` per want and ``window`` wants at a time.  A want counts
+  until the shell reports its batch stored (`batch_stored`): that bounds
+  the memory of a catch-up of any size.  A batch may carry fewer events than
+  asked (a prefix); the rest is asked again.
+* **Pushes.**  The shell hands every event its journal stores to `push`;
+  the connection sends those the peer is not known to hold.  It knows what
+  the peer holds from its summary and from everything sent either way on
+  this connection (`peer_held`).  Events of this node's own summary are not
+  pushed: the peer asks for those it lacks.
+* **Strictness.**  A peer gets nothing wrong unnoticed: a want for events
+  this node did not offer, or asked twice; a batch that is not a prefix of
+  its want, in order; a push of an event the peer knew this node holds or
+  had sent before - each is a `RemoteProtocolError`, and the connection
+  queues a goodbye saying why.
+
+Errors are sticky for receiving: after a `RemoteProtocolError` every
+``next_event`` raises again.  Once the link has ended (goodbye, end of
+stream, error or `close`), ``push``, ``send_batch`` and ``batch_stored`` do
+nothing, so the shell's tasks need not race its end.  Ids the link had asked
+for and not stored are given back to the `Holdings` then, for other links.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ..event import Event
+from ..ids import check_node_name
+from ..protocol.connection import ConnectionClosed
+from ..protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ..protocol.framing import DEFAULT_MAX_FRAME_SIZE, NEED_DATA, FrameDecoder
+from .auth import NONCE_SIZE
+from .batches import BatchCodec
+from .events import Authenticated, EventsReceived, EventsWanted, PeerSummary, SyncEvent
+from .handshake import Handshake
+from .held import Held, add_events, copy_held, count, holds, ids_in_order, merge, subtract, take
+from .holdings import Holdings
+from .messages import (
+    MAX_BATCH_CONTENT,
+    MAX_MESSAGE_CHARS,
+    MAX_WANT_EVENTS,
+    Batch,
+    Goodbye,
+    GoodbyeReason,
+    Hello,
+    Message,
+    Proof,
+    Push,
+    Summary,
+    Want,
+    encode,
+    parse_message,
+    push_frame,
+)
+
+__all__ = [
+    "DEFAULT_WANT_SIZE",
+    "DEFAULT_WINDOW",
+    "MAX_FRAME_SIZE",
+    "MAX_WANTS_IN_FLIGHT",
+    "LinkState",
+    "LinkStats",
+    "SyncConnection",
+]
+
+#: The largest frame either side sends or accepts.
+MAX_FRAME_SIZE: Final = DEFAULT_MAX_FRAME_SIZE
+#: The most wants a node may have unanswered at its peer.
+MAX_WANTS_IN_FLIGHT: Final = 8
+#: Wants a connection keeps in flight unless told otherwise.
+DEFAULT_WINDOW: Final = 4
+#: Events a connection asks for per want unless told otherwise.
+DEFAULT_WANT_SIZE: Final = 1024
+
+
+class LinkState(enum.Enum):
+    """Where a connection stands (docs: "State machine")."""
+
+    HELLO = "waiting for the peer's hello"
+    AUTH = "waiting for the peer's proof"
+    SUMMARY = "waiting for the peer's summary"
+    LIVE = "live"
+    CLOSED = "closed"
+
+
+@dataclass(slots=True)
+class LinkStats:
+    """What crossed a link, for status displays and tests."""
+
+    bytes_in: int = 0
+    bytes_out: int = 0
+    events_in: int = 0  # in batches and pushes
+    events_out: int = 0
+    wants_in: int = 0
+    wants_out: int = 0
+
+
+@dataclass(slots=True)
+class _OwnWant:
+    """A want this side sent: what it asked for, and what the batch brought."""
+
+    seqs: Held
+    received: Held | None = None  # None until the batch arrived
+
+
+@dataclass(slots=True)
+class _Tally:
+    """The ids a connection has seen go either way (strictness and peer knowledge)."""
+
+    sent: Held = field(default_factory=dict)  # by batch or push, this connection
+    received: Held = field(default_factory=dict)
+    asked: Held = field(default_factory=dict)  # ids named by the peer's open wants
+
+
+CLOSED: Final = ConnectionClosed()
+
+
+class SyncConnection:
+    """One end of a sync link between this node and a peer.
+
+    *secret* is the cluster secret (at least 16 random bytes); *holdings*
+    the node's `Holdings`, shared by all its links.  *random* supplies the
+    nonce (tests make it fixed).  The hello is queued at once: send
+    `data_to_send` first.
+    """
+
+    def __init__(
+        self,
+        node: str,
+        secret: bytes,
+        holdings: Holdings,
+        *,
+        random: Callable[[int], bytes] = os.urandom,
+        window: int = DEFAULT_WINDOW,
+        want_size: int = DEFAULT_WANT_SIZE,
+    ) -> None:
+        if not 1 <= window <= MAX_WANTS_IN_FLIGHT:
+            raise ValueError(f"window must be 1 .. {MAX_WANTS_IN_FLIGHT}, not {window}")
+        if not 1 <= want_size <= MAX_WANT_EVENTS:
+            raise ValueError(f"want_size must be 1 .. {MAX_WANT_EVENTS}, not {want_size}")
+        self.node: Final = check_node_name(node)
+        self._holdings = holdings
+        self._window = window
+        self._want_size = want_size
+        self.nonce: Final = random(NONCE_SIZE)
+        if type(self.nonce) is not bytes or len(self.nonce) != NONCE_SIZE:
+            raise ValueError(f"random() must return {NONCE_SIZE} bytes")
+        self._handshake = Handshake(self.node, secret, self.nonce)
+        self._decoder = FrameDecoder(MAX_FRAME_SIZE)
+        self._codec = BatchCodec()
+        self._outgoing = bytearray()
+        self._state = LinkState.HELLO
+        self._eof = False
+        self._error: ProtocolError | None = None
+        self._goodbye_sent = False
+        self.peer: str | None = None  # once proven
+        self._summary_sent: Held = {}
+        self._peer_summary: Held = {}
+        self._peer_held: Held = {}
+        self._tally = _Tally()
+        self._next_id = 1
+        self._own_wants: dict[int, _OwnWant] = {}
+        self._unasked: Held = {}  # claimed by this link, to be asked (again)
+        self._peer_wants: dict[int, Held] = {}
+        self.stats: Final = LinkStats()
+        self._queue(self._handshake.hello())
+
+    # --- state ----------------------------------------------------------------
+
+    @property
+    def state(self) -> LinkState:
+        return self._state
+
+    @property
+    def live(self) -> bool:
+        """True once both summaries are exchanged, until the link ends."""
+        return self._state is LinkState.LIVE
+
+    @property
+    def peer_held(self) -> Held:
+        """What the peer is known to hold: its summary and all sent either way since."""
+        return copy_held(self._peer_held)
+
+    @property
+    def wanted(self) -> Held:
+        """What the peer's summary offers that this node does not hold (yet)."""
+        return self._holdings.lacks(self._peer_summary)
+
+    @property
+    def caught_up(self) -> bool:
+        """Live, and the node holds everything the peer's summary offered."""
+        return self.live and not self._own_wants and not self.wanted
+
+    def data_to_send(self) -> bytes:
+        """The bytes to send now; call it after every other call.
+
+        While the link is live this is also when the connection asks for
+        more (a link gone elsewhere may have given ids back).
+        """
+        if self._state is LinkState.LIVE:
+            self._ask()
+        data = bytes(self._outgoing)
+        self._outgoing.clear()
+        self.stats.bytes_out += len(data)
+        return data
+
+    # --- receiving ------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes received from the peer; ``b""`` means the peer closed its side."""
+        if self._state is LinkState.CLOSED or self._eof:
+            return  # the link is over: nothing more is read
+        if data:
+            self.stats.bytes_in += len(data)
+            self._decoder.receive_data(data)
+        else:
+            self._eof = True
+
+    def next_event(self) -> SyncEvent:
+        """The next event, or `NEED_DATA`.
+
+        Raises `RemoteProtocolError` when the peer broke the protocol; the
+        goodbye telling it why is then in `data_to_send`.
+        """
+        if self._error is not None:
+            raise RemoteProtocolError(
+                f"the link failed earlier and cannot be used: {self._error}",
+                error_type=self._error.error_type,
+            ) from self._error
+        if self._state is LinkState.CLOSED:
+            return CLOSED
+        try:
+            return self._next_event()
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            raise
+
+    def _next_event(self) -> SyncEvent:
+        while True:
+            frame: object = self._decoder.next_frame()
+            if frame is NEED_DATA:
+                if not self._eof:
+                    return NEED_DATA
+                if self._decoder.buffered:
+                    raise RemoteProtocolError(
+                        f"the connection closed in the middle of a frame "
+                        f"({self._decoder.buffered} bytes of it received)"
+                    )
+                self._end()
+                return CLOSED
+            event = self._dispatch(parse_message(frame))
+            if event is not None:
+                return event
+
+    def _dispatch(self, message: Message) -> SyncEvent | None:  # noqa: PLR0911 - one per type
+        kind = type(message)
+        if kind is Goodbye:
+            assert isinstance(message, Goodbye)
+            self._end()
+            return Goodbye(message.reason, message.message[:MAX_MESSAGE_CHARS])
+        expected = _EXPECTED[self._state]
+        if kind not in expected:
+            names = " or ".join(cls.TYPE for cls in expected)
+            raise RemoteProtocolError(
+                f"the peer sent a {kind.TYPE} message while {self._state.value} (expected {names})"
+            )
+        if kind is Hello:
+            assert isinstance(message, Hello)
+            self._on_hello(message)
+            return None
+        if kind is Proof:
+            assert isinstance(message, Proof)
+            return self._on_proof(message)
+        if kind is Summary:
+            assert isinstance(message, Summary)
+            return self._on_summary(message)
+        if kind is Want:
+            assert isinstance(message, Want)
+            return self._on_want(message)
+        if kind is Batch:
+            assert isinstance(message, Batch)
+            return self._on_batch(message)
+        assert isinstance(message, Push)
+        return self._on_push(message)
+
+    # --- the handshake --------------------------------------------------------------
+
+    def _on_hello(self, hello: Hello) -> None:
+        self._queue(self._handshake.answer(hello))
+        self._state = LinkState.AUTH
+
+    def _on_proof(self, proof: Proof) -> Authenticated:
+        self.peer = self._handshake.verify(proof)
+        self._summary_sent = self._holdings.summary()
+        self._queue(Summary(self._summary_sent))
+        self._state = LinkState.SUMMARY
+        return Authenticated(self.peer)
+
+    def _on_summary(self, summary: Summary) -> PeerSummary:
+        self._peer_summary = summary.held
+        self._peer_held = copy_held(summary.held)
+        self._state = LinkState.LIVE
+        return PeerSummary(copy_held(summary.held))
+
+    # --- the peer's wants -------------------------------------------------------------
+
+    def _on_want(self, want: Want) -> EventsWanted:
+        if want.id in self._peer_wants:
+            raise RemoteProtocolError(f"the peer reused want id {want.id} while it is open")
+        if len(self._peer_wants) >= MAX_WANTS_IN_FLIGHT:
+            raise RemoteProtocolError(
+                f"the peer has more than {MAX_WANTS_IN_FLIGHT} wants open, the limit"
+            )
+        not_offered = subtract(want.seqs, self._summary_sent)
+        if not_offered:
+            raise RemoteProtocolError(
+                f"the peer wants events this node did not offer: {_show(not_offered)}"
+            )
+        again = _overlap(want.seqs, self._tally.sent) or _overlap(want.seqs, self._tally.asked)
+        if again:
+            raise RemoteProtocolError(
+                f"the peer wants events it has asked for or received already: {_show(again)}"
+            )
+        self._peer_wants[want.id] = want.seqs
+        merge(self._tally.asked, want.seqs)
+        self.stats.wants_in += 1
+        return EventsWanted(want.id, copy_held(want.seqs))
+
+    def send_batch(self, request_id: int, events: Sequence[Event]) -> None:
+        """Answer the peer's want *request_id* with *events*.
+
+        They must be a non-empty prefix of the want in request order (what
+        `read_batch` returns), at most `MAX_BATCH_CONTENT` bytes packed;
+        otherwise `ValueError`, and nothing changes.  Does nothing once the
+        link has ended.
+        """
+        if self._ended():
+            return
+        seqs = self._peer_wants.get(request_id)
+        if seqs is None:
+            raise self._local_error(f"there is no open want {request_id} to answer")
+        if not events or not _is_prefix(events, seqs):
+            raise ValueError(
+                f"a batch for want {request_id} must hold its first events in request order"
+            )
+        batch = self._codec.pack(request_id, events)
+        del self._peer_wants[request_id]
+        self._tally.asked = subtract(self._tally.asked, seqs)
+        self._record_sent(events)
+        self._queue(batch)
+
+    # --- our wants --------------------------------------------------------------------
+
+    def _ask(self) -> None:
+        """Send wants while the window has room and something is missing."""
+        while len(self._own_wants) < self._window:
+            self._unasked = self._holdings.lacks(self._unasked)
+            seqs = take(self._unasked, self._want_size)
+            if seqs:
+                self._unasked = subtract(self._unasked, seqs)
+            else:
+                seqs = self._holdings.claim(self._peer_summary, self._want_size)
+                if not seqs:
+                    return
+            request_id = self._next_id
+            self._next_id += 1
+            self._own_wants[request_id] = _OwnWant(seqs)
+            self.stats.wants_out += 1
+            self._queue(Want(request_id, seqs))
+
+    def _on_batch(self, batch: Batch) -> EventsReceived:
+        want = self._own_wants.get(batch.id)
+        if want is None or want.received is not None:
+            raise RemoteProtocolError(f"the peer sent a batch for want {batch.id}: it is not open")
+        if batch.count > count(want.seqs):
+            raise RemoteProtocolError(
+                f"the batch for want {batch.id} announces {batch.count} events; "
+                f"the want asked for {count(want.seqs)}"
+            )
+        events = self._codec.unpack(batch)
+        if not _is_prefix(events, want.seqs):
+            raise RemoteProtocolError(
+                f"the batch for want {batch.id} holds events that were not asked for, "
+                "or not in request order"
+            )
+        received: Held = {}
+        add_events(received, events)
+        want.received = received
+        merge(self._unasked, subtract(want.seqs, received))  # still claimed: ask again
+        self._record_received(events)
+        return EventsReceived(tuple(events), batch.id)
+
+    def batch_stored(self, request_id: int) -> None:
+        """The events of the batch for want *request_id* are stored: ask for more.
+
+        Call it once the journal has committed them.  Does nothing once the
+        link has ended.
+        """
+        if self._ended():
+            return
+        want = self._own_wants.get(request_id)
+        if want is None or want.received is None:
+            raise self._local_error(f"want {request_id} has no batch waiting to be stored")
+        del self._own_wants[request_id]
+        self._holdings.stored_ids(want.received)
+
+    # --- pushes -----------------------------------------------------------------------
+
+    def push(self, events: Iterable[Event]) -> int:
+        """Send those of *events* the peer is not known to hold; how many that is.
+
+        Hand it every event the node stores, in the journal's order, from
+        any position up to the moment the summary was sent onward (events
+        of the summary itself are skipped: the peer asks for them).  Call it
+        only while `live`; it does nothing once the link has ended.
+        """
+        if self._ended():
+            return 0
+        if self._state is not LinkState.LIVE:
+            raise self._local_error(f"push() needs a live link; it is {self._state.value}")
+        fresh: list[Event] = []
+        for event in events:
+            origin, seq = event.origin, event.seq
+            if holds(self._peer_held, origin, seq) or holds(self._summary_sent, origin, seq):
+                continue
+            fresh.append(event)
+            add_events(self._peer_held, (event,))
+        if fresh:
+            self._record_sent(fresh, peer_held=False)
+            self._queue_pushes(fresh)
+        return len(fresh)
+
+    def _queue_pushes(self, events: list[Event]) -> None:
+        group: list[bytes] = []
+        size = 0
+        for event in events:
+            packed = event.pack()
+            if group and size + len(packed) > MAX_BATCH_CONTENT:
+                self._outgoing += push_frame(group)
+                group, size = [], 0
+            group.append(packed)
+            size += len(packed)
+        self._outgoing += push_frame(group)
+
+    def _on_push(self, push: Push) -> EventsReceived:
+        for event in push.events:
+            origin, seq = event.origin, event.seq
+            if holds(self._summary_sent, origin, seq) or holds(self._peer_summary, origin, seq):
+                raise RemoteProtocolError(
+                    f"the peer pushed {event.id}, which a summary already named "
+                    "(it is asked for, not pushed)"
+                )
+            if holds(self._tally.received, origin, seq):
+                raise RemoteProtocolError(f"the peer pushed {event.id} a second time")
+            add_events(self._tally.received, (event,))
+        self._record_received(push.events, tallied=True)
+        return EventsReceived(push.events, None)
+
+    # --- ending -------------------------------------------------------------------------
+
+    def send_goodbye(self, reason: str, message: str) -> None:
+        """End the link, telling the peer why (*reason*: see `GoodbyeReason`)."""
+        if not isinstance(reason, str) or not isinstance(message, str):
+            raise TypeError("reason and message must be str")
+        if not self._goodbye_sent and self._state is not LinkState.CLOSED:
+            self._goodbye_sent = True
+            self._queue(Goodbye(str(reason), message[:MAX_MESSAGE_CHARS]))
+        self._end()
+
+    def close(self) -> None:
+        """The shell abandoned the link (e.g. the socket broke): give back its wants."""
+        self._end()
+
+    def _end(self) -> None:
+        if self._state is not LinkState.CLOSED:
+            self._state = LinkState.CLOSED
+            unstored: Held = copy_held(self._unasked)
+            for want in self._own_wants.values():
+                merge(unstored, want.seqs)
+            self._holdings.release(unstored)
+            self._own_wants.clear()
+            self._unasked = {}
+            self._peer_wants.clear()
+
+    def _ended(self) -> bool:
+        return self._state is LinkState.CLOSED
+
+    def _fail(self, error: ProtocolError) -> None:
+        if not self._goodbye_sent and self._state is not LinkState.CLOSED:
+            self._goodbye_sent = True
+            self._queue(Goodbye(str(error.error_type), str(error)[:MAX_MESSAGE_CHARS]))
+        self._error = error
+        self._end()
+
+    def _local_error(self, message: str) -> LocalProtocolError:
+        return LocalProtocolError(message, error_type=GoodbyeReason.INTERNAL)
+
+    # --- bookkeeping --------------------------------------------------------------------
+
+    def _queue(self, message: Message) -> None:
+        self._outgoing += encode(message)
+
+    def _record_sent(self, events: Sequence[Event], *, peer_held: bool = True) -> None:
+        add_events(self._tally.sent, events)
+        if peer_held:
+            add_events(self._peer_held, events)
+        self.stats.events_out += len(events)
+
+    def _record_received(self, events: Sequence[Event], *, tallied: bool = False) -> None:
+        if not tallied:
+            add_events(self._tally.received, events)
+        add_events(self._peer_held, events)
+        self.stats.events_in += len(events)
+
+    def __repr__(self) -> str:
+        peer = self.peer or self._handshake.claimed_peer or "?"
+        return f"<SyncConnection {self.node} -> {peer}: {self._state.value}>"
+
+
+_EXPECTED: Final[dict[LinkState, tuple[type[Any], ...]]] = {
+    LinkState.HELLO: (Hello,),
+    LinkState.AUTH: (Proof,),
+    LinkState.SUMMARY: (Summary,),
+    LinkState.LIVE: (Want, Batch, Push),
+    LinkState.CLOSED: (),
+}
+
+
+def _is_prefix(events: Sequence[Event], seqs: Held) -> bool:
+    """Whether *events* are the first ids of *seqs* in request order."""
+    if len(events) > count(seqs):
+        return False
+    return all(
+        event.id == expected for event, expected in zip(events, ids_in_order(seqs), strict=False)
+    )
+
+
+def _overlap(a: Held, b: Held) -> Held:
+    return subtract(a, subtract(a, b))
+
+
+def _show(held: Held) -> str:
+    text = ", ".join(f"{origin}:{seqs}" for origin, seqs in held.items())
+    return text if len(text) <= 200 else text[:200] + "..."

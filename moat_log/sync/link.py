@@ -1,0 +1,446 @@
+"""The trio shell: sync links over trio streams, against the node's journal.
+
+Theory of operation
+-------------------
+`open_replicator` gives a node its `Replicator`: the node's `Holdings`,
+kept up to date by a listener on the journal feed (registered before the
+journal's summary is read, so no stored event is missed), and the links that
+are up.  Each connection, dialled or accepted, is handed to
+`Replicator.run_link`, which runs one `SyncConnection` over the stream until
+the link ends, with a few tasks that only move bytes and events:
+
+* *receive*: bytes from the stream into the connection; what comes out is
+  routed (wants to *serve*, received events to *store*);
+* *send*: the one task that writes to the stream, whatever the connection
+  has queued;
+* *serve*: reads a want's events with `Journal.by_origin` in a worker
+  thread and answers with a batch;
+* *store*: inserts received events through the group-commit
+  `JournalWriter` (the feed tells the holdings and every link of them once
+  committed), then reports a batch stored - which lets the connection ask
+  for more: memory stays bounded by the window whatever the catch-up;
+* *push*: hands the connection every event the feed reports, from the
+  link's start on.  It keeps a bounded buffer of what the feed handed over
+  and reads from the journal by position when it fell behind, so a slow
+  peer costs no memory.
+
+Two nodes that dial each other get two links; the one dialled by the node
+whose name sorts first is kept on both sides, the other ends with a goodbye
+``duplicate-link``.  A link never raises for what its peer did: it returns a
+`LinkEnded` saying how it ended, for the log.  Reconnecting with back-off is
+the caller's (`moat_log.node`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Final
+
+import trio
+
+from ..errors import (
+    IntegrityError,
+    InvalidEventError,
+    JournalClosedError,
+    JournalCorruptError,
+    MoatLogError,
+)
+from ..event import Event
+from ..journal.batch import WriteResult
+from ..journal.feed import JournalFeed
+from ..journal.group_commit import JournalWriter
+from ..protocol.errors import RemoteProtocolError
+from .batches import read_batch
+from .connection import (
+    DEFAULT_WANT_SIZE,
+    DEFAULT_WINDOW,
+    MAX_WANTS_IN_FLIGHT,
+    LinkStats,
+    SyncConnection,
+)
+from .events import (
+    Authenticated,
+    ConnectionClosed,
+    EventsReceived,
+    EventsWanted,
+    Goodbye,
+    PeerSummary,
+)
+from .held import Held, count
+from .holdings import Holdings
+from .messages import GoodbyeReason
+
+__all__ = ["LinkEnded", "PeerStatus", "Replicator", "open_replicator"]
+
+log = logging.getLogger("moat_log.sync")
+
+#: Bytes read from the stream at a time.
+RECEIVE_SIZE: Final = 64 * 1024
+#: Events the push task keeps from the feed before it reads from the journal instead.
+PUSH_BUFFER: Final = 4096
+#: Events read from the journal per worker-thread call when pushing a backlog.
+PUSH_READ: Final = 1024
+#: How long a goodbye may take to go out when the link is being cancelled.
+GOODBYE_TIMEOUT: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEnded:
+    """How a link ended: the goodbye's reason (or ``closed``/``broken``) and who ended it."""
+
+    peer: str | None  # None if the peer never authenticated
+    reason: str
+    message: str
+    by_peer: bool
+    stats: LinkStats
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    """One live link, for ``moat-log status``."""
+
+    peer: str
+    dialled: bool  # this node opened the connection
+    since: float  # time.time() when the link went live
+    held: Held  # what the peer is known to hold
+    missing_here: int  # events the peer offered that this node does not hold yet
+    stats: LinkStats
+
+
+class Replicator:
+    """A node's sync links.  Create it with `open_replicator`."""
+
+    def __init__(
+        self,
+        writer: JournalWriter,
+        feed: JournalFeed,
+        secret: bytes,
+        *,
+        window: int = DEFAULT_WINDOW,
+        want_size: int = DEFAULT_WANT_SIZE,
+        random: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.writer: Final = writer
+        self.journal: Final = writer.journal
+        self.feed: Final = feed
+        self.node: Final = writer.journal.node
+        self.holdings: Final = Holdings()
+        self._secret = secret
+        self._window, self._want_size, self._random = window, want_size, random
+        self._links: set[_Link] = set()
+        self._changed = trio.Event()
+
+    async def wait_until(self, condition: Callable[[Replicator], bool]) -> None:
+        """Wait until *condition(replicator)* holds; checked whenever a link goes live or ends."""
+        while not condition(self):
+            await self._changed.wait()
+
+    def _note_change(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def peers(self) -> dict[str, PeerStatus]:
+        """The live links by peer name."""
+        return {
+            link.peer: PeerStatus(
+                link.peer,
+                link.dialled,
+                link.since,
+                link.conn.peer_held,
+                count(link.conn.wanted),
+                link.conn.stats,
+            )
+            for link in self._links
+            if link.peer is not None and link.conn.live
+        }
+
+    async def run_link(self, stream: trio.abc.Stream, *, dialled: bool) -> LinkEnded:
+        """Run one link over *stream* until it ends; the stream is closed afterwards."""
+        conn = SyncConnection(
+            self.node,
+            self._secret,
+            self.holdings,
+            window=self._window,
+            want_size=self._want_size,
+            random=self._random,
+        )
+        link = _Link(self, conn, stream, dialled)
+        self._links.add(link)
+        self.feed.listen(link.feed_listener)
+        try:
+            return await link.run()
+        finally:
+            self.feed.unlisten(link.feed_listener)
+            self._links.discard(link)
+            conn.close()  # gives back what it had asked for: the other links may ask now
+            for other in self._links:
+                other.wake()
+            self._note_change()
+            await trio.aclose_forcefully(stream)
+
+    def _stored(self, events: Sequence[Event]) -> None:
+        self.holdings.stored(events)
+
+    def _admit(self, new: _Link) -> None:
+        """*new* authenticated its peer: keep one link per peer (see the module doc)."""
+        assert new.peer is not None
+        first = min(self.node, new.peer)
+        for old in list(self._links):
+            if old is new or old.peer != new.peer or old.ended:
+                continue
+            # Keep the link dialled by the node named first; of two alike, the newer
+            # (the older is likely dead without either side knowing yet).
+            keep_old = old.dialler == first and new.dialler != first
+            loser = new if keep_old else old
+            loser.end(
+                GoodbyeReason.DUPLICATE_LINK, f"{self.node} and {new.peer} are linked already"
+            )
+            if loser is new:
+                return
+
+
+@asynccontextmanager
+async def open_replicator(
+    writer: JournalWriter,
+    feed: JournalFeed,
+    secret: bytes,
+    *,
+    window: int = DEFAULT_WINDOW,
+    want_size: int = DEFAULT_WANT_SIZE,
+) -> AsyncIterator[Replicator]:
+    """The node's `Replicator`; run ``feed.run`` beside it (the node server does).
+
+    ``async with open_replicator(node.writer, node.feed, secret) as replicator:``
+    then ``await replicator.run_link(stream, dialled=...)`` for each connection.
+    """
+    replicator = Replicator(writer, feed, secret, window=window, want_size=want_size)
+    feed.listen(replicator._stored)  # first: whatever is stored from now on is heard
+    held = await trio.to_thread.run_sync(writer.journal.summary)
+    replicator.holdings.stored_ids(held)
+    try:
+        yield replicator
+    finally:
+        feed.unlisten(replicator._stored)
+
+
+class _Link:
+    """One link's tasks around its connection."""
+
+    def __init__(
+        self, replicator: Replicator, conn: SyncConnection, stream: trio.abc.Stream, dialled: bool
+    ) -> None:
+        self.replicator = replicator
+        self.conn = conn
+        self.stream = stream
+        self.dialled = dialled
+        self.peer: str | None = None
+        self.since = 0.0
+        self.ended = False
+        self._ending: LinkEnded | None = None
+        self._wake_sender = trio.Event()
+        self._wake_pusher = trio.Event()
+        self._wants_in, self._wants_out = trio.open_memory_channel[EventsWanted](
+            MAX_WANTS_IN_FLIGHT
+        )
+        self._received_in, self._received_out = trio.open_memory_channel[EventsReceived](1)
+        # Pushing: positions up to `_cursor` are handed to the connection; the
+        # feed has handed out up to `_feed_end`; `_buffer` holds the events at
+        # `_cursor + 1 ...` if it holds any.
+        self._cursor = self._feed_end = replicator.feed.position
+        self._buffer: list[Event] = []
+
+    # --- the link ---------------------------------------------------------------
+
+    @property
+    def dialler(self) -> str | None:
+        """The node that opened the connection."""
+        return self.replicator.node if self.dialled else self.peer
+
+    async def run(self) -> LinkEnded:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._send)
+                nursery.start_soon(self._receive)
+                nursery.start_soon(self._serve)
+                nursery.start_soon(self._store)
+                nursery.start_soon(self._push)
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+            self._record("broken", f"the connection broke: {group.exceptions[0]}", by_peer=True)
+        except* MoatLogError as group:  # a bug or a damaged journal here, not the peer's doing
+            log.exception("sync link with %s failed", self.peer, exc_info=group.exceptions[0])
+            self.end(
+                GoodbyeReason.INTERNAL, f"{self.replicator.node} failed: {group.exceptions[0]}"
+            )
+        finally:
+            if self._ending is None:  # cancelled from outside: the node is stopping
+                self.end(GoodbyeReason.SHUTDOWN, f"{self.replicator.node} is stopping")
+            with trio.move_on_after(GOODBYE_TIMEOUT) as scope:
+                scope.shield = True
+                with contextlib.suppress(
+                    trio.BrokenResourceError, trio.ClosedResourceError, OSError
+                ):
+                    await self._flush()  # the goodbye, if it is not out yet
+        assert self._ending is not None
+        return self._ending
+
+    def wake(self) -> None:
+        """Let the connection send what it has (or may now ask for)."""
+        self._wake_sender.set()
+
+    def end(self, reason: str, message: str) -> None:
+        """End the link from this side with a goodbye."""
+        self.conn.send_goodbye(reason, message)
+        self._record(reason, message, by_peer=False)
+
+    def _record(self, reason: str, message: str, *, by_peer: bool) -> None:
+        if self._ending is None:
+            self._ending = LinkEnded(self.peer, str(reason), message, by_peer, self.conn.stats)
+            self.ended = True
+            level = (
+                logging.INFO if reason in ("closed", GoodbyeReason.SHUTDOWN) else logging.WARNING
+            )
+            who = self.peer or "an unauthenticated peer"
+            side = "by the peer" if by_peer else "here"
+            log.log(level, "sync link with %s ended %s: %s: %s", who, side, reason, message)
+        self._wake_sender.set()
+
+    async def _flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            await self.stream.send_all(data)
+
+    # --- the tasks --------------------------------------------------------------
+
+    async def _send(self) -> None:
+        while True:
+            await self._flush()
+            if self.ended:
+                self._nursery.cancel_scope.cancel()
+                return
+            await self._wake_sender.wait()
+            self._wake_sender = trio.Event()
+
+    async def _receive(self) -> None:
+        while not self.ended:
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+            self.conn.receive_data(data)
+            try:
+                await self._dispatch()
+            except RemoteProtocolError as exc:
+                self._record(exc.error_type, str(exc), by_peer=False)
+            self._wake_sender.set()
+
+    async def _dispatch(self) -> None:
+        while not self.ended:
+            event = self.conn.next_event()
+            if isinstance(event, EventsReceived):
+                await self._received_in.send(event)  # waits while a batch is stored
+            elif isinstance(event, EventsWanted):
+                self._wants_in.send_nowait(event)  # the connection bounds open wants
+            elif isinstance(event, Authenticated):
+                self.peer = event.peer
+                self.replicator._admit(self)
+            elif isinstance(event, PeerSummary):
+                self.since = time.time()
+                self._wake_pusher.set()
+                self.replicator._note_change()
+            elif isinstance(event, Goodbye):
+                self._record(event.reason, event.message, by_peer=True)
+            elif isinstance(event, ConnectionClosed):
+                self._record("closed", "the peer closed the connection", by_peer=True)
+            else:  # NEED_DATA
+                return
+            self._wake_sender.set()
+
+    async def _serve(self) -> None:
+        journal = self.replicator.journal
+        async for wanted in self._wants_out:
+            events = await trio.to_thread.run_sync(read_batch, wanted.seqs, journal.by_origin)
+            if not events:
+                self.end(GoodbyeReason.INTERNAL, "this node cannot read events it offered")
+                return
+            self.conn.send_batch(wanted.request_id, events)
+            self._wake_sender.set()
+
+    async def _store(self) -> None:
+        async for received in self._received_out:
+            refusal = await self._insert(received.events)
+            if refusal is not None:
+                self.end(*refusal)
+                return
+            if received.request_id is not None:
+                self.conn.batch_stored(received.request_id)
+            self._wake_sender.set()
+
+    async def _insert(self, events: Sequence[Event]) -> tuple[str, str] | None:
+        """Insert through the group-commit writer; a goodbye's reason and message if refused."""
+        done = trio.Event()
+        results: list[WriteResult] = []
+
+        def collect(result: WriteResult) -> None:
+            results.append(result)
+            if len(results) == len(events):
+                done.set()
+
+        try:
+            for event in events:
+                self.replicator.writer.submit(event, collect)
+        except JournalClosedError:
+            return GoodbyeReason.SHUTDOWN, f"{self.replicator.node} is stopping"
+        await done.wait()
+        for result in results:
+            if isinstance(result, IntegrityError):
+                return GoodbyeReason.CONFLICT, str(result)
+            if isinstance(result, InvalidEventError):
+                return GoodbyeReason.PROTOCOL, f"the journal refused an event: {result}"
+            if isinstance(result, JournalClosedError):
+                return GoodbyeReason.SHUTDOWN, f"{self.replicator.node} is stopping"
+            if isinstance(result, MoatLogError):
+                return GoodbyeReason.INTERNAL, f"storing failed: {result}"
+        return None
+
+    # --- pushing ------------------------------------------------------------------
+
+    def feed_listener(self, events: Sequence[Event]) -> None:
+        """The feed hands out *events*; it is called before the feed's position moves."""
+        first = self.replicator.feed.position + 1
+        buffered = len(self._buffer)
+        if first == self._cursor + buffered + 1 and buffered + len(events) <= PUSH_BUFFER:
+            self._buffer.extend(events)
+        self._feed_end = first + len(events) - 1
+        self._wake_pusher.set()
+
+    async def _push(self) -> None:
+        while True:
+            while not (self.conn.live and self._cursor < self._feed_end):
+                if self.ended:
+                    return
+                await self._wake_pusher.wait()
+                self._wake_pusher = trio.Event()
+            if self._buffer:
+                events, self._buffer = self._buffer, []
+            else:
+                events = await self._read_backlog()
+            self._cursor += len(events)
+            self.conn.push(events)
+            self._wake_sender.set()
+
+    async def _read_backlog(self) -> list[Event]:
+        start = self._cursor + 1
+        end = min(self._feed_end, start + PUSH_READ - 1)
+        journal = self.replicator.journal
+        events = await trio.to_thread.run_sync(
+            lambda: [event for _, event in journal.scan(start, end)]
+        )
+        if len(events) != end - start + 1:
+            raise JournalCorruptError(
+                f"positions {start}..{end} should all hold events; run 'moat-log verify'"
+            )
+        return events

@@ -1,0 +1,300 @@
+"""The sync protocol's messages: one frozen dataclass per message type.
+
+Theory of operation
+-------------------
+Every message is a msgpack map with a ``type`` and exactly the keys of its
+type (docs/sync-protocol.md, "Messages"); only the hello, which must stay
+readable by every future version, ignores keys it does not know.  Each class
+validates its fields in ``__post_init__``, so a message built in Python and
+one decoded from the wire pass the same checks; `parse_message` turns every
+problem into a `RemoteProtocolError`.
+
+Batches stay compressed here: decompressing and checking their events is
+`moat_log.sync.batches`' job, against the want they answer.  Pushed events
+are decoded and validated (`Event.from_msgpack`) while parsing, and encoded
+by splicing their packed form into the frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar
+
+import msgpack
+
+from ..errors import InvalidEventError
+from ..event import Event
+from ..ids import MAX_U64, check_node_name
+from ..protocol.errors import RemoteProtocolError, show
+from ..protocol.framing import encode_frame, frame_bytes
+from .auth import NONCE_SIZE, PROTOCOL_VERSION
+from .held import Held, count, held_from_wire, held_to_wire
+
+__all__ = [
+    "MAX_BATCH_CONTENT",
+    "MAX_MESSAGE_CHARS",
+    "MAX_WANT_EVENTS",
+    "PROTOCOL_VERSION",
+    "Batch",
+    "Goodbye",
+    "GoodbyeReason",
+    "Hello",
+    "Message",
+    "Proof",
+    "Push",
+    "Summary",
+    "Want",
+    "encode",
+    "parse_message",
+    "push_frame",
+]
+
+#: The most events one want may ask for.
+MAX_WANT_EVENTS: Final = 4096
+#: The largest decompressed content of a batch, and the most packed event
+#: bytes in one push.  Twice the largest event, so one always fits.
+MAX_BATCH_CONTENT: Final = 2 * 1024 * 1024
+#: Goodbye messages are cut to this many characters.
+MAX_MESSAGE_CHARS: Final = 4096
+
+
+class GoodbyeReason(enum.StrEnum):
+    """Why a node ends a link (docs: "Goodbye")."""
+
+    PROTOCOL = "protocol"  # the peer broke the protocol
+    AUTH_FAILED = "auth-failed"  # the peers do not share the cluster secret
+    VERSION = "version"  # the peer speaks another protocol version
+    CONFLICT = "conflict"  # the peer sent an event that conflicts with a stored one
+    DUPLICATE_LINK = "duplicate-link"  # the two nodes have another link already
+    SHUTDOWN = "shutdown"  # the node is stopping
+    INTERNAL = "internal"  # a bug or a storage failure on this node
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _uint(name: str, value: object, low: int = 0, high: int = MAX_U64) -> None:
+    _check(
+        type(value) is int and low <= value <= high,
+        f"'{name}' must be an integer {low} .. {high}, not {show(value)}",
+    )
+
+
+def _bin(name: str, value: object, size: int | None = None) -> None:
+    _check(type(value) is bytes, f"'{name}' must be bin, not {show(value)}")
+    if size is not None:
+        _check(len(value) == size, f"'{name}' must be {size} bytes, not {len(value)}")  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """The first message of each side: protocol version, node name, fresh nonce."""
+
+    TYPE: ClassVar[str] = "hello"
+
+    version: int
+    node: str
+    nonce: bytes
+
+    def __post_init__(self) -> None:
+        _uint("version", self.version)
+        check_node_name(self.node)
+        _bin("nonce", self.nonce, NONCE_SIZE)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "version": self.version, "node": self.node, "nonce": self.nonce}
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """A node's proof that it knows the cluster secret (see `moat_log.sync.auth`)."""
+
+    TYPE: ClassVar[str] = "auth"
+
+    proof: bytes
+
+    def __post_init__(self) -> None:
+        _bin("proof", self.proof)  # a wrong length is a wrong proof, refused like any other
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "proof": self.proof}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What the sender holds: per origin, its seqs."""
+
+    TYPE: ClassVar[str] = "summary"
+
+    held: Held
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "held": held_to_wire(self.held)}
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """Ask the peer for the events *seqs*; answered by one batch with the same id."""
+
+    TYPE: ClassVar[str] = "want"
+
+    id: int
+    seqs: Held
+
+    def __post_init__(self) -> None:
+        _uint("id", self.id)
+        total = count(self.seqs)
+        _check(total >= 1, "a want asks for at least one event")
+        _check(
+            total <= MAX_WANT_EVENTS,
+            f"a want asks for at most {MAX_WANT_EVENTS} events, not {total}",
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "id": self.id, "seqs": held_to_wire(self.seqs)}
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Events answering want *id*: a zstd frame of *count* packed events, *size* bytes."""
+
+    TYPE: ClassVar[str] = "batch"
+
+    id: int
+    count: int
+    size: int
+    zstd: bytes
+
+    def __post_init__(self) -> None:
+        _uint("id", self.id)
+        _uint("count", self.count, 1, MAX_WANT_EVENTS)
+        _uint("size", self.size, 1, MAX_BATCH_CONTENT)
+        _bin("zstd", self.zstd)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.TYPE,
+            "id": self.id,
+            "count": self.count,
+            "size": self.size,
+            "zstd": self.zstd,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """Events the sender stored and the peer is not known to hold."""
+
+    TYPE: ClassVar[str] = "push"
+
+    events: tuple[Event, ...]
+
+    def __post_init__(self) -> None:
+        _check(len(self.events) >= 1, "a push carries at least one event")
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "events": [event.to_msgpack() for event in self.events]}
+
+
+@dataclass(frozen=True, slots=True)
+class Goodbye:
+    """The last message of a link: why it ends."""
+
+    TYPE: ClassVar[str] = "goodbye"
+
+    reason: str
+    message: str
+
+    def __post_init__(self) -> None:
+        _check(type(self.reason) is str, f"'reason' must be a str, not {show(self.reason)}")
+        _check(type(self.message) is str, f"'message' must be a str, not {show(self.message)}")
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "reason": self.reason, "message": self.message}
+
+
+Message: TypeAlias = Hello | Proof | Summary | Want | Batch | Push | Goodbye
+
+_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+_PUSH_HEAD: Final = b"".join(
+    (_packer.pack_map_header(2), _packer.pack("type"), _packer.pack("push"), _packer.pack("events"))
+)
+
+
+def encode(message: Message) -> bytes:
+    """The frame of *message*."""
+    if type(message) is Push:
+        return push_frame([event.pack() for event in message.events])
+    return encode_frame(message.to_wire())
+
+
+def push_frame(packed_events: Sequence[bytes]) -> bytes:
+    """The frame of a push of these packed events, spliced in without repacking."""
+    return frame_bytes(
+        b"".join((_PUSH_HEAD, _packer.pack_array_header(len(packed_events)), *packed_events))
+    )
+
+
+# --- parsing -------------------------------------------------------------------
+
+
+_TYPES: Final[dict[str, type[Proof | Summary | Want | Batch | Push | Goodbye]]] = {
+    cls.TYPE: cls for cls in (Proof, Summary, Want, Batch, Push, Goodbye)
+}
+
+
+def parse_message(frame: object) -> Message:
+    """The message a decoded frame holds.  Raises `RemoteProtocolError`."""
+    if type(frame) is not dict:
+        raise RemoteProtocolError(f"a message must be a map, not {show(frame)}")
+    kind = frame.get("type")
+    if kind == Hello.TYPE:
+        return _parse(Hello, frame)
+    cls = _TYPES.get(kind) if type(kind) is str else None
+    if cls is None:
+        if "moat-log" in frame:
+            raise RemoteProtocolError(
+                "the peer is a moat-log client port, not a sync port: check the peer's address"
+            )
+        raise RemoteProtocolError(f"unknown message type {show(kind)}")
+    keys = {"type", *(field.name for field in dataclasses.fields(cls))}
+    if frame.keys() != keys:
+        extra = sorted(map(str, frame.keys() - keys))
+        missing = sorted(keys - frame.keys())
+        raise RemoteProtocolError(
+            f"a {cls.TYPE} message has the keys {sorted(keys)}; "
+            f"this one lacks {missing} and has extra {extra}"
+        )
+    if cls is Push:
+        return Push(_events(frame["events"]))
+    if cls is Summary:
+        return Summary(held_from_wire(frame["held"], "the summary"))
+    if cls is Want:
+        return _parse(Want, {**frame, "seqs": held_from_wire(frame["seqs"], "the want")})
+    return _parse(cls, frame)
+
+
+_M = TypeVar("_M", bound=Message)
+
+
+def _parse(cls: type[_M], frame: dict[Any, Any]) -> _M:
+    """Build *cls* from the frame's values of its fields (missing ones are None)."""
+    values: list[Any] = [frame.get(field.name) for field in dataclasses.fields(cls)]
+    try:
+        return cls(*values)
+    except ValueError as exc:
+        raise RemoteProtocolError(f"invalid {cls.TYPE} message: {exc}") from None
+
+
+def _events(wire: object) -> tuple[Event, ...]:
+    if type(wire) is not list or not wire:
+        raise RemoteProtocolError(f"a push's 'events' must be a non-empty array, not {show(wire)}")
+    try:
+        return tuple(Event.from_msgpack(fields) for fields in wire)
+    except InvalidEventError as exc:
+        raise RemoteProtocolError(f"a pushed event is invalid: {exc}") from None
