@@ -74,6 +74,9 @@ async def serve(ctx: click.Context, config_file: FsPath | None, log_level: str) 
         click.echo(f"node {node.name}: data directory {config.data_dir}")
         for address in node.addresses:
             click.echo(f"listening on {address}")
+        if node.sync is not None:
+            for address in node.sync.listen:
+                click.echo(f"sync listening on {address}")
         click.echo("ready")
         sys.stdout.flush()
 
@@ -125,3 +128,28 @@ def _print_status(result: dict[str, Any]) -> None:
         ("VIEW", "VERSION", "CHECKPOINT"),
         [(name, str(v["version"]), str(v["checkpoint"])) for name, v in views.items()],
     )
+    sync = result.get("sync")
+    if sync is not None:
+        _print_sync(sync)
+
+
+def _print_sync(sync: dict[str, Any]) -> None:
+    click.echo()
+    click.echo(f"sync listening on {', '.join(sync['listen']) or '- (dials out only)'}")
+    rows = [
+        (
+            name,
+            "dialled" if peer["dialled"] else "accepted",
+            format_time(peer["since"]),
+            str(peer["holds"]),
+            str(peer["missing_here"]),
+            f"{peer['events_in']} / {peer['events_out']}",
+        )
+        for name, peer in sync["peers"].items()
+    ]
+    rows += [
+        (address, "not connected", "-", "-", "-", dial["last_error"] or "-")
+        for address, dial in sync["dialling"].items()
+        if not dial["connected"] and dial["peer"] not in sync["peers"]
+    ]
+    print_table(("PEER", "LINK", "SINCE", "HOLDS", "BEHIND HERE", "EVENTS IN / OUT"), rows)

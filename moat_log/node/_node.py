@@ -63,6 +63,8 @@ class Node:
         self.authenticator: Final = _authenticator(config, secret)
         #: Filled in by the server once its listeners are open.
         self.addresses: list[str] = []
+        #: The node's replication (`moat_log.node._sync.SyncState`), if configured.
+        self.sync: Any = None
         #: Connections from this process (`connect_in_process`); the server accepts them.
         self.in_process: Final = InProcessListener()
         self.connections = 0
@@ -135,6 +137,7 @@ class Node:
             },
             "connections": self.connections,
             "listen": list(self.addresses),
+            **({"sync": self.sync.status()} if self.sync is not None else {}),
         }
 
 

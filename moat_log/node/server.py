@@ -30,7 +30,7 @@ from typing import Final
 
 import trio
 
-from moat_log.errors import ConfigError, MoatLogError
+from moat_log.errors import MoatLogError
 from moat_log.journal.group_commit import open_journal
 from moat_log.journal.store import journal_dir
 from moat_log.projections import default_views
@@ -39,6 +39,7 @@ from moat_log.streams import single_errors_unwrapped
 
 from ._node import Node
 from ._session import ClientSession
+from ._sync import run_sync
 from .config import ListenAddress, NodeConfig
 
 __all__ = ["NodeRunningError", "run_node", "serve_node"]
@@ -85,11 +86,6 @@ async def _serve_node(
     task_status: trio.TaskStatus[Node],
 ) -> None:
     data_dir = config.data_dir
-    if config.sync is not None:
-        raise ConfigError(
-            f"{config.source}: [sync]: replication is not part of this version's node yet; "
-            "remove the [sync] table to run this node alone"
-        )
     if any(address.kind == "unix" for address in config.listen):
         await _remove_stale_socket(config.socket_path)  # before touching the journal
     node_name = config.node
@@ -103,6 +99,8 @@ async def _serve_node(
         server = _Server(node)
         async with trio.open_nursery() as background:
             await background.start(node.feed.run)
+            if config.sync is not None:
+                node.sync = await background.start(run_sync, node, config.sync)
             await _serve_clients(node, server, shutdown_trigger, task_status)
             background.cancel_scope.cancel()
         log.info("node %s: clients served; committing what is queued, then stopping", node.name)

@@ -1,0 +1,169 @@
+"""Replication in the node: the sync listener, the dialled peers, their status.
+
+`run_sync` runs beside the client listeners when the config has a
+``[sync]`` table.  It opens the node's `Replicator` (moat_log.sync.link),
+accepts links on ``sync.listen``, and dials every peer of ``sync.peers``
+in a loop of its own that reconnects with back-off after any failure:
+0.5 s at first, doubling up to `MAX_BACKOFF`, back to the start after a
+link that was up for a while.  Two nodes that dial each other end up with
+one link: the other ends with ``duplicate-link``, and its dialler waits the
+longest back-off before trying again (the working link is found then).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import trio
+
+from moat_log.sync.held import count
+from moat_log.sync.link import LinkEnded, Replicator, open_replicator
+from moat_log.sync.messages import GoodbyeReason
+
+from ._node import Node
+from .sync_config import PeerAddress, SyncConfig
+
+__all__ = ["SyncState", "run_sync"]
+
+log = logging.getLogger("moat_log.sync")
+
+FIRST_BACKOFF: Final = 0.5
+MAX_BACKOFF: Final = 30.0
+#: A link that was up this long resets the back-off.
+STABLE_LINK: Final = 10.0
+_BACKLOG: Final = 64
+
+
+@dataclass
+class _Dial:
+    """What the node knows of a peer it dials."""
+
+    address: PeerAddress
+    last_error: str = ""
+    attempts: int = 0
+    peer: str | None = None  # the node's name, once a link told it
+    linked: bool = False  # a link over this dial runs now
+
+
+@dataclass
+class SyncState:
+    """The node's replication, for ``status``."""
+
+    replicator: Replicator
+    listen: list[str] = field(default_factory=list)
+    dials: dict[str, _Dial] = field(default_factory=dict)
+
+    def status(self) -> dict[str, Any]:
+        peers = {}
+        for name, peer in sorted(self.replicator.peers().items()):
+            peers[name] = {
+                "connected": True,
+                "dialled": peer.dialled,
+                "since": int(peer.since * 1e9),
+                "holds": count(peer.held),
+                "missing_here": peer.missing_here,
+                "events_in": peer.stats.events_in,
+                "events_out": peer.stats.events_out,
+                "bytes_in": peer.stats.bytes_in,
+                "bytes_out": peer.stats.bytes_out,
+            }
+        return {
+            "listen": list(self.listen),
+            "peers": peers,
+            "dialling": {
+                address: {
+                    "peer": dial.peer,
+                    "connected": dial.linked,
+                    "attempts": dial.attempts,
+                    "last_error": dial.last_error,
+                }
+                for address, dial in sorted(self.dials.items())
+            },
+        }
+
+
+async def run_sync(
+    node: Node, config: SyncConfig, *, task_status: trio.TaskStatus[SyncState]
+) -> None:
+    """Replicate until cancelled; reports the `SyncState` once listening."""
+    async with open_replicator(node.writer, node.feed, config.secret) as replicator:
+        state = SyncState(replicator)
+        async with trio.open_nursery() as nursery:
+            if config.listen is not None:
+                host, port = config.listen
+                listeners = await trio.open_tcp_listeners(port, host=host, backlog=_BACKLOG)
+                for listener in listeners:
+                    state.listen.append(_format(listener.socket.getsockname()))
+                    nursery.start_soon(_accept, replicator, listener)
+            for address in config.peers:
+                dial = state.dials[str(address)] = _Dial(address)
+                nursery.start_soon(_dial_forever, replicator, dial)
+            task_status.started(state)
+
+
+async def _accept(replicator: Replicator, listener: trio.SocketListener) -> None:
+    async def handle(stream: trio.SocketStream) -> None:
+        peer = _format(stream.socket.getpeername())
+        ended = await replicator.run_link(stream, dialled=False)
+        _log_end(peer, ended)
+
+    await trio.serve_listeners(handle, [listener])
+
+
+async def _dial_forever(replicator: Replicator, dial: _Dial) -> None:
+    backoff = FIRST_BACKOFF
+    address = dial.address
+    while True:
+        dial.attempts += 1
+        started = time.monotonic()
+        try:
+            stream = await trio.open_tcp_stream(address.host, address.port)
+        except OSError as exc:
+            dial.last_error = f"cannot connect: {exc.strerror or exc}"
+            log.debug("sync: %s: %s", address, dial.last_error)
+        else:
+            dial.linked = True
+            try:
+                ended = await replicator.run_link(stream, dialled=True)
+            finally:
+                dial.linked = False
+            _log_end(str(address), ended)
+            dial.last_error = (
+                "" if ended.reason == "shutdown" else f"{ended.reason}: {ended.message}"
+            )
+            if ended.reason == GoodbyeReason.DUPLICATE_LINK:
+                backoff = MAX_BACKOFF  # a link with this peer works: check back later
+            elif time.monotonic() - started >= STABLE_LINK:
+                backoff = FIRST_BACKOFF
+        await trio.sleep(backoff * random.uniform(0.8, 1.2))
+        backoff = min(backoff * 2, MAX_BACKOFF)
+
+
+def _log_end(where: str, ended: LinkEnded) -> None:
+    who = ended.peer or where
+    side = "by the peer" if ended.by_peer else "here"
+    level = (
+        logging.INFO
+        if ended.reason in ("shutdown", "closed", "duplicate-link")
+        else logging.WARNING
+    )
+    log.log(
+        level,
+        "sync link with %s (%s) ended %s: %s: %s; %d events in, %d out",
+        who,
+        where,
+        side,
+        ended.reason,
+        ended.message,
+        ended.stats.events_in,
+        ended.stats.events_out,
+    )
+
+
+def _format(address: Any) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
