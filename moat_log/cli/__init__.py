@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from . import (  # noqa: F401  (they register commands)
+    _demo_cmd,
     _file_cmds,
     _journal_cmds,
     _node_cmds,
