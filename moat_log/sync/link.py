@@ -308,6 +308,10 @@ class _Link:
             )
             who = self.peer or "an unauthenticated peer"
             side = "by the peer" if by_peer else "here"
+            unsent = count(self.conn.wanted) if by_peer else 0
+            if unsent:  # the peer offered events and left before sending them
+                level = logging.WARNING
+                message += f"; {unsent} events it offered were not received"
             log.log(level, "sync link with %s ended %s: %s: %s", who, side, reason, message)
         self._wake_sender.set()
 
