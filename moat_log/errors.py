@@ -74,3 +74,7 @@ class JournalCorruptError(JournalError):
 
 class ConfigError(InvalidInputError):
     """A configuration file or setting is invalid."""
+
+
+class SyncLinkError(MoatLogError):
+    """A one-shot sync link (``pull``, ``ship``) could not connect or ended before its end."""

@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (they register commands)
     _node_cmds,
     _query_cmds,
     _replay_cmds,
+    _ship_cmds,
     _view_cmds,
     _watch_cmd,
 )

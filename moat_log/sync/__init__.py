@@ -27,6 +27,7 @@ from .events import (
     EventsReceived,
     EventsWanted,
     Goodbye,
+    PeerHas,
     PeerSummary,
     SyncEvent,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "Holdings",
     "LinkState",
     "LinkStats",
+    "PeerHas",
     "PeerSummary",
     "SyncConnection",
     "SyncEvent",

@@ -32,6 +32,11 @@ shell's business:
   the peer holds from its summary and from everything sent either way on
   this connection (`peer_held`).  Events of this node's own summary are not
   pushed: the peer asks for those it lacks.
+* **Have.**  If the peer's hello asked for it, the connection sends one
+  ``have`` with the node's summary once the node holds everything the
+  peer's summary offered (`caught_up`): the peer then knows its events
+  are stored (``moat-log ship`` ends there).  A peer's ``have`` is
+  `PeerHas`.
 * **Strictness.**  A peer gets nothing wrong unnoticed: a want for events
   this node did not offer, or asked twice; a batch that is not a prefix of
   its want, in order; a push of an event the peer knew this node holds or
@@ -60,7 +65,14 @@ from ..protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolE
 from ..protocol.framing import DEFAULT_MAX_FRAME_SIZE, NEED_DATA, FrameDecoder
 from .auth import NONCE_SIZE
 from .batches import BatchCodec
-from .events import Authenticated, EventsReceived, EventsWanted, PeerSummary, SyncEvent
+from .events import (
+    Authenticated,
+    EventsReceived,
+    EventsWanted,
+    PeerHas,
+    PeerSummary,
+    SyncEvent,
+)
 from .handshake import Handshake
 from .held import Held, add_events, copy_held, count, holds, ids_in_order, merge, subtract, take
 from .holdings import Holdings
@@ -71,6 +83,7 @@ from .messages import (
     Batch,
     Goodbye,
     GoodbyeReason,
+    Have,
     Hello,
     Message,
     Proof,
@@ -151,6 +164,11 @@ class SyncConnection:
     the node's `Holdings`, shared by all its links.  *random* supplies the
     nonce (tests make it fixed).  The hello is queued at once: send
     `data_to_send` first.
+
+    A one-way link (``moat-log pull`` and ``ship``) turns one direction
+    off: *offer* False sends an empty summary (the peer asks for nothing),
+    *fetch* False asks for nothing.  *ask_have*: the hello asks the peer
+    for a ``have`` once it holds all this node offered (`PeerHas`).
     """
 
     def __init__(
@@ -162,6 +180,9 @@ class SyncConnection:
         random: Callable[[int], bytes] = os.urandom,
         window: int = DEFAULT_WINDOW,
         want_size: int = DEFAULT_WANT_SIZE,
+        offer: bool = True,
+        fetch: bool = True,
+        ask_have: bool = False,
     ) -> None:
         if not 1 <= window <= MAX_WANTS_IN_FLIGHT:
             raise ValueError(f"window must be 1 .. {MAX_WANTS_IN_FLIGHT}, not {window}")
@@ -170,11 +191,14 @@ class SyncConnection:
         self.node: Final = check_node_name(node)
         self._holdings = holdings
         self._window = window
+        self._offer, self._fetch = offer, fetch
+        self._have_sent = False
+        self._peer_asked_have = False
         self._want_size = want_size
         self.nonce: Final = random(NONCE_SIZE)
         if type(self.nonce) is not bytes or len(self.nonce) != NONCE_SIZE:
             raise ValueError(f"random() must return {NONCE_SIZE} bytes")
-        self._handshake = Handshake(self.node, secret, self.nonce)
+        self._handshake = Handshake(self.node, secret, self.nonce, ask_have=ask_have)
         self._decoder = FrameDecoder(MAX_FRAME_SIZE)
         self._codec = BatchCodec()
         self._outgoing = bytearray()
@@ -228,6 +252,9 @@ class SyncConnection:
         """
         if self._state is LinkState.LIVE:
             self._ask()
+            if self._peer_asked_have and not self._have_sent and self.caught_up:
+                self._have_sent = True
+                self._queue(Have(self._holdings.summary()))
         data = bytes(self._outgoing)
         self._outgoing.clear()
         self.stats.bytes_out += len(data)
@@ -309,6 +336,10 @@ class SyncConnection:
         if kind is Batch:
             assert isinstance(message, Batch)
             return self._on_batch(message)
+        if kind is Have:
+            assert isinstance(message, Have)
+            merge(self._peer_held, message.held)
+            return PeerHas(copy_held(message.held))
         assert isinstance(message, Push)
         return self._on_push(message)
 
@@ -316,11 +347,12 @@ class SyncConnection:
 
     def _on_hello(self, hello: Hello) -> None:
         self._queue(self._handshake.answer(hello))
+        self._peer_asked_have = hello.have
         self._state = LinkState.AUTH
 
     def _on_proof(self, proof: Proof) -> Authenticated:
         self.peer = self._handshake.verify(proof)
-        self._summary_sent = self._holdings.summary()
+        self._summary_sent = self._holdings.summary() if self._offer else {}
         self._queue(Summary(self._summary_sent))
         self._state = LinkState.SUMMARY
         return Authenticated(self.peer)
@@ -382,7 +414,7 @@ class SyncConnection:
 
     def _ask(self) -> None:
         """Send wants while the window has room and something is missing."""
-        while len(self._own_wants) < self._window:
+        while self._fetch and len(self._own_wants) < self._window:
             self._unasked = self._holdings.lacks(self._unasked)
             seqs = take(self._unasked, self._want_size)
             if seqs:
@@ -550,7 +582,7 @@ _EXPECTED: Final[dict[LinkState, tuple[type[Any], ...]]] = {
     LinkState.HELLO: (Hello,),
     LinkState.AUTH: (Proof,),
     LinkState.SUMMARY: (Summary,),
-    LinkState.LIVE: (Want, Batch, Push),
+    LinkState.LIVE: (Want, Batch, Push, Have),
     LinkState.CLOSED: (),
 }
 

@@ -17,6 +17,7 @@ __all__ = [
     "EventsReceived",
     "EventsWanted",
     "Goodbye",
+    "PeerHas",
     "PeerSummary",
     "SyncEvent",
 ]
@@ -60,9 +61,17 @@ class EventsReceived:
     request_id: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class PeerHas:
+    """The peer's ``have``: it holds *held*, which covers all this node's summary offered."""
+
+    held: Held
+
+
 SyncEvent: TypeAlias = (
     Authenticated
     | PeerSummary
+    | PeerHas
     | EventsWanted
     | EventsReceived
     | Goodbye

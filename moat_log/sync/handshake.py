@@ -24,10 +24,11 @@ AUTH_FAILURE_MESSAGE: Final = "authentication failed: the nodes do not share the
 class Handshake:
     """One side of the authentication of a link."""
 
-    __slots__ = ("_key", "_peer", "_peer_nonce", "node", "nonce")
+    __slots__ = ("_key", "_peer", "_peer_nonce", "ask_have", "node", "nonce")
 
-    def __init__(self, node: str, secret: bytes, nonce: bytes) -> None:
+    def __init__(self, node: str, secret: bytes, nonce: bytes, *, ask_have: bool = False) -> None:
         self.node = node
+        self.ask_have = ask_have
         self.nonce = nonce
         self._key = auth_key(secret)
         self._peer = ""
@@ -39,7 +40,7 @@ class Handshake:
         return self._peer
 
     def hello(self) -> Hello:
-        return Hello(PROTOCOL_VERSION, self.node, self.nonce)
+        return Hello(PROTOCOL_VERSION, self.node, self.nonce, self.ask_have)
 
     def answer(self, hello: Hello) -> Proof:
         """Check the peer's hello; this side's proof, to send."""

@@ -40,7 +40,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal, TypeAlias
 
 import trio
 
@@ -70,15 +70,20 @@ from .events import (
     EventsReceived,
     EventsWanted,
     Goodbye,
+    PeerHas,
     PeerSummary,
 )
 from .held import Held, count
 from .holdings import Holdings
 from .messages import GoodbyeReason
 
-__all__ = ["LinkEnded", "PeerStatus", "Replicator", "open_replicator"]
+__all__ = ["LinkEnded", "OneWay", "PeerStatus", "Replicator", "open_replicator"]
 
 log = logging.getLogger("moat_log.sync")
+
+#: A one-way link: ``pull`` offers nothing and only fetches, ``ship`` only
+#: offers, and asks the peer for a ``have`` once it stored everything.
+OneWay: TypeAlias = Literal["pull", "ship"]
 
 #: Bytes read from the stream at a time.
 RECEIVE_SIZE: Final = 64 * 1024
@@ -111,6 +116,7 @@ class PeerStatus:
     held: Held  # what the peer is known to hold
     missing_here: int  # events the peer offered that this node does not hold yet
     stats: LinkStats
+    has: Held | None = None  # the peer's have, if it sent one
 
 
 class Replicator:
@@ -125,6 +131,7 @@ class Replicator:
         window: int = DEFAULT_WINDOW,
         want_size: int = DEFAULT_WANT_SIZE,
         random: Callable[[int], bytes] = os.urandom,
+        one_way: OneWay | None = None,
     ) -> None:
         self.writer: Final = writer
         self.journal: Final = writer.journal
@@ -133,11 +140,16 @@ class Replicator:
         self.holdings: Final = Holdings()
         self._secret = secret
         self._window, self._want_size, self._random = window, want_size, random
+        self._one_way = one_way
         self._links: set[_Link] = set()
         self._changed = trio.Event()
 
     async def wait_until(self, condition: Callable[[Replicator], bool]) -> None:
-        """Wait until *condition(replicator)* holds; checked whenever a link goes live or ends."""
+        """Wait until *condition(replicator)* holds.
+
+        It is checked whenever a link goes live, stores or serves a batch,
+        hears a ``have``, or ends.
+        """
         while not condition(self):
             await self._changed.wait()
 
@@ -155,6 +167,7 @@ class Replicator:
                 link.conn.peer_held,
                 count(link.conn.wanted),
                 link.conn.stats,
+                link.peer_has,
             )
             for link in self._links
             if link.peer is not None and link.conn.live
@@ -162,6 +175,7 @@ class Replicator:
 
     async def run_link(self, stream: trio.abc.Stream, *, dialled: bool) -> LinkEnded:
         """Run one link over *stream* until it ends; the stream is closed afterwards."""
+        one_way = self._one_way
         conn = SyncConnection(
             self.node,
             self._secret,
@@ -169,6 +183,9 @@ class Replicator:
             window=self._window,
             want_size=self._want_size,
             random=self._random,
+            offer=one_way != "pull",
+            fetch=one_way != "ship",
+            ask_have=one_way == "ship",
         )
         link = _Link(self, conn, stream, dialled)
         self._links.add(link)
@@ -213,13 +230,16 @@ async def open_replicator(
     *,
     window: int = DEFAULT_WINDOW,
     want_size: int = DEFAULT_WANT_SIZE,
+    one_way: OneWay | None = None,
 ) -> AsyncIterator[Replicator]:
     """The node's `Replicator`; run ``feed.run`` beside it (the node server does).
 
     ``async with open_replicator(node.writer, node.feed, secret) as replicator:``
     then ``await replicator.run_link(stream, dialled=...)`` for each connection.
     """
-    replicator = Replicator(writer, feed, secret, window=window, want_size=want_size)
+    replicator = Replicator(
+        writer, feed, secret, window=window, want_size=want_size, one_way=one_way
+    )
     feed.listen(replicator._stored)  # first: whatever is stored from now on is heard
     held = await trio.to_thread.run_sync(writer.journal.summary)
     replicator.holdings.stored_ids(held)
@@ -241,6 +261,7 @@ class _Link:
         self.dialled = dialled
         self.peer: str | None = None
         self.since = 0.0
+        self.peer_has: Held | None = None
         self.ended = False
         self._ending: LinkEnded | None = None
         self._wake_sender = trio.Event()
@@ -308,6 +329,10 @@ class _Link:
             )
             who = self.peer or "an unauthenticated peer"
             side = "by the peer" if by_peer else "here"
+            unsent = count(self.conn.wanted) if by_peer else 0
+            if unsent:  # the peer offered events and left before sending them
+                level = logging.WARNING
+                message += f"; {unsent} events it offered were not received"
             log.log(level, "sync link with %s ended %s: %s: %s", who, side, reason, message)
         self._wake_sender.set()
 
@@ -351,6 +376,9 @@ class _Link:
                 self.since = time.time()
                 self._wake_pusher.set()
                 self.replicator._note_change()
+            elif isinstance(event, PeerHas):
+                self.peer_has = event.held
+                self.replicator._note_change()
             elif isinstance(event, Goodbye):
                 self._record(event.reason, event.message, by_peer=True)
             elif isinstance(event, ConnectionClosed):
@@ -368,6 +396,7 @@ class _Link:
                 return
             self.conn.send_batch(wanted.request_id, events)
             self._wake_sender.set()
+            self.replicator._note_change()
 
     async def _store(self) -> None:
         async for received in self._received_out:
@@ -377,6 +406,7 @@ class _Link:
                 return
             if received.request_id is not None:
                 self.conn.batch_stored(received.request_id)
+                self.replicator._note_change()
             self._wake_sender.set()
 
     async def _insert(self, events: Sequence[Event]) -> tuple[str, str] | None:

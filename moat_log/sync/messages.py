@@ -41,6 +41,7 @@ __all__ = [
     "Batch",
     "Goodbye",
     "GoodbyeReason",
+    "Have",
     "Hello",
     "Message",
     "Proof",
@@ -100,14 +101,21 @@ class Hello:
     version: int
     node: str
     nonce: bytes
+    #: The sender asks for a ``have`` once the peer holds all it offered
+    #: (``moat-log ship``).  Optional on the wire: absent means False.
+    have: bool = False
 
     def __post_init__(self) -> None:
         _uint("version", self.version)
         check_node_name(self.node)
         _bin("nonce", self.nonce, NONCE_SIZE)
+        _check(type(self.have) is bool, f"'have' must be a bool, not {show(self.have)}")
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": self.TYPE, "version": self.version, "node": self.node, "nonce": self.nonce}
+        wire = {"type": self.TYPE, "version": self.version, "node": self.node, "nonce": self.nonce}
+        if self.have:
+            wire["have"] = True
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +138,18 @@ class Summary:
     """What the sender holds: per origin, its seqs."""
 
     TYPE: ClassVar[str] = "summary"
+
+    held: Held
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "held": held_to_wire(self.held)}
+
+
+@dataclass(frozen=True, slots=True)
+class Have:
+    """The sender holds *held*, all the peer offered: sent once, if the peer's hello asked."""
+
+    TYPE: ClassVar[str] = "have"
 
     held: Held
 
@@ -218,7 +238,7 @@ class Goodbye:
         return {"type": self.TYPE, "reason": self.reason, "message": self.message}
 
 
-Message: TypeAlias = Hello | Proof | Summary | Want | Batch | Push | Goodbye
+Message: TypeAlias = Hello | Proof | Summary | Want | Batch | Push | Have | Goodbye
 
 _packer = msgpack.Packer(use_bin_type=True, autoreset=True)
 _PUSH_HEAD: Final = b"".join(
@@ -243,8 +263,8 @@ def push_frame(packed_events: Sequence[bytes]) -> bytes:
 # --- parsing -------------------------------------------------------------------
 
 
-_TYPES: Final[dict[str, type[Proof | Summary | Want | Batch | Push | Goodbye]]] = {
-    cls.TYPE: cls for cls in (Proof, Summary, Want, Batch, Push, Goodbye)
+_TYPES: Final[dict[str, type[Proof | Summary | Want | Batch | Push | Have | Goodbye]]] = {
+    cls.TYPE: cls for cls in (Proof, Summary, Want, Batch, Push, Have, Goodbye)
 }
 
 
@@ -254,7 +274,7 @@ def parse_message(frame: object) -> Message:
         raise RemoteProtocolError(f"a message must be a map, not {show(frame)}")
     kind = frame.get("type")
     if kind == Hello.TYPE:
-        return _parse(Hello, frame)
+        return _parse(Hello, {**frame, "have": frame.get("have", False)})
     cls = _TYPES.get(kind) if type(kind) is str else None
     if cls is None:
         if "moat-log" in frame:
@@ -274,6 +294,8 @@ def parse_message(frame: object) -> Message:
         return Push(_events(frame["events"]))
     if cls is Summary:
         return Summary(held_from_wire(frame["held"], "the summary"))
+    if cls is Have:
+        return Have(held_from_wire(frame["held"], "the have"))
     if cls is Want:
         return _parse(Want, {**frame, "seqs": held_from_wire(frame["seqs"], "the want")})
     return _parse(cls, frame)

@@ -29,11 +29,13 @@ from moat_log.sync import (
     Goodbye,
     Holdings,
     LinkState,
+    PeerHas,
+    PeerSummary,
     SyncConnection,
     read_batch,
 )
 from moat_log.sync.batches import BatchCodec
-from moat_log.sync.messages import Message, Push, Want, encode, parse_message
+from moat_log.sync.messages import Have, Message, Push, Want, encode, parse_message
 
 
 def sent(conn: SyncConnection) -> list[Message]:
@@ -481,3 +483,81 @@ def test_sending_a_goodbye_ends_the_link_and_gives_back_its_wants() -> None:
     assert sent(b)[-1] == Goodbye("shutdown", "stopping")
     assert b.state is LinkState.CLOSED
     assert b.next_event() == ConnectionClosed()
+
+
+# --- one-way links and the have ------------------------------------------------------------
+
+
+def exchange(x: SyncConnection, y: SyncConnection) -> tuple[list[Any], list[Any]]:
+    """Pass bytes both ways until none flow; the events each side saw."""
+    seen_x: list[Any] = []
+    seen_y: list[Any] = []
+    while True:
+        to_y, to_x = x.data_to_send(), y.data_to_send()
+        if not to_y and not to_x:
+            return seen_x, seen_y
+        if to_y:
+            y.receive_data(to_y)
+        if to_x:
+            x.receive_data(to_x)
+        seen_y += events_of(y)
+        seen_x += events_of(x)
+
+
+def test_a_node_says_have_once_when_it_stored_all_a_shipper_offered() -> None:
+    a, b = SimNode("a"), SimNode("b")
+    for i in range(5):
+        a.write(("k", i), i)
+    b.write(("mine",), 1)
+    shipper = SyncConnection(
+        "a", SECRET, a.holdings, random=fixed_random(NONCE_A), fetch=False, ask_have=True
+    )
+    node = SyncConnection("b", SECRET, b.holdings, random=fixed_random(NONCE_B))
+    seen_shipper, seen_node = exchange(shipper, node)
+    assert PeerSummary({"b": RangeSet([(1, 1)])}) in seen_shipper
+    assert not any(isinstance(event, EventsWanted) for event in seen_node), "fetch=False"
+    [wanted] = [event for event in seen_shipper if isinstance(event, EventsWanted)]
+    shipper.send_batch(wanted.request_id, read_batch(wanted.seqs, a.journal.by_origin))
+    seen_shipper, seen_node = exchange(shipper, node)
+    [received] = seen_node
+    assert isinstance(received, EventsReceived) and len(received.events) == 5
+    assert seen_shipper == [], "no have before the batch is stored"
+    b.store(received.events)
+    node.batch_stored(wanted.request_id)
+    seen_shipper, _ = exchange(shipper, node)
+    assert seen_shipper == [PeerHas({"a": RangeSet([(1, 5)]), "b": RangeSet([(1, 1)])})]
+    assert shipper.peer_held == {"a": RangeSet([(1, 5)]), "b": RangeSet([(1, 1)])}
+    b.write(("more",), 2)
+    assert exchange(shipper, node) == ([], []), "a have is sent once"
+
+
+def test_a_node_that_lacks_nothing_says_have_at_once_and_only_when_asked() -> None:
+    a, b = SimNode("a"), SimNode("b")
+    a.write(("k",), 1)
+    b.store(a.log_after(0))
+    asked = SyncConnection("a", SECRET, a.holdings, random=fixed_random(NONCE_A), ask_have=True)
+    seen, _ = exchange(asked, SyncConnection("b", SECRET, b.holdings, random=fixed_random(NONCE_B)))
+    assert seen[-1] == PeerHas({"a": RangeSet([(1, 1)])})
+    plain = SyncConnection("a", SECRET, a.holdings, random=fixed_random(NONCE_A))
+    seen, _ = exchange(plain, SyncConnection("b", SECRET, b.holdings, random=fixed_random(NONCE_B)))
+    assert not any(isinstance(event, PeerHas) for event in seen)
+
+
+def test_a_puller_offers_nothing() -> None:
+    a, b = SimNode("a"), SimNode("b")
+    a.write(("k",), 1)
+    b.write(("k",), 2)
+    puller = SyncConnection("a", SECRET, a.holdings, random=fixed_random(NONCE_A), offer=False)
+    seen_puller, seen_node = exchange(
+        puller, SyncConnection("b", SECRET, b.holdings, random=fixed_random(NONCE_B))
+    )
+    assert PeerSummary({}) in seen_node
+    assert [type(event) for event in seen_puller].count(EventsWanted) == 0
+    assert puller.stats.wants_out == 1  # it asked for b:1
+
+
+def test_a_have_before_the_link_is_live_is_refused() -> None:
+    conn = SyncConnection("a", SECRET, Holdings(), random=fixed_random(NONCE_A))
+    refused(
+        conn, encode(Have({})), "the peer sent a have message while waiting for the peer's hello"
+    )

@@ -33,6 +33,7 @@ from moat_log.sync import (
     GoodbyeReason,
     Held,
     Holdings,
+    PeerHas,
     SyncConnection,
 )
 from moat_log.sync.auth import auth_key, auth_message, make_proof
@@ -40,6 +41,7 @@ from moat_log.sync.messages import (
     MAX_MESSAGE_CHARS,
     Batch,
     Goodbye,
+    Have,
     Hello,
     Proof,
     Push,
@@ -102,7 +104,9 @@ def pi1_and_pi2(pi1_held: Held, pi2_held: Held) -> tuple[SyncConnection, SyncCon
 
 
 def test_every_documented_frame_is_checked() -> None:
-    assert set(FRAMES) == {"hello", "auth", "summary", "want", "batch", "push", "goodbye"}
+    assert set(FRAMES) == {
+        "hello", "auth", "summary", "want", "batch", "push", "have", "goodbye"
+    }  # fmt: skip
     assert set(VECTORS) == {"keys", "auth-message"}
 
 
@@ -146,6 +150,18 @@ def test_the_want_batch_and_push_are_what_the_nodes_send() -> None:
     assert pi1.data_to_send() == FRAMES["push"] == encode(Push((EVENT,)))
     pi2.receive_data(FRAMES["push"])
     assert events_of(pi2) == [EventsReceived((EVENT,), None)]
+
+
+def test_the_have_is_what_a_node_sends_a_shipper_that_asked() -> None:
+    shipper = SyncConnection(
+        "pi2", SECRET, Holdings({"pi1": RangeSet([(1, 3)])}), random=fixed_random(NONCE_B),
+        ask_have=True,
+    )  # fmt: skip
+    pi1 = connection("pi1", {"pi1": RangeSet([(1, 3)])})
+    handshake(pi1, shipper)
+    assert pi1.data_to_send() == FRAMES["have"] == encode(Have({"pi1": RangeSet([(1, 3)])}))
+    shipper.receive_data(FRAMES["have"])
+    assert events_of(shipper) == [PeerHas({"pi1": RangeSet([(1, 3)])})]
 
 
 def test_the_goodbye_is_what_pi1_sends_to_a_node_with_another_secret() -> None:
@@ -202,7 +218,7 @@ def test_the_message_table_names_every_type_with_its_keys() -> None:
         name = re.search(r"`(\w+)`", type_cell)
         assert name is not None
         documented[name[1]] = re.findall(r"`(\w+)`", keys_cell)
-    classes = (Hello, Proof, Summary, Want, Batch, Push, Goodbye)
+    classes = (Hello, Proof, Summary, Want, Batch, Push, Have, Goodbye)
     assert documented == {
         cls.TYPE: [field.name for field in dataclasses.fields(cls)] for cls in classes
     }

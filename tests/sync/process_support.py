@@ -1,0 +1,110 @@
+"""Real ``moat-log serve`` processes with a sync listener, for the process-level tests.
+
+`NodeProcess` starts a node on a Unix socket for clients and ``[sync]``
+listening on 127.0.0.1 (any free port), reads its sync address from the
+``sync listening on`` line, and waits for ``ready`` on its stdout (no
+sleeps).  Its stderr goes to a file the tests read (`NodeProcess.stderr`).
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+
+SECRET = "the cluster secret of this test"
+STARTUP_TIMEOUT = 30.0
+
+
+def script() -> str:
+    beside = FsPath(sys.executable).with_name("moat-log")
+    assert beside.exists(), "the moat-log console script is not installed: pip install -e ."
+    return str(beside)
+
+
+def environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("MOAT_LOG_")}
+
+
+@dataclass
+class NodeProcess:
+    """One ``moat-log serve`` with a Unix socket for clients and a sync listener."""
+
+    name: str
+    base: FsPath
+    peers: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+    sync_address: str = ""
+
+    @property
+    def data_dir(self) -> FsPath:
+        return self.base / self.name
+
+    @property
+    def config(self) -> FsPath:
+        return self.base / f"{self.name}.toml"
+
+    def start(self) -> None:
+        config = self.config
+        peers = ", ".join(f'"{peer}"' for peer in self.peers)
+        config.write_text(
+            f'node = "{self.name}"\ndata_dir = "{self.name}"\n'
+            '[client]\nlisten = ["unix"]\n'
+            f'[sync]\nlisten = "127.0.0.1:0"\npeers = [{peers}]\nsecret = "{SECRET}"\n'
+        )
+        self.process = subprocess.Popen(
+            [script(), "serve", "--config", str(config), "--log-level", "info"],
+            stdout=subprocess.PIPE, stderr=open(self.base / f"{self.name}.err", "ab"),  # noqa: SIM115
+            env=environment(),
+        )  # fmt: skip
+        lines = read_until_ready(self.process)
+        [address] = [line.split()[-1] for line in lines if line.startswith("sync listening on")]
+        self.sync_address = address
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.process = None
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        self.process.send_signal(signal.SIGTERM)
+        status = self.process.wait(timeout=30)
+        self.process = None
+        return status
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [script(), "--data-dir", str(self.data_dir), *args],
+            capture_output=True, text=True, timeout=60, env=environment(), check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def stderr(self) -> str:
+        return (self.base / f"{self.name}.err").read_text()
+
+
+def read_until_ready(process: subprocess.Popen[bytes]) -> list[str]:
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    buffered, lines = b"", list[str]()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while "ready" not in lines:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0 and selector.select(remaining), f"no 'ready' line: {lines}"
+            data = os.read(fd, 4096)
+            assert data, f"serve exited before it was ready: {lines}"
+            buffered += data
+            *complete, buffered = buffered.split(b"\n")
+            lines.extend(line.decode() for line in complete)
+    return lines
