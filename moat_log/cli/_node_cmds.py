@@ -143,13 +143,16 @@ def _print_sync(sync: dict[str, Any]) -> None:
             format_time(peer["since"]),
             str(peer["holds"]),
             str(peer["missing_here"]),
+            str(peer.get("missing_there", "-")),
             f"{peer['events_in']} / {peer['events_out']}",
         )
         for name, peer in sync["peers"].items()
     ]
     rows += [
-        (address, "not connected", "-", "-", "-", dial["last_error"] or "-")
+        (address, "not connected", "-", "-", "-", "-", dial["last_error"] or "-")
         for address, dial in sync["dialling"].items()
         if not dial["connected"] and dial["peer"] not in sync["peers"]
     ]
-    print_table(("PEER", "LINK", "SINCE", "HOLDS", "BEHIND HERE", "EVENTS IN / OUT"), rows)
+    print_table(
+        ("PEER", "LINK", "SINCE", "HOLDS", "BEHIND HERE", "BEHIND THERE", "EVENTS IN / OUT"), rows
+    )

@@ -100,6 +100,11 @@ async def test_three_nodes_converge_and_heal_after_one_was_killed(
     listings = {node.name: node.cli("ls", "t", "--recursive", "--json") for node in cluster}
     assert listings["na"] == listings["nb"] == listings["nc"]
     assert json.loads(listings["na"]) == expected
+    async with open_client(data_dir=a.data_dir) as client:
+        peers = (await client.status())["sync"]["peers"]
+    assert sorted(peers) == ["nb", "nc"]  # nc dialled na again after its restart
+    for peer in peers.values():
+        assert peer["connected"] and peer["holds"] > 0
     for node in cluster:
         assert "Traceback" not in node.stderr()
     for node in cluster:
