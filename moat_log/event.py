@@ -175,7 +175,10 @@ class Event(_EventFields):
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
-    __hash__ = tuple.__hash__
+    def __hash__(self) -> int:
+        # By identity fields only: equal events share them, and the value may
+        # be a list or a map, which a tuple hash would refuse.
+        return hash((self.origin, self.seq, self.hlc))
 
     def _replace(self, **changes: Any) -> Event:
         """A copy with some fields changed, validated like a new event."""

@@ -56,6 +56,13 @@ def events(draw: st.DrawFn) -> Event:
 
 
 @given(events())
+def test_every_event_hashes_and_equal_events_hash_alike(event: Event) -> None:
+    again = Event.unpack(event.pack())
+    assert hash(again) == hash(event)  # also when the value is a list or a map
+    assert len({event, again}) == 1
+
+
+@given(events())
 def test_pack_unpack_round_trip(event: Event) -> None:
     data = event.pack()
     again = Event.unpack(data)
