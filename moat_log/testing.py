@@ -16,7 +16,16 @@ This module needs Hypothesis (the ``test`` extra); import it from tests only.
 
 from __future__ import annotations
 
+import os
+import selectors
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path as FsPath
 from typing import Any
 
 from hypothesis import strategies as st
@@ -38,8 +47,11 @@ __all__ = [
     "event_ids",
     "events",
     "kv_winners",
+    "moat_log_script",
     "paths",
+    "read_until_ready",
     "segments",
+    "short_temp_dir",
     "texts",
     "values",
 ]
@@ -389,3 +401,47 @@ def kv_winners(events: Iterable[Event]) -> dict[Path, Event]:
         if best is None or (event.hlc, event.origin) > (best.hlc, best.origin):
             winners[event.path] = event
     return winners
+
+
+# --- real moat-log processes ---------------------------------------------------------
+
+
+def moat_log_script() -> str:
+    """The ``moat-log`` console script installed beside this interpreter (``pip install -e .``)."""
+    beside = FsPath(sys.executable).with_name("moat-log")
+    assert beside.exists(), "the moat-log console script is not installed: pip install -e ."
+    return str(beside)
+
+
+@contextmanager
+def short_temp_dir() -> Iterator[FsPath]:
+    """A fresh directory in /tmp: a Unix socket path must stay under 108 bytes."""
+    path = FsPath(tempfile.mkdtemp(prefix="ml-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def read_until_ready(process: subprocess.Popen[bytes], timeout: float = 30.0) -> list[str]:
+    """The lines ``moat-log serve`` prints up to its readiness line ``ready``.
+
+    Waits on the pipe (no polling); fails if the process exits first or
+    nothing arrives within *timeout* seconds.
+    """
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    buffered = b""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while "ready" not in lines:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0 and selector.select(remaining), f"no 'ready' line: {lines}"
+            data = os.read(fd, 4096)
+            assert data, f"serve exited before it was ready: {lines}"
+            buffered += data
+            *complete, buffered = buffered.split(b"\n")
+            lines.extend(line.decode() for line in complete)
+    return lines

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from itertools import groupby, islice
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ import trio
 
 from moat_log.event import Event
 from moat_log.ids import check_node_name
+from moat_log.journal.selection import EventSelection
 from moat_log.journal.store import Journal, JournalStats
 from moat_log.path import Path
 from moat_log.rangeset import RangeSet
@@ -37,22 +37,8 @@ _TIME_HELP = "ISO 8601, relative (-10m), 'now' or an event id NODE:SEQ."
 _EMPTY = RangeSet()
 
 
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    """The selection of ``log``: path prefix, time window, origin."""
-
-    prefix: Path | None = None
-    since: int | None = None
-    until: int | None = None
-    origin: str | None = None
-
-    def matches(self, event: Event) -> bool:
-        return (
-            (self.prefix is None or self.prefix.is_prefix_of(event.path))
-            and (self.origin is None or event.origin == self.origin)
-            and (self.since is None or event.hlc >= self.since)
-            and (self.until is None or event.hlc <= self.until)
-        )
+#: The selection of ``log``: path prefix, time window, origin.
+EventFilter = EventSelection
 
 
 # --- log -------------------------------------------------------------------

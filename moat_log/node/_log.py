@@ -36,21 +36,28 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import islice
 from typing import Final
 
 from moat_log.event import Event
 from moat_log.ids import EventId
+from moat_log.journal.selection import EventSelection
 from moat_log.journal.store import Journal
-from moat_log.path import ROOT, Path
+from moat_log.path import ROOT
 from moat_log.protocol import ErrorType, LogRequest, RequestError
 from moat_log.rangeset import RangeSet
 from moat_log.timespec import TimeSpec
 
 from ._watch import Subscription
 
-__all__ = ["Follower", "LogSelection", "held_events", "is_held", "resolve_time"]
+__all__ = [
+    "Follower",
+    "LogSelection",
+    "held_events",
+    "is_held",
+    "resolve_time",
+    "selection_of",
+]
 
 #: Which events a journal holds: per origin, the seqs (`Journal.summary`).
 Summary = Mapping[str, RangeSet]
@@ -74,32 +81,18 @@ def resolve_time(journal: Journal, spec: TimeSpec | None, argument: str) -> int 
     return event.hlc
 
 
-@dataclass(frozen=True, slots=True)
-class LogSelection:
-    """The filters of a ``log`` request, with its times resolved to ns."""
+#: The filters of a ``log`` request, with its times resolved to ns.
+LogSelection = EventSelection
 
-    since: int | None = None
-    until: int | None = None
-    origin: str | None = None
-    prefix: Path | None = None
 
-    @classmethod
-    def of(cls, journal: Journal, request: LogRequest) -> LogSelection:
-        """The selection of *request*; reads the journal for times given as event ids."""
-        return cls(
-            resolve_time(journal, request.since, "since"),
-            resolve_time(journal, request.until, "until"),
-            request.origin,
-            request.path,
-        )
-
-    def matches(self, event: Event) -> bool:
-        return (
-            (self.since is None or event.hlc >= self.since)
-            and (self.until is None or event.hlc <= self.until)
-            and (self.origin is None or event.origin == self.origin)
-            and (self.prefix is None or self.prefix.is_prefix_of(event.path))
-        )
+def selection_of(journal: Journal, request: LogRequest) -> LogSelection:
+    """The selection of *request*; reads the journal for times given as event ids."""
+    return EventSelection(
+        request.path,
+        resolve_time(journal, request.since, "since"),
+        resolve_time(journal, request.until, "until"),
+        request.origin,
+    )
 
 
 def is_held(summary: Summary, event: Event) -> bool:

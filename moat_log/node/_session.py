@@ -77,7 +77,7 @@ from moat_log.protocol import (
     Written,
 )
 
-from ._log import Follower, LogSelection, held_events, is_held, resolve_time
+from ._log import Follower, LogSelection, held_events, is_held, resolve_time, selection_of
 from ._node import Node
 from ._outbox import Outbox
 from ._watch import CatchUp, Subscription
@@ -433,7 +433,7 @@ class ClientSession:
 
     async def _log(self, request: LogRequest) -> None:
         node = self.node
-        selection = await node.read(partial(LogSelection.of, node.journal, request))
+        selection = await node.read(partial(selection_of, node.journal, request))
         if request.follow:
             await self._follow_log(request, selection)
             return

@@ -41,7 +41,7 @@ from moat_log.protocol import DEFAULT_SCRYPT_PARAMS, ScryptParams, TokenVerifier
 from moat_log.protocol.auth import check_user_name
 from moat_log.protocol.messages import REQUEST_TYPES
 
-from .sync_config import SyncConfig, sync_from_table
+from .sync_config import SyncConfig, host_and_port, sync_from_table
 
 __all__ = [
     "DEFAULT_PORT",
@@ -86,22 +86,8 @@ class ListenAddress:
         """
         if text == "unix":
             return cls("unix")
-        if text.startswith("["):
-            host, bracket, rest = text[1:].partition("]")
-            if not bracket or (rest and not rest.startswith(":")):
-                raise ValueError("an IPv6 address is written [ADDRESS]:PORT")
-            port_text = rest[1:] if rest else str(default_port)
-        elif text.count(":") == 1:
-            host, _, port_text = text.partition(":")
-        elif ":" in text:
-            raise ValueError("write an IPv6 address in brackets: [ADDRESS]:PORT")
-        else:
-            host, port_text = text, str(default_port)
-        if not host:
-            raise ValueError("the host is missing: use 0.0.0.0 for every IPv4 address")
-        if not port_text.isascii() or not port_text.isdigit() or int(port_text) > 65535:
-            raise ValueError(f"the port {port_text!r} is not a number 0 .. 65535")
-        return cls("tcp", host, int(port_text))
+        host, port = host_and_port(text, default_port)
+        return cls("tcp", host, port)
 
     @property
     def loopback(self) -> bool:

@@ -55,7 +55,7 @@ def host_and_port(text: str, default_port: int) -> tuple[str, int]:
     else:
         host, port_text = text, str(default_port)
     if not host:
-        raise ValueError("the host is missing")
+        raise ValueError("the host is missing: write HOST:PORT (0.0.0.0 for every IPv4 address)")
     if not port_text.isascii() or not port_text.isdigit() or int(port_text) > 65535:
         raise ValueError(f"the port {port_text!r} is not a number 0 .. 65535")
     return host, int(port_text)

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import selectors
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,15 +12,7 @@ from pathlib import Path as FsPath
 
 from cli_support import TIMEOUT, find_script, script_env
 
-
-@contextmanager
-def short_temp_dir() -> Iterator[FsPath]:
-    """A fresh directory in /tmp: a Unix socket path must stay under 108 bytes."""
-    path = FsPath(tempfile.mkdtemp(prefix="ml-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+from moat_log.testing import read_until_ready
 
 
 @dataclass
@@ -72,7 +59,7 @@ def serving(config: FsPath) -> Iterator[ServedNode]:
             stdout=subprocess.PIPE, stderr=stderr, env=script_env(),
         )  # fmt: skip
     try:
-        lines = _read_until_ready(process)
+        lines = read_until_ready(process)
         addresses = [line.removeprefix("listening on ") for line in lines if "listening" in line]
         data_dir = FsPath(lines[0].split(": data directory ", 1)[1])
         served = ServedNode(process, data_dir, addresses, log)
@@ -85,25 +72,6 @@ def serving(config: FsPath) -> Iterator[ServedNode]:
             process.wait()
         assert process.stdout is not None
         process.stdout.close()
-
-
-def _read_until_ready(process: subprocess.Popen[bytes]) -> list[str]:
-    """The lines ``serve`` prints up to its readiness line ``ready``."""
-    assert process.stdout is not None
-    fd = process.stdout.fileno()
-    buffered, lines = b"", list[str]()
-    deadline = time.monotonic() + TIMEOUT
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        while "ready" not in lines:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0 and selector.select(remaining), f"no 'ready' line: {lines}"
-            data = os.read(fd, 4096)
-            assert data, f"serve exited before it was ready: {lines}"
-            buffered += data
-            *complete, buffered = buffered.split(b"\n")
-            lines.extend(line.decode() for line in complete)
-    return lines
 
 
 @contextmanager

@@ -10,9 +10,9 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from cli_support import Lines, find_script, script_env
-from node_process import short_temp_dir
 
 from moat_log.cli._demo_cmd import WRITE_DURING_CUT, WRITE_OFFLINE
+from moat_log.testing import short_temp_dir
 
 #: The demo bounds each of its own waits; this only catches a hang.
 DEMO_TIMEOUT = 60

@@ -23,7 +23,6 @@ from node_process import (
     ServedNode,
     port_without_listener,
     serving,
-    short_temp_dir,
     write_config,
 )
 
@@ -34,6 +33,7 @@ from moat_log.journal.verify import verify_journal
 from moat_log.path import Path
 from moat_log.projections import open_journal
 from moat_log.protocol import LIVE, make_token_verifier, make_verifier
+from moat_log.testing import short_temp_dir
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path as FsPath
 
 import pytest
-from node_support import short_temp_dir
+
+from moat_log.testing import short_temp_dir
 
 
 @pytest.fixture

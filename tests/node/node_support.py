@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path as FsPath
 from typing import Any
@@ -26,16 +24,6 @@ BOB_PASSWORD = "bob's long password"
 
 UNIX = ListenAddress("unix")
 LOOPBACK_ANY_PORT = ListenAddress("tcp", "127.0.0.1", 0)
-
-
-@contextmanager
-def short_temp_dir() -> Iterator[FsPath]:
-    """A fresh directory in /tmp: a Unix socket path must stay under 108 bytes."""
-    path = FsPath(tempfile.mkdtemp(prefix="ml-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def users() -> dict[str, UserConfig]:

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import resource
-import selectors
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 
 import pytest
 import trio
-from node_support import RawConnection, environment, open_raw, short_temp_dir
+from node_support import RawConnection, environment, open_raw
 
 from moat_log import open_client
 from moat_log.client import NodeConnectionError
@@ -24,14 +20,9 @@ from moat_log.journal.verify import verify_journal
 from moat_log.path import Path
 from moat_log.projections import kv_view, open_journal
 from moat_log.protocol import RequestError
+from moat_log.testing import moat_log_script, read_until_ready, short_temp_dir
 
 STARTUP_TIMEOUT = 30.0
-
-
-def moat_log_script() -> str:
-    beside = FsPath(sys.executable).with_name("moat-log")
-    assert beside.exists(), "the moat-log console script is not installed: pip install -e ."
-    return str(beside)
 
 
 @dataclass
@@ -59,26 +50,6 @@ class Served:
 
     def stderr(self) -> str:
         return self.log.read_text()
-
-
-def read_until_ready(process: subprocess.Popen[bytes]) -> list[str]:
-    """The lines ``serve`` prints up to its readiness line ``ready``."""
-    assert process.stdout is not None
-    fd = process.stdout.fileno()
-    buffered = b""
-    lines: list[str] = []
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        while "ready" not in lines:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0 and selector.select(remaining), f"no 'ready' line: {lines}"
-            data = os.read(fd, 4096)
-            assert data, f"serve exited before it was ready: {lines}"
-            buffered += data
-            *complete, buffered = buffered.split(b"\n")
-            lines.extend(line.decode() for line in complete)
-    return lines
 
 
 @pytest.fixture

@@ -25,13 +25,13 @@ from node_support import (
     config,
     environment,
     running_node,
-    short_temp_dir,
     tcp_address,
 )
 
 from moat_log.node import UserConfig
 from moat_log.path import Path
 from moat_log.protocol import make_token_verifier, make_verifier
+from moat_log.testing import short_temp_dir
 
 DOC = FsPath(__file__).resolve().parents[2] / "docs" / "scripting.md"
 NO_NODE = "<!-- no node -->"

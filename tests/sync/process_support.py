@@ -9,22 +9,14 @@ sleeps).  Its stderr goes to a file the tests read (`NodeProcess.stderr`).
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 
+from moat_log.testing import moat_log_script, read_until_ready
+
 SECRET = "the cluster secret of this test"
-STARTUP_TIMEOUT = 30.0
-
-
-def script() -> str:
-    beside = FsPath(sys.executable).with_name("moat-log")
-    assert beside.exists(), "the moat-log console script is not installed: pip install -e ."
-    return str(beside)
 
 
 def environment() -> dict[str, str]:
@@ -58,7 +50,7 @@ class NodeProcess:
             f'[sync]\nlisten = "127.0.0.1:0"\npeers = [{peers}]\nsecret = "{SECRET}"\n'
         )
         self.process = subprocess.Popen(
-            [script(), "serve", "--config", str(config), "--log-level", "info"],
+            [moat_log_script(), "serve", "--config", str(config), "--log-level", "info"],
             stdout=subprocess.PIPE, stderr=open(self.base / f"{self.name}.err", "ab"),  # noqa: SIM115
             env=environment(),
         )  # fmt: skip
@@ -82,7 +74,7 @@ class NodeProcess:
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
-            [script(), "--data-dir", str(self.data_dir), *args],
+            [moat_log_script(), "--data-dir", str(self.data_dir), *args],
             capture_output=True, text=True, timeout=60, env=environment(), check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -90,21 +82,3 @@ class NodeProcess:
 
     def stderr(self) -> str:
         return (self.base / f"{self.name}.err").read_text()
-
-
-def read_until_ready(process: subprocess.Popen[bytes]) -> list[str]:
-    assert process.stdout is not None
-    fd = process.stdout.fileno()
-    buffered, lines = b"", list[str]()
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        while "ready" not in lines:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0 and selector.select(remaining), f"no 'ready' line: {lines}"
-            data = os.read(fd, 4096)
-            assert data, f"serve exited before it was ready: {lines}"
-            buffered += data
-            *complete, buffered = buffered.split(b"\n")
-            lines.extend(line.decode() for line in complete)
-    return lines

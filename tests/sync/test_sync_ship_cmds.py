@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path as FsPath
 
 import pytest
-from process_support import SECRET, NodeProcess, environment, script
+from process_support import SECRET, NodeProcess, environment
 
 from moat_log import open_client
+from moat_log.testing import moat_log_script as script
 
 BULK = 3000  # several batches of a catch-up
 
