@@ -171,11 +171,12 @@ async def _dial_forever(replicator: Replicator, dial: _Dial) -> None:
 def _log_end(where: str, ended: LinkEnded) -> None:
     who = ended.peer or where
     side = "by the peer" if ended.by_peer else "here"
-    level = (
-        logging.INFO
-        if ended.reason in ("shutdown", "closed", "duplicate-link")
-        else logging.WARNING
-    )
+    if ended.reason in ("shutdown", "closed", "duplicate-link"):
+        level = logging.INFO
+    elif ended.reason == GoodbyeReason.CONFLICT:
+        level = logging.ERROR  # an operator must repair a node (a forked history)
+    else:
+        level = logging.WARNING
     log.log(
         level,
         "sync link with %s (%s) ended %s: %s: %s; %d events in, %d out",

@@ -32,7 +32,7 @@ from .events import (
     SyncEvent,
 )
 from .held import Held
-from .holdings import Holdings
+from .holdings import Holdings, Lookup, Tips
 from .messages import MAX_BATCH_CONTENT, MAX_WANT_EVENTS, PROTOCOL_VERSION, GoodbyeReason
 
 __all__ = [
@@ -55,9 +55,11 @@ __all__ = [
     "Holdings",
     "LinkState",
     "LinkStats",
+    "Lookup",
     "PeerHas",
     "PeerSummary",
     "SyncConnection",
     "SyncEvent",
+    "Tips",
     "read_batch",
 ]

@@ -42,6 +42,11 @@ shell's business:
   its want, in order; a push of an event the peer knew this node holds or
   had sent before - each is a `RemoteProtocolError`, and the connection
   queues a goodbye saying why.
+* **Forked histories.**  A summary carries the tip of each origin (its last
+  seq and that event's hlc).  If the peer's tip names an event this node
+  holds with another hlc, one name was used for two histories
+  (`Holdings.contradiction`): the link ends with ``conflict`` before
+  anything is exchanged.
 
 Errors are sticky for receiving: after a `RemoteProtocolError` every
 ``next_event`` raises again.  Once the link has ended (goodbye, end of
@@ -353,11 +358,14 @@ class SyncConnection:
     def _on_proof(self, proof: Proof) -> Authenticated:
         self.peer = self._handshake.verify(proof)
         self._summary_sent = self._holdings.summary() if self._offer else {}
-        self._queue(Summary(self._summary_sent))
+        self._queue(Summary(self._summary_sent, self._holdings.tips()))
         self._state = LinkState.SUMMARY
         return Authenticated(self.peer)
 
     def _on_summary(self, summary: Summary) -> PeerSummary:
+        contradiction = self._holdings.contradiction(summary.tips)
+        if contradiction is not None:
+            raise RemoteProtocolError(contradiction, error_type=GoodbyeReason.CONFLICT)
         self._peer_summary = summary.held
         self._peer_held = copy_held(summary.held)
         self._state = LinkState.LIVE

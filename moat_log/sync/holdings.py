@@ -16,30 +16,53 @@ It answers two questions without touching the journal:
   A link that ends gives its unanswered ids back (`release`), and the other
   links may then ask for them.
 
+* *Is the peer's history of an origin the same as mine?*  `tips` names, per
+  origin, the last seq held and the hlc of that event; a summary carries
+  them.  `contradiction` compares a peer's tips with the journal's events
+  (looked up with *lookup*, e.g. ``journal.get``).  Two events with one id
+  and different hlcs mean a node's name was used twice for different
+  events, typically by a node whose data was lost and that wrote again
+  under its old name before it caught up.  Nothing else would notice:
+  each side would keep its own event under that id for ever.
+
 Nothing here is durable: after a restart the holdings are rebuilt from the
 journal's summary and nothing is requested.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeAlias
 
 from ..event import Event
+from ..ids import EventId
 from ..rangeset import RangeSet
 from .held import Held, add_events, copy_held, count, merge, subtract, take
 
-__all__ = ["Holdings"]
+__all__ = ["Holdings", "Lookup", "Tips"]
+
+#: Reads one event of the node's journal by id (``journal.get``).
+Lookup: TypeAlias = Callable[[EventId], Event | None]
+#: Per origin, the last seq held and the hlc of that event.
+Tips: TypeAlias = dict[str, tuple[int, int]]
 
 
 class Holdings:
     """What one node holds, and which missing events its links have asked for."""
 
-    __slots__ = ("_held", "_requested")
+    __slots__ = ("_held", "_lookup", "_requested")
 
-    def __init__(self, held: Mapping[str, RangeSet] | None = None) -> None:
-        """Start from *held*, e.g. ``journal.summary()``."""
+    def __init__(
+        self, held: Mapping[str, RangeSet] | None = None, *, lookup: Lookup | None = None
+    ) -> None:
+        """Start from *held*, e.g. ``journal.summary()``.
+
+        *lookup* reads an event of the journal by id; without it the node
+        names no tips and checks none.
+        """
         self._held: Held = copy_held(held or {})
         self._requested: Held = {}
+        self._lookup = lookup
 
     def summary(self) -> Held:
         """A copy of what the node holds."""
@@ -85,6 +108,39 @@ class Holdings:
     def release(self, ids: Mapping[str, RangeSet]) -> None:
         """Forget that these ids were requested: the link that asked is gone."""
         self._requested = subtract(self._requested, ids)
+
+    def tips(self) -> Tips:
+        """Per origin held, the last seq and that event's hlc (for a summary)."""
+        if self._lookup is None:
+            return {}
+        tips: Tips = {}
+        for origin, seqs in self._held.items():
+            event = self._lookup(EventId(origin, seqs.max))
+            if event is not None:
+                tips[origin] = (event.seq, event.hlc)
+        return tips
+
+    def contradiction(self, tips: Mapping[str, tuple[int, int]]) -> str | None:
+        """Why a peer's *tips* contradict this node's journal, or None if they do not.
+
+        Only ids this node holds are compared: the peer checks the others
+        against its own journal.
+        """
+        if self._lookup is None:
+            return None
+        for origin, (seq, hlc) in sorted(tips.items()):
+            if not self.holds(origin, seq):
+                continue
+            event = self._lookup(EventId(origin, seq))
+            if event is not None and event.hlc != hlc:
+                return (
+                    f"{origin}:{seq} is two different events: the peer's has hlc {hlc}, "
+                    f"this node's has hlc {event.hlc}.  The name {origin!r} was used again "
+                    f"for new events, most likely by a node that lost its data and wrote "
+                    f"before it caught up.  Nothing of this link is exchanged; see the "
+                    f"operator guide, 'A node lost its data'"
+                )
+        return None
 
     def __repr__(self) -> str:
         return (

@@ -137,7 +137,7 @@ class Replicator:
         self.journal: Final = writer.journal
         self.feed: Final = feed
         self.node: Final = writer.journal.node
-        self.holdings: Final = Holdings()
+        self.holdings: Final = Holdings(lookup=self.journal.get)
         self._secret = secret
         self._window, self._want_size, self._random = window, want_size, random
         self._one_way = one_way

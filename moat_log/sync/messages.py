@@ -27,11 +27,12 @@ import msgpack
 
 from ..errors import InvalidEventError
 from ..event import Event
-from ..ids import MAX_U64, check_node_name
+from ..ids import MAX_U64, check_node_name, is_node_name
 from ..protocol.errors import RemoteProtocolError, show
 from ..protocol.framing import encode_frame, frame_bytes
 from .auth import NONCE_SIZE, PROTOCOL_VERSION
 from .held import Held, count, held_from_wire, held_to_wire
+from .holdings import Tips
 
 __all__ = [
     "MAX_BATCH_CONTENT",
@@ -135,14 +136,22 @@ class Proof:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """What the sender holds: per origin, its seqs."""
+    """What the sender holds: per origin, its seqs, and its last event's hlc (tips)."""
 
     TYPE: ClassVar[str] = "summary"
 
     held: Held
+    #: Per origin the sender's journal holds, its last seq and that event's
+    #: hlc - also for what *held* does not offer (a one-way link offers
+    #: nothing); an origin may be left out (its tip is then not checked).
+    tips: Tips = dataclasses.field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": self.TYPE, "held": held_to_wire(self.held)}
+        return {
+            "type": self.TYPE,
+            "held": held_to_wire(self.held),
+            "tips": {origin: list(self.tips[origin]) for origin in sorted(self.tips)},
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +302,8 @@ def parse_message(frame: object) -> Message:
     if cls is Push:
         return Push(_events(frame["events"]))
     if cls is Summary:
-        return Summary(held_from_wire(frame["held"], "the summary"))
+        held = held_from_wire(frame["held"], "the summary")
+        return _parse(Summary, {"held": held, "tips": _tips(frame["tips"])})
     if cls is Have:
         return Have(held_from_wire(frame["held"], "the have"))
     if cls is Want:
@@ -311,6 +321,27 @@ def _parse(cls: type[_M], frame: dict[Any, Any]) -> _M:
         return cls(*values)
     except ValueError as exc:
         raise RemoteProtocolError(f"invalid {cls.TYPE} message: {exc}") from None
+
+
+def _tips(wire: object) -> Tips:
+    if type(wire) is not dict:
+        raise RemoteProtocolError(f"a summary's 'tips' must be a map, not {show(wire)}")
+    tips: Tips = {}
+    for origin, tip in wire.items():
+        if not is_node_name(origin):
+            raise RemoteProtocolError(f"a summary's tips name an invalid origin {show(origin)}")
+        if not (
+            type(tip) is list
+            and len(tip) == 2
+            and all(type(number) is int for number in tip)
+            and 1 <= tip[0] <= MAX_U64
+            and 0 <= tip[1] <= MAX_U64
+        ):
+            raise RemoteProtocolError(
+                f"the tip of {origin!r} must be [seq, hlc] (integers), not {show(tip)}"
+            )
+        tips[origin] = (tip[0], tip[1])
+    return tips
 
 
 def _events(wire: object) -> tuple[Event, ...]:

@@ -12,7 +12,7 @@ to `push`, as the real shell does with the journal feed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -28,6 +28,7 @@ from moat_log.sync import (
     EventsReceived,
     EventsWanted,
     Holdings,
+    Lookup,
     PeerSummary,
     SyncConnection,
     SyncEvent,
@@ -40,6 +41,18 @@ SECRET: Final = b"correct horse battery staple 42!"
 OTHER_SECRET: Final = b"a different secret of 32 bytes!!"
 NONCE_A: Final = bytes(range(0x00, 0x20))
 NONCE_B: Final = bytes(range(0x20, 0x40))
+
+
+def lookup_of_tips(tips: Mapping[str, tuple[int, int]]) -> Lookup:
+    """A journal read that knows only these events: per origin, (seq, hlc)."""
+
+    def lookup(event_id: EventId) -> Event | None:
+        tip = tips.get(event_id.origin)
+        if tip is None or tip[0] != event_id.seq:
+            return None
+        return Event(event_id.origin, tip[0], tip[1], {}, Path(("x",)), Op.SET, 1)
+
+    return lookup
 
 
 def fixed_random(data: bytes) -> Callable[[int], bytes]:
@@ -75,7 +88,7 @@ class SimNode:
         self.name = name
         self.clock = FakeWallClock(now)
         self.journal = MemoryJournal(name, wall_clock=self.clock)
-        self.holdings = Holdings()
+        self.holdings = Holdings(lookup=self.journal.get)
         #: Received and not yet stored: (the end that received them, the event).
         self.pending: list[tuple[End, EventsReceived]] = []
 
@@ -103,7 +116,7 @@ class SimNode:
     def restart(self) -> None:
         """Lose everything in memory; the journal survives (links are cut by the caller)."""
         self.pending.clear()
-        self.holdings = Holdings(self.journal.summary())
+        self.holdings = Holdings(self.journal.summary(), lookup=self.journal.get)
 
     def event_set(self) -> set[bytes]:
         return {event.pack() for _, event in self.journal.scan()}

@@ -66,7 +66,8 @@ def test_nodes_in_sync_exchange_only_their_summaries(origins: int) -> None:
     for end in link.ends.values():
         stats = end.conn.stats
         assert (stats.events_in, stats.events_out, stats.wants_in, stats.wants_out) == (0, 0, 0, 0)
-    summary = len(encode(Summary(a.holdings.summary())))
+    held = a.holdings.summary()
+    summary = len(encode(Summary(held, a.holdings.tips())))
     hello = len(encode(Hello(1, "a", bytes(32))))
     proof = len(encode(Proof(bytes(32))))
     assert link.bytes_sent == 2 * (hello + proof + summary)
@@ -75,11 +76,14 @@ def test_nodes_in_sync_exchange_only_their_summaries(origins: int) -> None:
 def test_summary_bytes_grow_with_the_origins_not_the_events() -> None:
     def summary_bytes(origins: int, events: int) -> int:
         held = {f"origin-{i:03d}": RangeSet([(1, events)]) for i in range(origins)}
-        return len(encode(Summary(held)))
+        tips = {origin: (events, 2**60) for origin in held}
+        return len(encode(Summary(held, tips)))
 
-    assert summary_bytes(10, 10**9) - summary_bytes(10, 1) == 10 * 4  # a uint32, not a fixint
-    # "origin-000" (11 bytes) and [1, 5] (3 bytes) per origin
-    assert summary_bytes(100, 5) - summary_bytes(50, 5) == 50 * 14
+    # per origin, the range's end and the tip's seq are a uint32, not a fixint
+    assert summary_bytes(10, 10**9) - summary_bytes(10, 1) == 10 * 2 * 4
+    # per origin: "origin-000" (11 bytes) and [1, 5] (3 bytes) in held, and in
+    # tips the name again and [5, hlc] (1 + 1 + 9 bytes)
+    assert summary_bytes(100, 5) - summary_bytes(50, 5) == 50 * (14 + 22)
 
 
 @pytest.mark.parametrize("events", [100, 5000])

@@ -14,9 +14,19 @@ import dataclasses
 import hmac
 import re
 from pathlib import Path as FsPath
+from typing import Final
 
 import pytest
-from sync_support import NONCE_A, NONCE_B, OTHER_SECRET, SECRET, events_of, fixed_random, handshake
+from sync_support import (
+    NONCE_A,
+    NONCE_B,
+    OTHER_SECRET,
+    SECRET,
+    events_of,
+    fixed_random,
+    handshake,
+    lookup_of_tips,
+)
 
 from moat_log.event import Event, Op
 from moat_log.ids import EventId
@@ -94,9 +104,14 @@ def documented() -> tuple[dict[str, bytes], dict[str, str]]:
 FRAMES, VECTORS = documented()
 
 
+#: The hlcs of the last events of the summary's example.
+TIPS: Final = {"pi1": (500, 1_795_000_000_000_000_000), "pi2": (40, 1_795_000_000_000_000_001)}
+
+
 def connection(node: str, held: Held, *, secret: bytes = SECRET) -> SyncConnection:
     nonce = NONCE_A if node == "pi1" else NONCE_B
-    return SyncConnection(node, secret, Holdings(held), random=fixed_random(nonce))
+    holdings = Holdings(held, lookup=lookup_of_tips(TIPS))
+    return SyncConnection(node, secret, holdings, random=fixed_random(nonce))
 
 
 def pi1_and_pi2(pi1_held: Held, pi2_held: Held) -> tuple[SyncConnection, SyncConnection]:
@@ -129,7 +144,7 @@ def test_the_summary_is_what_a_node_holding_those_events_sends() -> None:
     pi1.receive_data(pi2.data_to_send())
     events_of(pi1)  # pi1 proves itself and, the peer's proof being right, sends its summary
     assert pi1.data_to_send() == FRAMES["auth"] + FRAMES["summary"]
-    assert FRAMES["summary"] == encode(Summary(held))
+    assert FRAMES["summary"] == encode(Summary(held, TIPS))
 
 
 def test_the_want_batch_and_push_are_what_the_nodes_send() -> None:

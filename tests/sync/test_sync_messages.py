@@ -63,9 +63,18 @@ def test_a_push_splices_the_packed_events_like_msgpack_would() -> None:
 
 
 def test_a_summary_lists_origins_in_byte_order_as_flat_ranges() -> None:
-    summary = Summary({"pi2": RangeSet([(1, 3)]), "pi1": RangeSet([(1, 10), (12, 12)])})
-    assert summary.to_wire() == {"type": "summary", "held": {"pi1": [1, 10, 12, 12], "pi2": [1, 3]}}
+    summary = Summary(
+        {"pi2": RangeSet([(1, 3)]), "pi1": RangeSet([(1, 10), (12, 12)])},
+        {"pi2": (3, 7), "pi1": (12, 9)},
+    )
+    assert summary.to_wire() == {
+        "type": "summary",
+        "held": {"pi1": [1, 10, 12, 12], "pi2": [1, 3]},
+        "tips": {"pi1": [12, 9], "pi2": [3, 7]},
+    }
     assert list(summary.to_wire()["held"]) == ["pi1", "pi2"]
+    assert list(summary.to_wire()["tips"]) == ["pi1", "pi2"]
+    assert parse_message(summary.to_wire()) == summary
 
 
 def test_a_hello_ignores_keys_it_does_not_know() -> None:
@@ -86,13 +95,19 @@ BAD: list[tuple[object, str]] = [
     ({"type": "auth", "proof": "text"}, "'proof' must be bin"),
     ({"type": "auth", "proof": bytes(32), "user": "x"}, "extra ['user']"),
     ({"type": "auth"}, "lacks ['proof']"),
-    ({"type": "summary", "held": [1, 2]}, "must be a map"),
-    ({"type": "summary", "held": {"pi1": [1, 2, 3]}}, "even number"),
-    ({"type": "summary", "held": {"pi1": [1, 2, 3, 4]}}, "not canonical"),
-    ({"type": "summary", "held": {"pi1": [0, 2]}}, "invalid sequence number"),
-    ({"type": "summary", "held": {"pi1": []}}, "no seqs"),
-    ({"type": "summary", "held": {"": [1, 1]}}, "invalid origin"),
-    ({"type": "summary", "held": {7: [1, 1]}}, "invalid origin"),
+    ({"type": "summary", "held": [1, 2], "tips": {}}, "must be a map"),
+    ({"type": "summary", "held": {"pi1": [1, 2, 3]}, "tips": {}}, "even number"),
+    ({"type": "summary", "held": {"pi1": [1, 2, 3, 4]}, "tips": {}}, "not canonical"),
+    ({"type": "summary", "held": {"pi1": [0, 2]}, "tips": {}}, "invalid sequence number"),
+    ({"type": "summary", "held": {"pi1": []}, "tips": {}}, "no seqs"),
+    ({"type": "summary", "held": {"": [1, 1]}, "tips": {}}, "invalid origin"),
+    ({"type": "summary", "held": {7: [1, 1]}, "tips": {}}, "invalid origin"),
+    ({"type": "summary", "held": {}}, "lacks ['tips']"),
+    ({"type": "summary", "held": {}, "tips": []}, "'tips' must be a map"),
+    ({"type": "summary", "held": {}, "tips": {"pi 1": [1, 1]}}, "invalid origin"),
+    ({"type": "summary", "held": {"pi1": [1, 1]}, "tips": {"pi1": [1]}}, "must be [seq, hlc]"),
+    ({"type": "summary", "held": {"pi1": [1, 1]}, "tips": {"pi1": [0, 1]}}, "must be [seq, hlc]"),
+    ({"type": "summary", "held": {"pi1": [1, 1]}, "tips": {"pi1": [1, -1]}}, "must be [seq, hlc]"),
     ({"type": "want", "id": 1, "seqs": {}}, "at least one event"),
     ({"type": "want", "id": -1, "seqs": {"pi1": [1, 1]}}, "'id'"),
     (

@@ -119,6 +119,40 @@ def test_a_wrong_secret_is_one_line_and_exit_status_1(base: FsPath, node: NodePr
     assert "auth-failed" in node.stderr()
 
 
+@pytest.mark.slow
+async def test_a_journal_holding_a_fork_of_a_nodes_history_is_refused_both_ways(
+    base: FsPath, node: NodeProcess
+) -> None:
+    """Events written under the node's name elsewhere (its data was lost) are refused.
+
+    A journal ``na`` started afresh wrote ``na:1``, another event than the
+    node's ``na:1``; the box ``nb`` imported it.  Neither a pull nor a ship
+    between ``nb`` and the node moves anything, both say why, and the node
+    keeps serving.
+    """
+    fork, box = base / "fork", base / "box"
+    assert moat_log(fork, "init", "--node", "na").returncode == 0
+    assert moat_log(fork, "set", "heating.setpoint", "17").returncode == 0
+    assert moat_log(fork, "export", "-o", str(base / "fork.export")).returncode == 0
+    assert moat_log(box, "init", "--node", "nb").returncode == 0
+    assert moat_log(box, "import", str(base / "fork.export")).returncode == 0
+    async with open_client(data_dir=node.data_dir) as client:
+        before = (await client.status())["journal"]
+    key = str(secret_file(base))
+    pull = ("pull", "--from", node.sync_address)
+    for command in (pull, ("ship", "--to", node.sync_address)):
+        done = moat_log(box, *command, "--secret-file", key)
+        assert done.returncode == 1
+        assert done.stderr.startswith("moat-log: error: "), done.stderr
+        assert "conflict" in done.stderr and "na:1 is two different events" in done.stderr
+    assert "lost its data" in node.stderr()
+    async with open_client(data_dir=node.data_dir) as client:
+        assert (await client.status())["journal"] == before
+        assert await client.get("heating.setpoint") is None
+    assert moat_log(box, "log", "--json").stdout.count("\n") == 1  # the imported event only
+    assert moat_log(box, "verify").returncode == 0
+
+
 def test_an_unreachable_port_is_a_clear_error(base: FsPath) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
