@@ -66,12 +66,23 @@ class JournalFeed:
         self.journal: Final = journal
         #: The last position handed to the listeners.
         self.position = journal.last_position if position is None else position
-        self.poll_interval = poll_interval
+        self._poll_interval = poll_interval
         self._listeners: list[Listener] = []
         self._pending: deque[tuple[int, Sequence[Event]]] = deque()
         self._waiters: list[tuple[int, trio.Event]] = []
         self._wakeup = trio.Event()
         self._failure = ""  # the last error reported by `run`
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between looks for other processes' commits."""
+        return self._poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, seconds: float) -> None:
+        """Change the interval; it applies at once, not after the wait under way."""
+        self._poll_interval = seconds
+        self._wakeup.set()
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -103,7 +114,7 @@ class JournalFeed:
         """Fill gaps and pick up other processes' commits, until cancelled."""
         task_status.started()
         while True:
-            with trio.move_on_after(self.poll_interval):
+            with trio.move_on_after(self._poll_interval):
                 await self._wakeup.wait()
             self._wakeup = trio.Event()
             try:

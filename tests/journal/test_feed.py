@@ -150,6 +150,23 @@ async def test_writes_of_another_process_at_the_end_are_polled(tmp_path: FsPath)
         assert heard.events == [journal.get(EventId("a", 1))]
 
 
+async def test_a_new_poll_interval_applies_at_once_not_after_the_wait_under_way(
+    tmp_path: FsPath,
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        feed = JournalFeed(journal, poll_interval=3600)
+        heard = Heard()
+        feed.listen(heard)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(feed.run)  # it waits up to an hour now
+            feed.poll_interval = 0.05
+            async with other_process(tmp_path) as other:
+                await other.write(1, "theirs")
+            with trio.fail_after(5):  # the hour's wait would still run without the change
+                await heard.until(1)
+            nursery.cancel_scope.cancel()
+
+
 async def test_caught_up_waits_for_the_position_and_reads_it_at_once(tmp_path: FsPath) -> None:
     with Journal.create(tmp_path, "a") as journal:
         feed = JournalFeed(journal, poll_interval=3600)
