@@ -38,6 +38,7 @@ from moat_log.protocol import ServerConnection
 from moat_log.streams import single_errors_unwrapped
 
 from ._node import Node
+from ._recover import recover_own_history
 from ._session import ClientSession
 from ._sync import run_sync
 from .config import ListenAddress, NodeConfig
@@ -101,9 +102,34 @@ async def _serve_node(
             await background.start(node.feed.run)
             if config.sync is not None:
                 node.sync = await background.start(run_sync, node, config.sync)
+                # a node others dial, but that dials none, does not wait for them
+                wait = config.sync.wait_for_peers if config.sync.peers else 0
+                if not await _unless_stopped(
+                    shutdown_trigger, partial(recover_own_history, node.sync.replicator, wait)
+                ):
+                    background.cancel_scope.cancel()
+                    return
             await _serve_clients(node, server, shutdown_trigger, task_status)
             background.cancel_scope.cancel()
         log.info("node %s: clients served; committing what is queued, then stopping", node.name)
+
+
+async def _unless_stopped(
+    shutdown_trigger: Callable[[], Awaitable[object]], work: Callable[[], Awaitable[object]]
+) -> bool:
+    """Run *work* unless *shutdown_trigger* returns first; whether it finished."""
+    finished = False
+    async with trio.open_nursery() as nursery:
+
+        async def stop() -> None:
+            await shutdown_trigger()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(stop)
+        await work()
+        finished = True
+        nursery.cancel_scope.cancel()
+    return finished
 
 
 async def _serve_clients(
@@ -145,10 +171,20 @@ async def run_node(config: NodeConfig, *, ready: Callable[[Node], object] | None
                 return
 
         with single_errors_unwrapped():
-            async with trio.open_nursery() as nursery:
-                node = await nursery.start(partial(serve_node, config, shutdown_trigger=signalled))
-                if ready is not None:
-                    ready(node)
+            # not nursery.start: a node stopped while it waits for its peers
+            # (`recover_own_history`) never starts serving, and that is no error
+            await serve_node(config, shutdown_trigger=signalled, task_status=_Ready(ready))
+
+
+class _Ready:
+    """The task status of `run_node`: calls *ready* with the node once it serves."""
+
+    def __init__(self, ready: Callable[[Node], object] | None) -> None:
+        self._ready = ready
+
+    def started(self, value: Node | None = None) -> None:
+        if self._ready is not None and value is not None:
+            self._ready(value)
 
 
 @dataclass(frozen=True, slots=True)

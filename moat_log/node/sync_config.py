@@ -38,7 +38,10 @@ __all__ = [
 DEFAULT_SYNC_PORT: Final = 27600
 #: A cluster secret shorter than this is refused (it could be guessed offline).
 MIN_SECRET_BYTES: Final = 16
-_KEYS: Final = {"listen", "peers", "secret", "secret_file"}
+#: Seconds a node with none of its own events waits at start for its peers.
+DEFAULT_WAIT_FOR_PEERS: Final = 10.0
+MAX_WAIT_FOR_PEERS: Final = 3600
+_KEYS: Final = {"listen", "peers", "secret", "secret_file", "wait_for_peers"}
 
 
 def host_and_port(text: str, default_port: int) -> tuple[str, int]:
@@ -92,6 +95,10 @@ class SyncConfig:
     secret: bytes = field(repr=False)
     listen: tuple[str, int] | None = None
     peers: tuple[PeerAddress, ...] = ()
+    #: A node whose journal holds none of its own events waits up to this
+    #: many seconds at start for a peer to give them back before it serves
+    #: clients (0: it does not wait).  See `moat_log.node._sync.recover_own_history`.
+    wait_for_peers: float = DEFAULT_WAIT_FOR_PEERS
 
     def __post_init__(self) -> None:
         if len(self.secret) < MIN_SECRET_BYTES:
@@ -134,9 +141,16 @@ def sync_from_table(source: str, table: Any, base: FsPath | None) -> SyncConfig:
             peers.append(PeerAddress.parse(item))
         except ValueError as exc:
             raise _error(source, f"sync.peers[{index}] {item!r}", str(exc)) from None
+    wait = table.get("wait_for_peers", DEFAULT_WAIT_FOR_PEERS)
+    if type(wait) not in (int, float) or not 0 <= wait <= MAX_WAIT_FOR_PEERS:
+        raise _error(
+            source,
+            "sync.wait_for_peers",
+            f"must be a number of seconds 0 .. {MAX_WAIT_FOR_PEERS}, not {wait!r}",
+        )
     secret = _secret(source, table, base)
     try:
-        return SyncConfig(secret, listen, tuple(peers))
+        return SyncConfig(secret, listen, tuple(peers), float(wait))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

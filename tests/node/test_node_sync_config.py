@@ -48,6 +48,14 @@ secret = "{SECRET}"
     ]
     assert sync.secret == SECRET.encode()
     assert SECRET not in repr(sync)  # never in a log line by accident
+    assert sync.wait_for_peers == 10
+
+
+def test_wait_for_peers_takes_seconds(tmp_path: FsPath) -> None:
+    for text, seconds in (("0", 0.0), ("2.5", 2.5), ("600", 600.0)):
+        file = write(tmp_path, f'[sync]\nsecret = "{SECRET}"\nwait_for_peers = {text}\n')
+        sync = load_config(file).sync
+        assert sync is not None and sync.wait_for_peers == seconds
 
 
 def test_a_secret_file_relative_to_the_config(tmp_path: FsPath) -> None:
@@ -73,6 +81,9 @@ def test_a_secret_file_relative_to_the_config(tmp_path: FsPath) -> None:
         (f'secret = "{SECRET}"\npeers = ["pi2:99999"]', "not a number 0 .. 65535"),
         (f'secret = "{SECRET}"\npeers = [3]', "sync.peers[0]: must be a string"),
         (f'secret = "{SECRET}"\nretry = 3', "sync.retry: unknown key"),
+        (f'secret = "{SECRET}"\nwait_for_peers = -1', "seconds 0 .. 3600, not -1"),
+        (f'secret = "{SECRET}"\nwait_for_peers = "10"', "seconds 0 .. 3600, not '10'"),
+        (f'secret = "{SECRET}"\nwait_for_peers = true', "seconds 0 .. 3600, not True"),
         ('secret_file = "missing.key"', "cannot read"),
     ],
 )

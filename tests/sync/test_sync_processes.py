@@ -125,3 +125,37 @@ async def _winner(node: NodeProcess, path: str) -> object:
             if len({event.origin for event in seen}) == 3:
                 break
     return max(seen, key=lambda event: (event.hlc, event.origin)).value
+
+
+@pytest.mark.slow
+async def test_a_node_that_lost_its_data_gets_its_history_back_before_it_serves() -> None:
+    """``kill -9``, data directory gone, restarted with the same name and peers.
+
+    Once the new node answers, it holds its old events again, and its next
+    write is numbered after them: no forked history, no conflict.
+    """
+    base = FsPath(tempfile.mkdtemp(prefix="ml-sync-", dir="/tmp"))  # short socket paths
+    a, c = NodeProcess("na", base), NodeProcess("nc", base)
+    try:
+        a.start()
+        c.peers = [a.sync_address]
+        c.start()
+        old: dict[str, object] = {f"t.nc.k{i}": i for i in range(30)}
+        await write(c, old)
+        with trio.fail_after(60):
+            await converged(a, old)
+        c.kill()
+        shutil.rmtree(c.data_dir)  # a new SD card
+        c.start()  # "ready" only after it got its history back
+        assert "got 30 events of its own back" in c.stderr()
+        async with open_client(data_dir=c.data_dir) as client:
+            await client.set("t.nc.after", "new")
+            event = await client.get("t.nc.after")
+        assert event is not None and (event.origin, event.seq) == ("nc", 31)
+        with trio.fail_after(60):
+            await converged(a, {**old, "t.nc.after": "new"})
+        assert "conflict" not in a.stderr() + c.stderr()
+    finally:
+        for node in (a, c):
+            node.stop()
+        shutil.rmtree(base, ignore_errors=True)
