@@ -650,7 +650,7 @@ def _rebuild(
     count, position, chunk = 0, 0, []
     for key, data in _as_bytes(cursor):
         position = unpack_u64(key)
-        chunk.append((Event.unpack(data), data))
+        chunk.append((_unpack(data, position, trusted=False), data))
         if len(chunk) >= REBUILD_CHUNK:
             projection.apply(txn, chunk)
             count += len(chunk)
@@ -671,10 +671,16 @@ def _as_bytes(entries: Iterable[tuple[Any, Any]]) -> Iterator[tuple[bytes, bytes
     return cast(Iterator[tuple[bytes, bytes]], iter(entries))
 
 
-def _unpack(data: keys.BytesLike, position: int | keys.BytesLike) -> Event:
-    """Decode an event read back from ``events``: validated when it was written."""
+def _unpack(data: keys.BytesLike, position: int | keys.BytesLike, *, trusted: bool = True) -> Event:
+    """Decode an event read back from ``events``.
+
+    Reads trust it (it was validated when it was written); a rebuild, which
+    must not fold a damaged record into a view, validates it again.  Either
+    way a record that is not an event is `JournalCorruptError`, naming its
+    position, never the `InvalidEventError` of bad input.
+    """
     try:
-        return Event.unpack_trusted(bytes(data))
+        return Event.unpack_trusted(bytes(data)) if trusted else Event.unpack(bytes(data))
     except InvalidEventError as exc:
         if not isinstance(position, int):
             position = unpack_u64(position)
