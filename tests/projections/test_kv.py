@@ -402,3 +402,15 @@ def test_a_rebuild_that_meets_a_corrupt_record_names_its_position(fresh, damage:
     with pytest.raises(JournalCorruptError, match="position 2 does not unpack"):
         journal.rebuild_view("kv")
     assert view_bytes(journal) == view  # rolled back: the view is as it was
+
+
+def test_verify_reports_a_corrupt_record_of_a_journal_with_views(fresh) -> None:  # type: ignore[no-untyped-def]
+    from moat_log.journal import keys
+    from moat_log.journal.verify import verify_journal
+
+    journal = fresh()
+    journal.write_batch([Change(p("a"), i) for i in range(3)])
+    with journal._env.begin(write=True) as txn:
+        txn.put(keys.pack_u64(2), b"\xc1garbage", db=journal._dbs["events"])
+    problems = verify_journal(journal).problems
+    assert any("position 2: the record does not unpack" in problem for problem in problems)
