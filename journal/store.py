@@ -60,6 +60,7 @@ from .batch import CommittedBatch, WriteBatch, WriteResult, load_ranges, record_
 from .change import Change
 from .keys import MetaKey, pack_u64, unpack_u64
 from .projection import TxnProjection
+from .selection import EventSelection, PathsWindow
 
 JOURNAL_FORMAT = 1
 JOURNAL_SUBDIR = "journal"
@@ -450,8 +451,55 @@ class Journal:
         hi = _exclusive_end(until)
         yield from self._resolve(self._scan("times", lo, hi, reverse=reverse))
 
+    def select(self, selection: EventSelection, *, reverse: bool = False) -> Iterator[Event]:
+        """The events *selection* matches, in ``(hlc, origin)`` order (or reversed).
+
+        The same as filtering `by_time` with ``selection.matches``, but read
+        from the narrowest index (see `moat_log.journal.selection`).
+        """
+        if selection.prefix:  # not None, not the root
+            found = self._select_paths(selection)
+        elif selection.origin is not None:
+            found = self._select_origin(selection)
+        else:
+            events = self.by_time(selection.since, selection.until, reverse=reverse)
+            yield from filter(selection.matches, events)
+            return
+        found.sort(reverse=reverse)
+        yield from self._resolve(iter(found))
+
+    def _select_paths(self, selection: EventSelection) -> list[tuple[bytes, bytes]]:
+        """``(time key, position)`` of the matches, from the prefix's ``paths`` entries."""
+        assert selection.prefix is not None
+        window = PathsWindow(selection)
+        lo: bytes | None = selection.prefix.key
+        end = keys.prefix_end(selection.prefix.key)
+        found: list[tuple[bytes, bytes]] = []
+        while lo is not None:
+            with self._read() as txn:
+                lo = _walk_paths(txn.cursor(db=self._dbs["paths"]), lo, end, window, found)
+        return found
+
+    def _select_origin(self, selection: EventSelection) -> list[tuple[bytes, bytes]]:
+        """``(time key, position)`` of the matches, from the origin's ``ids`` entries."""
+        assert selection.origin is not None
+        prefix = keys.id_prefix(selection.origin)
+        entries = self._resolve_positions(self._scan("ids", prefix, keys.prefix_end(prefix)))
+        return [
+            (keys.time_key(event.hlc, event.origin), pos)
+            for pos, event in entries
+            if selection.matches(event)
+        ]
+
     def _resolve(self, entries: Iterator[tuple[bytes, bytes]]) -> Iterator[Event]:
         """Turn index entries ``(key, position)`` into events, a chunk at a time."""
+        for _pos, event in self._resolve_positions(entries):
+            yield event
+
+    def _resolve_positions(
+        self, entries: Iterator[tuple[bytes, bytes]]
+    ) -> Iterator[tuple[bytes, Event]]:
+        """`_resolve`, each event with its position (packed)."""
         chunk: list[bytes] = []
         for _key, pos in entries:
             chunk.append(pos)
@@ -460,7 +508,7 @@ class Journal:
                 chunk = []
         yield from self._fetch(chunk)
 
-    def _fetch(self, positions: list[bytes]) -> Iterator[Event]:
+    def _fetch(self, positions: list[bytes]) -> Iterator[tuple[bytes, Event]]:
         with self._read() as txn:
             found = [(pos, txn.get(pos, db=self._dbs["events"])) for pos in positions]
         for pos, data in found:
@@ -469,7 +517,7 @@ class Journal:
                     f"an index points at position {unpack_u64(pos)}, which holds no event; "
                     "run 'moat-log verify'"
                 )
-            yield _unpack(data, pos)
+            yield pos, _unpack(data, pos)
 
     def _scan(
         self, db: str | Any, lo: bytes, hi: bytes | None, *, reverse: bool = False
@@ -553,6 +601,42 @@ def _read_chunk(
     return chunk
 
 
+def _walk_paths(
+    cursor: lmdb.Cursor,
+    lo: bytes,
+    end: bytes | None,
+    window: PathsWindow,
+    found: list[tuple[bytes, bytes]],
+) -> bytes | None:
+    """Collect *window*'s matches among the ``paths`` keys from *lo* (before *end*).
+
+    Within a path it seeks to the window's start and, past its end, to the
+    next path.  Stops after `SCAN_CHUNK` steps to keep the read transaction
+    short; returns the key to resume from, or None when the walk is done.
+    """
+    if not cursor.set_range(lo):
+        return None
+    for _ in range(SCAN_CHUNK):
+        key = bytes(cursor.key())
+        if end is not None and key >= end:
+            return None
+        head = window.head_length(key)
+        time_key = key[head:]
+        if time_key < window.since:
+            target = key[:head] + window.since
+        elif window.after is not None and time_key >= window.after:
+            target = key[: head - 1] + b"\x01"  # the next path: past every "path, 0x00, ..."
+        else:
+            if window.wants(time_key):
+                found.append((time_key, bytes(cursor.value())))
+            if not cursor.next():
+                return None
+            continue
+        if not cursor.set_range(target):
+            return None
+    return bytes(cursor.key())
+
+
 def _rebuild(
     txn: lmdb.Transaction,
     dbs: dict[str, Any],
@@ -566,7 +650,7 @@ def _rebuild(
     count, position, chunk = 0, 0, []
     for key, data in _as_bytes(cursor):
         position = unpack_u64(key)
-        chunk.append((Event.unpack(data), data))
+        chunk.append((_unpack(data, position, trusted=False), data))
         if len(chunk) >= REBUILD_CHUNK:
             projection.apply(txn, chunk)
             count += len(chunk)
@@ -587,10 +671,16 @@ def _as_bytes(entries: Iterable[tuple[Any, Any]]) -> Iterator[tuple[bytes, bytes
     return cast(Iterator[tuple[bytes, bytes]], iter(entries))
 
 
-def _unpack(data: keys.BytesLike, position: int | keys.BytesLike) -> Event:
-    """Decode an event read back from ``events``: validated when it was written."""
+def _unpack(data: keys.BytesLike, position: int | keys.BytesLike, *, trusted: bool = True) -> Event:
+    """Decode an event read back from ``events``.
+
+    Reads trust it (it was validated when it was written); a rebuild, which
+    must not fold a damaged record into a view, validates it again.  Either
+    way a record that is not an event is `JournalCorruptError`, naming its
+    position, never the `InvalidEventError` of bad input.
+    """
     try:
-        return Event.unpack_trusted(bytes(data))
+        return Event.unpack_trusted(bytes(data)) if trusted else Event.unpack(bytes(data))
     except InvalidEventError as exc:
         if not isinstance(position, int):
             position = unpack_u64(position)

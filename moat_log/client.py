@@ -19,7 +19,9 @@ over by request id.  Stream items are buffered per request: without limit for
 size is that of the answer), and up to `WATCH_BUFFER` items for a watch or a
 followed log, after which the stream is cancelled and raises ``overflow`` (a
 reader that blocked instead could deadlock a script that awaits another
-request inside its watch loop).
+request inside its watch loop).  Only the changes after the live marker
+count: what comes before it (the current subtree, the held events) is the
+answer, as big as the request made it.
 
 Times (``since``, ``until``) are what `moat_log.timespec.time_spec` takes:
 ns since the epoch, an `EventId`, a `datetime.datetime`, or text such as
@@ -114,7 +116,18 @@ def _time(value: TimeLike | None, now_ns: int) -> TimeSpec | None:
 class _Pending:
     """A request in flight: its final outcome, and for streams the items so far."""
 
-    __slots__ = ("abandoned", "done", "error", "items", "limit", "op", "result", "wakeup")
+    __slots__ = (
+        "abandoned",
+        "done",
+        "dumped",
+        "error",
+        "items",
+        "limit",
+        "op",
+        "pushed",
+        "result",
+        "wakeup",
+    )
 
     def __init__(self, op: str, limit: int | None = None) -> None:
         self.op = op
@@ -125,6 +138,8 @@ class _Pending:
         self.limit = limit
         self.abandoned = False
         self.wakeup = trio.Event()
+        self.pushed = 0  # items ever buffered
+        self.dumped: int | None = None  # items up to and with the live marker, once it came
 
     def _wake(self) -> None:
         self.wakeup.set()
@@ -134,7 +149,7 @@ class _Pending:
         """Buffer a stream item; False if that overflows the buffer."""
         if self.abandoned or self.error is not None:
             return True
-        if self.limit is not None and len(self.items) >= self.limit:
+        if self.limit is not None and self._live_backlog() >= self.limit:
             self.error = RequestError(
                 ErrorType.OVERFLOW,
                 f"this client buffered {self.limit} {self.op} items its reader had not taken; "
@@ -143,8 +158,23 @@ class _Pending:
             self._wake()
             return False
         self.items.append(item)
+        self.pushed += 1
+        if item is LIVE and self.dumped is None:
+            self.dumped = self.pushed
         self._wake()
         return True
+
+    def _live_backlog(self) -> int:
+        """The changes after the live marker that the reader has not taken yet.
+
+        What comes before the marker (a watch's dump, a log's held events) is
+        the answer, sized by the request like a `Client.subtree`, so it does
+        not count against the limit however slowly the reader starts.
+        """
+        if self.dumped is None:
+            return 0
+        taken = self.pushed - len(self.items)
+        return len(self.items) - max(0, self.dumped - taken)
 
     def finish(self, result: Any = None, error: MoatLogError | None = None) -> None:
         self.done = True

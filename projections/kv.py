@@ -38,7 +38,7 @@ from typing import Any
 import lmdb
 import msgpack
 
-from moat_log.errors import JournalCorruptError
+from moat_log.errors import InvalidEventError, JournalCorruptError
 from moat_log.event import Event, Op
 from moat_log.ids import EventId
 from moat_log.journal import keys
@@ -99,7 +99,10 @@ class KVView:
             raise RuntimeError("the KV view is not attached to a journal")
         expected: dict[bytes, _Entry] = {}
         for _position, data in self._journal.scan_raw():
-            event = Event.unpack(data)
+            try:
+                event = Event.unpack(data)
+            except InvalidEventError:
+                continue  # verify reports the record itself, with its position
             pkey = _record_key(event.path)
             fresh = _Entry(event.hlc, event.origin, data, {event.origin: event.seq})
             entry = expected.get(pkey)

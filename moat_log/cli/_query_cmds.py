@@ -100,11 +100,11 @@ def _initial_events(
     journal: Journal, selection: EventFilter, held: dict[str, RangeSet], limit: int | None
 ) -> Iterator[Event]:
     def wanted(event: Event) -> bool:
-        return selection.matches(event) and event.seq in held.get(event.origin, _EMPTY)
+        return event.seq in held.get(event.origin, _EMPTY)
 
     if limit is None:
-        return filter(wanted, journal.by_time(selection.since, selection.until))
-    newest = journal.by_time(selection.since, selection.until, reverse=True)
+        return filter(wanted, journal.select(selection))
+    newest = journal.select(selection, reverse=True)
     return reversed(list(islice(filter(wanted, newest), limit)))
 
 

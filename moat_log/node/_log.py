@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from itertools import islice
 from typing import Final
 
@@ -106,24 +107,24 @@ def held_events(
     """The events in *summary* that *selection* matches, in ``(hlc, origin)`` order.
 
     With *limit*, only the newest *limit* of them: one pass backwards finds
-    the oldest of those, a second reads forwards from it, so memory stays
-    small whatever the limit.  A generator: it reads where it is advanced.
+    the oldest of those, a second reads forwards from it, so memory does not
+    grow with the limit (an indexed read sorts the positions of the matches,
+    see `Journal.select`).  A generator: it reads where it is advanced.
     """
 
     def wanted(event: Event) -> bool:
-        return selection.matches(event) and is_held(summary, event)
+        return is_held(summary, event)
 
-    since, until = selection.since, selection.until
     if limit is None:
-        yield from filter(wanted, journal.by_time(since, until))
+        yield from filter(wanted, journal.select(selection))
         return
-    newest_first = filter(wanted, journal.by_time(since, until, reverse=True))
+    newest_first = filter(wanted, journal.select(selection, reverse=True))
     last = deque(islice(newest_first, limit), maxlen=1)  # keeps only the oldest of them
     if not last:
         return
     oldest = last[0]
     first = (oldest.hlc, oldest.origin)
-    for event in journal.by_time(oldest.hlc, until):
+    for event in journal.select(replace(selection, since=oldest.hlc)):
         if (event.hlc, event.origin) >= first and wanted(event):
             yield event
 

@@ -7,6 +7,9 @@ from pathlib import Path as FsPath
 
 from cli_support import Invoker, Script, write_events
 
+from moat_log.journal import keys
+from moat_log.projections import open_journal
+
 
 async def test_get_shows_the_value_and_who_set_it(journal_pi1: FsPath, invoke: Invoker) -> None:
     write_events(journal_pi1, ("pi1", "home.temp", 21.5, 1), ("pi2", "home.temp", 22, 2))
@@ -74,3 +77,15 @@ def test_ls_recursive_json_is_identical_on_two_nodes_with_the_same_events(
     other.run("init", "--node", "pi2")
     other.run("import", str(tmp_path / "x.mlog"))
     assert other.run("--json", "ls", "--recursive") == script.run("--json", "ls", "--recursive")
+
+
+async def test_projection_rebuild_reports_a_corrupt_record_with_its_position(
+    journal_pi1: FsPath, invoke: Invoker
+) -> None:
+    await invoke("set", "a", "1")
+    await invoke("set", "b", "2")
+    with open_journal(journal_pi1) as journal, journal._env.begin(write=True) as txn:
+        txn.put(keys.pack_u64(2), b"\xc1garbage", db=journal._dbs["events"])
+    message = await invoke.error("projection", "rebuild", "kv")
+    assert "the event at position 2 does not unpack" in message
+    assert "moat-log verify" in message

@@ -9,6 +9,7 @@ from pathlib import Path as FsPath
 from typing import Any
 from unittest import mock
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -380,3 +381,36 @@ def test_the_root_path_has_a_value_like_any_other(fresh) -> None:  # type: ignor
     journal.append(Change.delete(Path()))
     assert view.value(Path()) is None
     assert verify_journal(journal).ok
+
+
+@pytest.mark.parametrize("damage", ["not msgpack", "invalid event"])
+def test_a_rebuild_that_meets_a_corrupt_record_names_its_position(fresh, damage: str) -> None:  # type: ignore[no-untyped-def]
+    from moat_log.errors import JournalCorruptError
+    from moat_log.journal import keys
+
+    journal = fresh()
+    journal.write_batch([Change(p("a"), i) for i in range(3)])
+    view = view_bytes(journal)
+    if damage == "not msgpack":
+        record = b"\xc1garbage"
+    else:  # well-formed msgpack, but seq 0 is no event
+        fields = msgpack.unpackb(dict(journal.scan_raw())[2])
+        fields[2] = 0
+        record = msgpack.packb(fields)
+    with journal._env.begin(write=True) as txn:
+        txn.put(keys.pack_u64(2), record, db=journal._dbs["events"])
+    with pytest.raises(JournalCorruptError, match="position 2 does not unpack"):
+        journal.rebuild_view("kv")
+    assert view_bytes(journal) == view  # rolled back: the view is as it was
+
+
+def test_verify_reports_a_corrupt_record_of_a_journal_with_views(fresh) -> None:  # type: ignore[no-untyped-def]
+    from moat_log.journal import keys
+    from moat_log.journal.verify import verify_journal
+
+    journal = fresh()
+    journal.write_batch([Change(p("a"), i) for i in range(3)])
+    with journal._env.begin(write=True) as txn:
+        txn.put(keys.pack_u64(2), b"\xc1garbage", db=journal._dbs["events"])
+    problems = verify_journal(journal).problems
+    assert any("position 2: the record does not unpack" in problem for problem in problems)

@@ -11,6 +11,9 @@
     (target: <= 0.5 s, independent of size)
 (e) export and import throughput (target: >= 200,000 events/s each way) and
     the export file's size relative to the raw msgpack bytes (target: <= 0.35)
+(f) ``log`` with a path or origin filter: `Journal.select` through the
+    ``paths``/``ids`` index vs. the full time scan it replaced, filtered
+    (speed-up = full scan time / indexed time; no fixed target)
 
 The machines are noisy: compare the ratios, not the absolute numbers.
 The pre-built inputs are moved out of the cyclic garbage collector's way
@@ -42,6 +45,7 @@ import trio
 from moat_log.event import Event
 from moat_log.journal.change import Change
 from moat_log.journal.group_commit import open_journal
+from moat_log.journal.selection import EventSelection
 from moat_log.journal.store import Journal
 from moat_log.path import Path
 
@@ -192,6 +196,38 @@ def bench_export_import(events: list[Event]) -> dict[str, float] | None:
     }
 
 
+def bench_log_select(events: list[Event]) -> dict[str, dict[str, float]]:
+    """Seconds per selection, indexed vs. full scan, on the events plus a peer's tenth."""
+    peer = [
+        Event("peer", n, e.hlc + 1, {}, e.path, e.op, e.value, e.source)
+        for n, e in enumerate(events[::10], 1)
+    ]
+    newest = events[-1].hlc
+    since = events[len(events) * 9 // 10].hlc
+    selections = {
+        "one device": EventSelection(Path(("home", "kitchen", "dev8"))),
+        "one room": EventSelection(Path(("home", "kitchen"))),
+        "origin peer": EventSelection(origin="peer"),
+        "device, last tenth": EventSelection(Path(("home", "kitchen", "dev8")), since, newest),
+    }
+    results = {}
+    with scratch_dir() as d, Journal.create(d, "bench") as journal:
+        for i in range(0, len(events), INGEST_BATCH):
+            journal.write_batch(
+                events[i : i + INGEST_BATCH] + peer[i // 10 : (i + INGEST_BATCH) // 10]
+            )
+        for name, selection in selections.items():
+            start = time.perf_counter()
+            indexed = sum(1 for _ in journal.select(selection))
+            mid = time.perf_counter()
+            scanned = journal.by_time(selection.since, selection.until)
+            full = sum(1 for e in scanned if selection.matches(e))
+            end = time.perf_counter()
+            assert indexed == full, (name, indexed, full)
+            results[name] = {"matches": full, "indexed_s": mid - start, "full_s": end - mid}
+    return results
+
+
 def verdict(ok: bool) -> str:
     return "ok" if ok else "BELOW TARGET"
 
@@ -229,6 +265,7 @@ def main() -> int:
     opened = bench_open(changes, [big // 100, big])
     out["d"] = {str(size): seconds for size, seconds in opened.items()}
     out["e"] = bench_export_import(events)
+    out["f"] = bench_log_select(events)
 
     if args.json:
         json.dump(out, sys.stdout, indent=2)
@@ -270,6 +307,12 @@ def main() -> int:
         print(
             f"    file size          {e['file_bytes']:,} bytes = {e['size_ratio']:.3f} of raw "
             f"msgpack {e['raw_bytes']:,}   (<= 0.35: {verdict(e['size_ratio'] <= 0.35)})"
+        )
+    for name, f in out["f"].items():
+        print(
+            f"(f) log {name:<18} {f['matches']:>9,} matches  indexed {f['indexed_s'] * 1e3:8.1f} ms"
+            f"   full scan {f['full_s'] * 1e3:8.1f} ms"
+            f"   speed-up {f['full_s'] / f['indexed_s']:.1f}x"
         )
     return 0
 
