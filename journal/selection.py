@@ -15,7 +15,9 @@ Theory of operation
 
 The first two collect the ``(time key, position)`` pairs of the matches and
 sort them, so the events come out in ``(hlc, origin)`` order like the third:
-memory grows with the matches, never with the journal.
+memory grows with the matches, never with the journal, and only up to
+``SELECT_SORT_LIMIT`` of them: a selection matching more is answered by the
+time scan, which streams.
 """
 
 from __future__ import annotations

@@ -63,6 +63,9 @@ from .projection import TxnProjection
 from .selection import EventSelection, PathsWindow
 
 JOURNAL_FORMAT = 1
+#: `Journal.select` sorts at most this many matches of an index read; a
+#: selection matching more is answered by the streaming time scan.
+SELECT_SORT_LIMIT = 100_000
 JOURNAL_SUBDIR = "journal"
 SCAN_CHUNK = 1024
 REBUILD_CHUNK = 10_000
@@ -457,39 +460,49 @@ class Journal:
         The same as filtering `by_time` with ``selection.matches``, but read
         from the narrowest index (see `moat_log.journal.selection`).
         """
+        found: list[tuple[bytes, bytes]] | None = None
         if selection.prefix:  # not None, not the root
             found = self._select_paths(selection)
         elif selection.origin is not None:
             found = self._select_origin(selection)
-        else:
+        if found is None:  # no narrower index, or it matched too much to sort
             events = self.by_time(selection.since, selection.until, reverse=reverse)
             yield from filter(selection.matches, events)
             return
         found.sort(reverse=reverse)
         yield from self._resolve(iter(found))
 
-    def _select_paths(self, selection: EventSelection) -> list[tuple[bytes, bytes]]:
-        """``(time key, position)`` of the matches, from the prefix's ``paths`` entries."""
+    def _select_paths(self, selection: EventSelection) -> list[tuple[bytes, bytes]] | None:
+        """``(time key, position)`` of the matches, from the prefix's ``paths`` entries.
+
+        None once there are more than `SELECT_SORT_LIMIT`: the time scan
+        streams those in constant memory instead.
+        """
         assert selection.prefix is not None
         window = PathsWindow(selection)
         lo: bytes | None = selection.prefix.key
         end = keys.prefix_end(selection.prefix.key)
         found: list[tuple[bytes, bytes]] = []
-        while lo is not None:
+        while lo is not None and len(found) <= SELECT_SORT_LIMIT:
             with self._read() as txn:
                 lo = _walk_paths(txn.cursor(db=self._dbs["paths"]), lo, end, window, found)
-        return found
+        return None if len(found) > SELECT_SORT_LIMIT else found
 
-    def _select_origin(self, selection: EventSelection) -> list[tuple[bytes, bytes]]:
-        """``(time key, position)`` of the matches, from the origin's ``ids`` entries."""
+    def _select_origin(self, selection: EventSelection) -> list[tuple[bytes, bytes]] | None:
+        """``(time key, position)`` of the matches, from the origin's ``ids`` entries.
+
+        None once there are more than `SELECT_SORT_LIMIT` (see `_select_paths`).
+        """
         assert selection.origin is not None
         prefix = keys.id_prefix(selection.origin)
         entries = self._resolve_positions(self._scan("ids", prefix, keys.prefix_end(prefix)))
-        return [
-            (keys.time_key(event.hlc, event.origin), pos)
-            for pos, event in entries
-            if selection.matches(event)
-        ]
+        found: list[tuple[bytes, bytes]] = []
+        for pos, event in entries:
+            if selection.matches(event):
+                if len(found) >= SELECT_SORT_LIMIT:
+                    return None
+                found.append((keys.time_key(event.hlc, event.origin), pos))
+        return found
 
     def _resolve(self, entries: Iterator[tuple[bytes, bytes]]) -> Iterator[Event]:
         """Turn index entries ``(key, position)`` into events, a chunk at a time."""

@@ -64,12 +64,13 @@ def packed(found: Iterator[Event] | list[Event]) -> list[bytes]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(items, st.data(), st.sampled_from([1, 2, 3, 1024]))
+@given(items, st.data(), st.sampled_from([1, 2, 3, 1024]), st.sampled_from([2, 100_000]))
 def test_select_reads_what_the_full_scan_filters(
-    batch: list[Change | Event], data: st.DataObject, chunk: int
+    batch: list[Change | Event], data: st.DataObject, chunk: int, sort_limit: int
 ) -> None:
     with (
         mock.patch.object(store, "SCAN_CHUNK", chunk),  # resuming between transactions
+        mock.patch.object(store, "SELECT_SORT_LIMIT", sort_limit),  # falling back to the scan
         tempfile.TemporaryDirectory() as data_dir,
         Journal.create(data_dir, NODE, wall_clock=FakeWallClock()) as journal,
     ):
@@ -107,3 +108,21 @@ def test_a_path_or_origin_selection_does_not_read_the_time_index(
             assert packed(islice(held_events(journal, selection, journal.summary(), 2), 9)) == (
                 packed(want[-2:])
             )
+
+
+def test_a_selection_matching_more_than_the_sort_limit_streams_the_time_scan(
+    tmp_path: FsPath,
+) -> None:
+    """Memory stays bounded: past the limit the matches are not collected to sort."""
+    with (
+        mock.patch.object(store, "SELECT_SORT_LIMIT", 20),
+        Journal.create(tmp_path, NODE, wall_clock=FakeWallClock()) as journal,
+    ):
+        journal.write_batch([Change(Path(("a", n)), n) for n in range(50)])
+        for selection in (EventSelection(prefix=Path(("a",))), EventSelection(origin=NODE)):
+            want = full_scan(journal, selection, reverse=False)
+            assert len(want) == 50
+            scanned = mock.MagicMock(wraps=journal.by_time)
+            with mock.patch.object(journal, "by_time", scanned):
+                assert packed(journal.select(selection)) == packed(want)
+            scanned.assert_called_once()
