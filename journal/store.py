@@ -269,6 +269,11 @@ class Journal:
         self.close()
 
     @property
+    def wall_clock(self) -> Callable[[], int]:
+        """The wall clock (ns since the epoch) the journal's hlc follows."""
+        return self._wall_clock
+
+    @property
     def path(self) -> FsPath:
         return FsPath(self._env.path())
 

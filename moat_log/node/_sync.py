@@ -101,7 +101,9 @@ async def run_sync(
     node: Node, config: SyncConfig, *, task_status: trio.TaskStatus[SyncState]
 ) -> None:
     """Replicate until cancelled; reports the `SyncState` once listening."""
-    async with open_replicator(node.writer, node.feed, config.secret) as replicator:
+    async with open_replicator(
+        node.writer, node.feed, config.secret, max_ahead=config.max_clock_ahead
+    ) as replicator:
         state = SyncState(replicator)
         async with trio.open_nursery() as nursery:
             if config.listen is not None:
@@ -173,8 +175,8 @@ def _log_end(where: str, ended: LinkEnded) -> None:
     side = "by the peer" if ended.by_peer else "here"
     if ended.reason in ("shutdown", "closed", "duplicate-link"):
         level = logging.INFO
-    elif ended.reason == GoodbyeReason.CONFLICT:
-        level = logging.ERROR  # an operator must repair a node (a forked history)
+    elif ended.reason in (GoodbyeReason.CONFLICT, GoodbyeReason.CLOCK):
+        level = logging.ERROR  # an operator must repair a node or a clock
     else:
         level = logging.WARNING
     log.log(

@@ -41,7 +41,10 @@ MIN_SECRET_BYTES: Final = 16
 #: Seconds a node with none of its own events waits at start for its peers.
 DEFAULT_WAIT_FOR_PEERS: Final = 10.0
 MAX_WAIT_FOR_PEERS: Final = 3600
-_KEYS: Final = {"listen", "peers", "secret", "secret_file", "wait_for_peers"}
+#: Seconds an event may be timed after the node's clock.
+DEFAULT_MAX_CLOCK_AHEAD: Final = 300.0
+MAX_MAX_CLOCK_AHEAD: Final = 7 * 86400
+_KEYS: Final = {"listen", "max_clock_ahead", "peers", "secret", "secret_file", "wait_for_peers"}
 
 
 def host_and_port(text: str, default_port: int) -> tuple[str, int]:
@@ -99,6 +102,9 @@ class SyncConfig:
     #: many seconds at start for a peer to give them back before it serves
     #: clients (0: it does not wait).  See `moat_log.node._sync.recover_own_history`.
     wait_for_peers: float = DEFAULT_WAIT_FOR_PEERS
+    #: Events timed more than this many seconds after the node's clock are
+    #: refused (docs/sync-protocol.md, "Events from a clock that runs ahead").
+    max_clock_ahead: float = DEFAULT_MAX_CLOCK_AHEAD
 
     def __post_init__(self) -> None:
         if len(self.secret) < MIN_SECRET_BYTES:
@@ -141,18 +147,30 @@ def sync_from_table(source: str, table: Any, base: FsPath | None) -> SyncConfig:
             peers.append(PeerAddress.parse(item))
         except ValueError as exc:
             raise _error(source, f"sync.peers[{index}] {item!r}", str(exc)) from None
-    wait = table.get("wait_for_peers", DEFAULT_WAIT_FOR_PEERS)
-    if type(wait) not in (int, float) or not 0 <= wait <= MAX_WAIT_FOR_PEERS:
-        raise _error(
-            source,
-            "sync.wait_for_peers",
-            f"must be a number of seconds 0 .. {MAX_WAIT_FOR_PEERS}, not {wait!r}",
-        )
+    wait = _seconds(
+        source, table, "wait_for_peers", default=DEFAULT_WAIT_FOR_PEERS, low=0,
+        high=MAX_WAIT_FOR_PEERS,
+    )  # fmt: skip
+    ahead = _seconds(
+        source, table, "max_clock_ahead", default=DEFAULT_MAX_CLOCK_AHEAD, low=1,
+        high=MAX_MAX_CLOCK_AHEAD,
+    )  # fmt: skip
     secret = _secret(source, table, base)
     try:
-        return SyncConfig(secret, listen, tuple(peers), float(wait))
+        return SyncConfig(secret, listen, tuple(peers), wait, ahead)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def _seconds(
+    source: str, table: Mapping[str, Any], key: str, *, default: float, low: float, high: float
+) -> float:
+    value = table.get(key, default)
+    if type(value) not in (int, float) or not low <= value <= high:
+        raise _error(
+            source, f"sync.{key}", f"must be a number of seconds {low:g} .. {high:g}, not {value!r}"
+        )
+    return float(value)
 
 
 def _secret(source: str, table: Mapping[str, Any], base: FsPath | None) -> bytes:

@@ -40,6 +40,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final, Literal, TypeAlias
 
 import trio
@@ -77,7 +78,14 @@ from .held import Held, count
 from .holdings import Holdings
 from .messages import GoodbyeReason
 
-__all__ = ["LinkEnded", "OneWay", "PeerStatus", "Replicator", "open_replicator"]
+__all__ = [
+    "DEFAULT_MAX_AHEAD",
+    "LinkEnded",
+    "OneWay",
+    "PeerStatus",
+    "Replicator",
+    "open_replicator",
+]
 
 log = logging.getLogger("moat_log.sync")
 
@@ -93,6 +101,8 @@ PUSH_BUFFER: Final = 4096
 PUSH_READ: Final = 1024
 #: How long a goodbye may take to go out when the link is being cancelled.
 GOODBYE_TIMEOUT: Final = 1.0
+#: Seconds an event's time may be after the node's clock (``sync.max_clock_ahead``).
+DEFAULT_MAX_AHEAD: Final = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +142,12 @@ class Replicator:
         want_size: int = DEFAULT_WANT_SIZE,
         random: Callable[[int], bytes] = os.urandom,
         one_way: OneWay | None = None,
+        max_ahead: float = DEFAULT_MAX_AHEAD,
     ) -> None:
         self.writer: Final = writer
+        #: Events timed more than this many seconds after the journal's wall
+        #: clock are refused (see `_Link._too_far_ahead`).
+        self.max_ahead: Final = max_ahead
         self.journal: Final = writer.journal
         self.feed: Final = feed
         self.node: Final = writer.journal.node
@@ -222,6 +236,13 @@ class Replicator:
                 return
 
 
+def _fmt_time(ns: int) -> str:
+    seconds = ns / 1e9
+    if not 0 <= seconds < 253402300800:  # before year 10000
+        return f"{ns} ns"
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
 @asynccontextmanager
 async def open_replicator(
     writer: JournalWriter,
@@ -231,6 +252,7 @@ async def open_replicator(
     window: int = DEFAULT_WINDOW,
     want_size: int = DEFAULT_WANT_SIZE,
     one_way: OneWay | None = None,
+    max_ahead: float = DEFAULT_MAX_AHEAD,
 ) -> AsyncIterator[Replicator]:
     """The node's `Replicator`; run ``feed.run`` beside it (the node server does).
 
@@ -238,7 +260,13 @@ async def open_replicator(
     then ``await replicator.run_link(stream, dialled=...)`` for each connection.
     """
     replicator = Replicator(
-        writer, feed, secret, window=window, want_size=want_size, one_way=one_way
+        writer,
+        feed,
+        secret,
+        window=window,
+        want_size=want_size,
+        one_way=one_way,
+        max_ahead=max_ahead,
     )
     feed.listen(replicator._stored)  # first: whatever is stored from now on is heard
     held = await trio.to_thread.run_sync(writer.journal.summary)
@@ -400,7 +428,7 @@ class _Link:
 
     async def _store(self) -> None:
         async for received in self._received_out:
-            refusal = await self._insert(received.events)
+            refusal = self._too_far_ahead(received.events) or await self._insert(received.events)
             if refusal is not None:
                 self.end(*refusal)
                 return
@@ -408,6 +436,28 @@ class _Link:
                 self.conn.batch_stored(received.request_id)
                 self.replicator._note_change()
             self._wake_sender.set()
+
+    def _too_far_ahead(self, events: Sequence[Event]) -> tuple[str, str] | None:
+        """A ``clock`` goodbye's reason and message if *events* are refused for their time.
+
+        An hlc is never less than any the node has seen, so one event from a
+        clock years ahead would move every node's clock there for good: all
+        later events would carry its time, and ``replay --until`` and
+        ``log --since`` would mean nothing.  Such events stay out, and the
+        link ends with ``clock`` until the clocks agree.
+        """
+        wall = self.replicator.journal.wall_clock()
+        limit = wall + int(self.replicator.max_ahead * 1e9)
+        for event in events:
+            if event.hlc > limit:
+                return GoodbyeReason.CLOCK, (
+                    f"{event.id} is timed {_fmt_time(event.hlc)}, "
+                    f"{(event.hlc - wall) / 1e9:,.0f} s after this node's clock "
+                    f"({_fmt_time(wall)}); the limit is {self.replicator.max_ahead:g} s.  "
+                    f"The clock of {event.origin} (or of this node) is wrong: check "
+                    f"NTP on both.  Its events stay out until the clocks agree"
+                )
+        return None
 
     async def _insert(self, events: Sequence[Event]) -> tuple[str, str] | None:
         """Insert through the group-commit writer; a goodbye's reason and message if refused."""

@@ -70,6 +70,7 @@ class GoodbyeReason(enum.StrEnum):
     AUTH_FAILED = "auth-failed"  # the peers do not share the cluster secret
     VERSION = "version"  # the peer speaks another protocol version
     CONFLICT = "conflict"  # the peer sent an event that conflicts with a stored one
+    CLOCK = "clock"  # the peer sent an event timed too far after this node's clock
     DUPLICATE_LINK = "duplicate-link"  # the two nodes have another link already
     SHUTDOWN = "shutdown"  # the node is stopping
     INTERNAL = "internal"  # a bug or a storage failure on this node

@@ -49,6 +49,7 @@ secret = "{SECRET}"
     assert sync.secret == SECRET.encode()
     assert SECRET not in repr(sync)  # never in a log line by accident
     assert sync.wait_for_peers == 10
+    assert sync.max_clock_ahead == 300
 
 
 def test_wait_for_peers_takes_seconds(tmp_path: FsPath) -> None:
@@ -84,6 +85,7 @@ def test_a_secret_file_relative_to_the_config(tmp_path: FsPath) -> None:
         (f'secret = "{SECRET}"\nwait_for_peers = -1', "seconds 0 .. 3600, not -1"),
         (f'secret = "{SECRET}"\nwait_for_peers = "10"', "seconds 0 .. 3600, not '10'"),
         (f'secret = "{SECRET}"\nwait_for_peers = true', "seconds 0 .. 3600, not True"),
+        (f'secret = "{SECRET}"\nmax_clock_ahead = 0', "seconds 1 .. 604800, not 0"),
         ('secret_file = "missing.key"', "cannot read"),
     ],
 )

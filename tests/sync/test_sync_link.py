@@ -8,12 +8,14 @@ only keeps a broken test from hanging the suite.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path as FsPath
 
+import pytest
 import trio
 import trio.testing
 from sync_support import OTHER_SECRET, SECRET, events_of
@@ -84,10 +86,15 @@ class RunningNode:
 
 @asynccontextmanager
 async def running_node(
-    directory: FsPath, name: str, *, secret: bytes = SECRET, want_size: int = 1024
+    directory: FsPath,
+    name: str,
+    *,
+    secret: bytes = SECRET,
+    want_size: int = 1024,
+    wall_clock: Callable[[], int] = time.time_ns,
 ) -> AsyncIterator[RunningNode]:
     journal = await trio.to_thread.run_sync(
-        lambda: open_journal(directory / name, create_node=name)
+        lambda: open_journal(directory / name, create_node=name, wall_clock=wall_clock)
     )
     try:
         async with trio.open_nursery() as nursery:
@@ -265,6 +272,48 @@ async def test_conflicting_events_end_the_link_and_each_node_keeps_its_own(
             assert {e.reason for e in result.ended.values()} == {"conflict"}
             assert a.journal.get(mine.id) == mine
             assert b.journal.get(mine.id) == theirs
+
+
+def clock_ahead(seconds: float) -> Callable[[], int]:
+    return lambda: time.time_ns() + int(seconds * 1e9)
+
+
+@pytest.mark.parametrize("written", ["before the link (batches)", "on the link (pushes)"])
+async def test_events_from_a_clock_an_hour_ahead_are_refused(
+    tmp_path: FsPath, written: str
+) -> None:
+    with trio.fail_after(GUARD):
+        async with (
+            running_node(tmp_path, "pi1", wall_clock=clock_ahead(3600)) as a,
+            running_node(tmp_path, "pi2") as b,
+            trio.open_nursery() as nursery,
+        ):
+            if written.startswith("before"):
+                await a.write(3)
+            result = await link(a, b, nursery)
+            if not written.startswith("before"):
+                await a.replicator.wait_until(lambda r: "pi2" in r.peers())
+                await a.write(3)
+            await result.done.wait()
+            assert b.journal.summary() == {}  # nothing of pi1's stored
+    refused, told = result.ended["pi2"], result.ended["pi1"]
+    assert (refused.reason, refused.by_peer) == ("clock", False)
+    assert (told.reason, told.by_peer) == ("clock", True)
+    assert "pi1:1 is timed" in refused.message
+    assert "s after this node's clock" in refused.message and "check NTP" in refused.message
+
+
+async def test_events_from_a_clock_a_little_ahead_are_taken(tmp_path: FsPath) -> None:
+    with trio.fail_after(GUARD):
+        async with (
+            running_node(tmp_path, "pi1", wall_clock=clock_ahead(100)) as a,
+            running_node(tmp_path, "pi2") as b,
+            trio.open_nursery() as nursery,
+        ):
+            await a.write(3)
+            await link(a, b, nursery)
+            await b.until(lambda: b.journal.summary().get("pi1") == RangeSet([(1, 3)]))
+            nursery.cancel_scope.cancel()
 
 
 async def test_two_links_between_two_nodes_become_one(tmp_path: FsPath) -> None:
