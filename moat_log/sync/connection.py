@@ -174,6 +174,8 @@ class SyncConnection:
     off: *offer* False sends an empty summary (the peer asks for nothing),
     *fetch* False asks for nothing.  *ask_have*: the hello asks the peer
     for a ``have`` once it holds all this node offered (`PeerHas`).
+    *transfer*: the hello says this end is a one-shot transfer, so the peer
+    does not take it for this node's standing link (`peer_is_transfer`).
     """
 
     def __init__(
@@ -188,6 +190,7 @@ class SyncConnection:
         offer: bool = True,
         fetch: bool = True,
         ask_have: bool = False,
+        transfer: bool = False,
     ) -> None:
         if not 1 <= window <= MAX_WANTS_IN_FLIGHT:
             raise ValueError(f"window must be 1 .. {MAX_WANTS_IN_FLIGHT}, not {window}")
@@ -199,11 +202,15 @@ class SyncConnection:
         self._offer, self._fetch = offer, fetch
         self._have_sent = False
         self._peer_asked_have = False
+        #: The peer's hello said it is a one-shot transfer (pull or ship).
+        self.peer_is_transfer = False
         self._want_size = want_size
         self.nonce: Final = random(NONCE_SIZE)
         if type(self.nonce) is not bytes or len(self.nonce) != NONCE_SIZE:
             raise ValueError(f"random() must return {NONCE_SIZE} bytes")
-        self._handshake = Handshake(self.node, secret, self.nonce, ask_have=ask_have)
+        self._handshake = Handshake(
+            self.node, secret, self.nonce, ask_have=ask_have, transfer=transfer
+        )
         self._decoder = FrameDecoder(MAX_FRAME_SIZE)
         self._codec = BatchCodec()
         self._outgoing = bytearray()
@@ -353,6 +360,7 @@ class SyncConnection:
     def _on_hello(self, hello: Hello) -> None:
         self._queue(self._handshake.answer(hello))
         self._peer_asked_have = hello.have
+        self.peer_is_transfer = hello.transfer
         self._state = LinkState.AUTH
 
     def _on_proof(self, proof: Proof) -> Authenticated:

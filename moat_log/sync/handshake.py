@@ -24,11 +24,20 @@ AUTH_FAILURE_MESSAGE: Final = "authentication failed: the nodes do not share the
 class Handshake:
     """One side of the authentication of a link."""
 
-    __slots__ = ("_key", "_peer", "_peer_nonce", "ask_have", "node", "nonce")
+    __slots__ = ("_key", "_peer", "_peer_nonce", "ask_have", "node", "nonce", "transfer")
 
-    def __init__(self, node: str, secret: bytes, nonce: bytes, *, ask_have: bool = False) -> None:
+    def __init__(
+        self,
+        node: str,
+        secret: bytes,
+        nonce: bytes,
+        *,
+        ask_have: bool = False,
+        transfer: bool = False,
+    ) -> None:
         self.node = node
         self.ask_have = ask_have
+        self.transfer = transfer
         self.nonce = nonce
         self._key = auth_key(secret)
         self._peer = ""
@@ -40,7 +49,7 @@ class Handshake:
         return self._peer
 
     def hello(self) -> Hello:
-        return Hello(PROTOCOL_VERSION, self.node, self.nonce, self.ask_have)
+        return Hello(PROTOCOL_VERSION, self.node, self.nonce, self.ask_have, self.transfer)
 
     def answer(self, hello: Hello) -> Proof:
         """Check the peer's hello; this side's proof, to send."""

@@ -26,7 +26,8 @@ the link ends, with a few tasks that only move bytes and events:
 
 Two nodes that dial each other get two links; the one dialled by the node
 whose name sorts first is kept on both sides, the other ends with a goodbye
-``duplicate-link``.  A link never raises for what its peer did: it returns a
+``duplicate-link``; a one-shot transfer (pull or ship, at either end)
+takes no part in that rule.  A link never raises for what its peer did: it returns a
 `LinkEnded` saying how it ended, for the log.  Reconnecting with back-off is
 the caller's (`moat_log.node`).
 """
@@ -200,6 +201,7 @@ class Replicator:
             offer=one_way != "pull",
             fetch=one_way != "ship",
             ask_have=one_way == "ship",
+            transfer=one_way is not None,
         )
         link = _Link(self, conn, stream, dialled)
         self._links.add(link)
@@ -221,9 +223,11 @@ class Replicator:
     def _admit(self, new: _Link) -> None:
         """*new* authenticated its peer: keep one link per peer (see the module doc)."""
         assert new.peer is not None
+        if new.transfer:
+            return  # a pull or ship beside a standing link: both stay
         first = min(self.node, new.peer)
         for old in list(self._links):
-            if old is new or old.peer != new.peer or old.ended:
+            if old is new or old.peer != new.peer or old.ended or old.transfer:
                 continue
             # Keep the link dialled by the node named first; of two alike, the newer
             # (the older is likely dead without either side knowing yet).
@@ -305,6 +309,11 @@ class _Link:
         self._buffer: list[Event] = []
 
     # --- the link ---------------------------------------------------------------
+
+    @property
+    def transfer(self) -> bool:
+        """A one-shot pull or ship, at either end: not a standing link between nodes."""
+        return self.replicator._one_way is not None or self.conn.peer_is_transfer
 
     @property
     def dialler(self) -> str | None:

@@ -106,17 +106,23 @@ class Hello:
     #: The sender asks for a ``have`` once the peer holds all it offered
     #: (``moat-log ship``).  Optional on the wire: absent means False.
     have: bool = False
+    #: The sender is a one-shot transfer (``moat-log pull`` or ``ship``), not
+    #: a node's standing link.  Optional on the wire: absent means False.
+    transfer: bool = False
 
     def __post_init__(self) -> None:
         _uint("version", self.version)
         check_node_name(self.node)
         _bin("nonce", self.nonce, NONCE_SIZE)
         _check(type(self.have) is bool, f"'have' must be a bool, not {show(self.have)}")
+        _check(type(self.transfer) is bool, f"'transfer' must be a bool, not {show(self.transfer)}")
 
     def to_wire(self) -> dict[str, Any]:
         wire = {"type": self.TYPE, "version": self.version, "node": self.node, "nonce": self.nonce}
         if self.have:
             wire["have"] = True
+        if self.transfer:
+            wire["transfer"] = True
         return wire
 
 
@@ -284,7 +290,8 @@ def parse_message(frame: object) -> Message:
         raise RemoteProtocolError(f"a message must be a map, not {show(frame)}")
     kind = frame.get("type")
     if kind == Hello.TYPE:
-        return _parse(Hello, {**frame, "have": frame.get("have", False)})
+        optional = {"have": frame.get("have", False), "transfer": frame.get("transfer", False)}
+        return _parse(Hello, {**frame, **optional})
     cls = _TYPES.get(kind) if type(kind) is str else None
     if cls is None:
         if "moat-log" in frame:

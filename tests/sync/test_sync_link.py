@@ -39,7 +39,7 @@ from moat_log.sync import (
     SyncEvent,
 )
 from moat_log.sync.batches import BatchCodec
-from moat_log.sync.link import LinkEnded, Replicator, open_replicator
+from moat_log.sync.link import LinkEnded, OneWay, Replicator, open_replicator
 from moat_log.sync.messages import Goodbye, encode, parse_message
 
 GUARD = 60  # seconds: only against a hang, never reached by a passing test
@@ -92,6 +92,7 @@ async def running_node(
     secret: bytes = SECRET,
     want_size: int = 1024,
     wall_clock: Callable[[], int] = time.time_ns,
+    one_way: OneWay | None = None,
 ) -> AsyncIterator[RunningNode]:
     journal = await trio.to_thread.run_sync(
         lambda: open_journal(directory / name, create_node=name, wall_clock=wall_clock)
@@ -102,7 +103,9 @@ async def running_node(
             writer = JournalWriter(journal, on_commit=feed.committed)
             await nursery.start(writer.run)
             await nursery.start(feed.run)
-            async with open_replicator(writer, feed, secret, want_size=want_size) as replicator:
+            async with open_replicator(
+                writer, feed, secret, want_size=want_size, one_way=one_way
+            ) as replicator:
                 yield RunningNode(journal, writer, feed, replicator)
             await writer.close()
             nursery.cancel_scope.cancel()
@@ -332,6 +335,31 @@ async def test_two_links_between_two_nodes_become_one(tmp_path: FsPath) -> None:
             assert not first.ended
             assert a.replicator.peers()["pi2"].dialled
             assert not b.replicator.peers()["pi1"].dialled
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("one_way", ["pull", "ship"])
+async def test_a_transfer_under_a_nodes_name_leaves_its_standing_link_alone(
+    tmp_path: FsPath, one_way: OneWay
+) -> None:
+    with trio.fail_after(GUARD):
+        async with (
+            running_node(tmp_path, "pi1") as a,
+            running_node(tmp_path, "pi2") as b,
+            running_node(tmp_path / "box", "pi1", one_way=one_way) as box,
+            trio.open_nursery() as nursery,
+        ):
+            await b.write(5)
+            standing = await link(a, b, nursery)
+            await a.until(lambda: a.journal.summary() == b.journal.summary())
+            transfer = await link(box, b, nursery)  # the box dials pi2 as "pi1"
+            if one_way == "pull":
+                await box.until(lambda: box.journal.summary() == b.journal.summary())
+            else:
+                await b.replicator.wait_until(lambda r: sum(x.conn.live for x in r._links) == 2)
+            await a.write(1)  # the standing link still carries pi1's writes
+            await b.until(lambda: "pi1" in b.journal.summary())
+            assert not standing.ended and not transfer.ended
             nursery.cancel_scope.cancel()
 
 
