@@ -153,6 +153,16 @@ def format_time(ns: int, *, tz: dt.tzinfo | None = None) -> str:
     return moment.astimezone(tz).isoformat()
 
 
+def describe_time(ns: int) -> str:
+    """*ns* for a log line: ISO 8601 in UTC to the second, or the plain ns out of range."""
+    if not 0 <= ns < _MAX_DESCRIBED_NS:
+        return f"{ns} ns"
+    return format_time(ns - ns % 10**9, tz=dt.UTC)
+
+
+_MAX_DESCRIBED_NS = 253_402_300_800 * 10**9  # year 10000
+
+
 def _parse_offset_ns(spec: str) -> int:
     """Return the signed offset in ns of a relative time like ``-1h30m``."""
     match = _RELATIVE_RE.fullmatch(spec)

@@ -371,7 +371,9 @@ class SyncConnection:
         return Authenticated(self.peer)
 
     def _on_summary(self, summary: Summary) -> PeerSummary:
-        contradiction = self._holdings.contradiction(summary.tips)
+        contradiction = self._holdings.contradiction(
+            summary.tips, here=self.node, there=self.peer or "the peer"
+        )
         if contradiction is not None:
             raise RemoteProtocolError(contradiction, error_type=GoodbyeReason.CONFLICT)
         self._peer_summary = summary.held

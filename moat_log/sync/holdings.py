@@ -37,6 +37,7 @@ from typing import TypeAlias
 from ..event import Event
 from ..ids import EventId
 from ..rangeset import RangeSet
+from ..timespec import describe_time
 from .held import Held, add_events, copy_held, count, merge, subtract, take
 
 __all__ = ["Holdings", "Lookup", "Tips"]
@@ -120,11 +121,14 @@ class Holdings:
                 tips[origin] = (event.seq, event.hlc)
         return tips
 
-    def contradiction(self, tips: Mapping[str, tuple[int, int]]) -> str | None:
+    def contradiction(
+        self, tips: Mapping[str, tuple[int, int]], *, here: str, there: str
+    ) -> str | None:
         """Why a peer's *tips* contradict this node's journal, or None if they do not.
 
         Only ids this node holds are compared: the peer checks the others
-        against its own journal.
+        against its own journal.  *here* and *there* name this node and the
+        peer in the message, which both sides log.
         """
         if self._lookup is None:
             return None
@@ -134,11 +138,12 @@ class Holdings:
             event = self._lookup(EventId(origin, seq))
             if event is not None and event.hlc != hlc:
                 return (
-                    f"{origin}:{seq} is two different events: the peer's has hlc {hlc}, "
-                    f"this node's has hlc {event.hlc}.  The name {origin!r} was used again "
-                    f"for new events, most likely by a node that lost its data and wrote "
-                    f"before it caught up.  Nothing of this link is exchanged; see the "
-                    f"operator guide, 'A node lost its data'"
+                    f"{origin}:{seq} is two different events: {there} holds one of "
+                    f"{describe_time(hlc)} (hlc {hlc}), {here} one of "
+                    f"{describe_time(event.hlc)} (hlc {event.hlc}).  The name {origin!r} was "
+                    f"used again for new events, most likely by a node that lost its data "
+                    f"and wrote before it caught up.  Nothing of this link is exchanged; "
+                    f"see the operator guide, 'A node lost its data'"
                 )
         return None
 

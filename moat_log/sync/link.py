@@ -41,7 +41,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final, Literal, TypeAlias
 
 import trio
@@ -58,6 +57,7 @@ from ..journal.batch import WriteResult
 from ..journal.feed import JournalFeed
 from ..journal.group_commit import JournalWriter
 from ..protocol.errors import RemoteProtocolError
+from ..timespec import describe_time
 from .batches import read_batch
 from .connection import (
     DEFAULT_WANT_SIZE,
@@ -238,13 +238,6 @@ class Replicator:
             )
             if loser is new:
                 return
-
-
-def _fmt_time(ns: int) -> str:
-    seconds = ns / 1e9
-    if not 0 <= seconds < 253402300800:  # before year 10000
-        return f"{ns} ns"
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
 @asynccontextmanager
@@ -460,9 +453,9 @@ class _Link:
         for event in events:
             if event.hlc > limit:
                 return GoodbyeReason.CLOCK, (
-                    f"{event.id} is timed {_fmt_time(event.hlc)}, "
+                    f"{event.id} is timed {describe_time(event.hlc)}, "
                     f"{(event.hlc - wall) / 1e9:,.0f} s after this node's clock "
-                    f"({_fmt_time(wall)}); the limit is {self.replicator.max_ahead:g} s.  "
+                    f"({describe_time(wall)}); the limit is {self.replicator.max_ahead:g} s.  "
                     f"The clock of {event.origin} (or of this node) is wrong: check "
                     f"NTP on both.  Its events stay out until the clocks agree"
                 )

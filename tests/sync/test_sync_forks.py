@@ -80,6 +80,8 @@ def test_a_node_that_lost_its_data_and_wrote_again_is_refused_by_its_peer(
     assert error.error_type == GoodbyeReason.CONFLICT
     assert f"pi3:{new if new <= old else old} is two different events" in str(error)
     assert "lost its data" in str(error)
+    assert f"{other.name} holds one of 2023-11-1" in str(error)  # the peer's, with its time
+    assert f"{detector.name} one of 2023-11-1" in str(error)
     # the other hears the goodbye, or (holding the detector's tip too) noticed itself
     reasons = [
         e.reason if isinstance(e, Goodbye) else e.error_type
@@ -128,4 +130,4 @@ def test_no_tips_are_checked_without_a_journal_to_look_them_up_in() -> None:
     """`Holdings` without a lookup (a fake peer in tests) names and checks no tips."""
     holdings = Holdings({"pi3": RangeSet([(1, 5)])})
     assert holdings.tips() == {}
-    assert holdings.contradiction({"pi3": (5, 123)}) is None
+    assert holdings.contradiction({"pi3": (5, 123)}, here="pi1", there="pi3") is None
