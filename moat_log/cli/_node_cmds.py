@@ -134,25 +134,29 @@ def _print_status(result: dict[str, Any]) -> None:
 
 
 def _print_sync(sync: dict[str, Any]) -> None:
+    """The peers: live links, peers gone since (with what they held), unreachable addresses."""
     click.echo()
     click.echo(f"sync listening on {', '.join(sync['listen']) or '- (dials out only)'}")
     rows = [
         (
             name,
-            "dialled" if peer["dialled"] else "accepted",
-            format_time(peer["since"]),
+            ("dialled" if peer["dialled"] else "accepted") if peer["connected"] else "down",
+            format_time(peer["since"] if peer["connected"] else peer["until"]),
             str(peer["holds"]),
             str(peer["missing_here"]),
             str(peer.get("missing_there", "-")),
             f"{peer['events_in']} / {peer['events_out']}",
+            peer.get("last_error") or "-",
         )
         for name, peer in sync["peers"].items()
     ]
     rows += [
-        (address, "not connected", "-", "-", "-", "-", dial["last_error"] or "-")
+        (address, "not connected", "-", "-", "-", "-", "-", dial["last_error"] or "-")
         for address, dial in sync["dialling"].items()
         if not dial["connected"] and dial["peer"] not in sync["peers"]
     ]
-    print_table(
-        ("PEER", "LINK", "SINCE", "HOLDS", "BEHIND HERE", "BEHIND THERE", "EVENTS IN / OUT"), rows
-    )
+    heads = ("PEER", "LINK", "SINCE", "HOLDS", "BEHIND HERE", "BEHIND THERE", "EVENTS IN / OUT")
+    if any(row[-1] != "-" for row in rows):
+        print_table((*heads, "LAST ERROR"), rows)
+    else:
+        print_table(heads, [row[:-1] for row in rows])

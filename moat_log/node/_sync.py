@@ -67,20 +67,25 @@ class SyncState:
     dials: dict[str, _Dial] = field(default_factory=dict)
 
     def status(self) -> dict[str, Any]:
-        peers = {}
+        """Per peer, live or gone, what it holds and how far behind either side is."""
         ours = self.replicator.holdings.summary()
-        for name, peer in sorted(self.replicator.peers().items()):
+        errors = {dial.peer: dial.last_error for dial in self.dials.values() if dial.peer}
+        known = {**self.replicator.departed(), **self.replicator.peers()}
+        peers = {}
+        for name, peer in sorted(known.items()):
             peers[name] = {
-                "connected": True,
+                "connected": peer.until is None,
                 "dialled": peer.dialled,
                 "since": int(peer.since * 1e9),
+                "until": None if peer.until is None else int(peer.until * 1e9),
                 "holds": count(peer.held),
-                "missing_here": peer.missing_here,
+                "missing_here": count(subtract(peer.held, ours)),
                 "missing_there": count(subtract(ours, peer.held)),
                 "events_in": peer.stats.events_in,
                 "events_out": peer.stats.events_out,
                 "bytes_in": peer.stats.bytes_in,
                 "bytes_out": peer.stats.bytes_out,
+                "last_error": errors.get(name, "") if peer.until is not None else "",
             }
         return {
             "listen": list(self.listen),

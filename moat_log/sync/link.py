@@ -119,7 +119,7 @@ class LinkEnded:
 
 @dataclass(frozen=True, slots=True)
 class PeerStatus:
-    """One live link, for ``moat-log status``."""
+    """One link, live or the last one with a peer that is gone, for ``moat-log status``."""
 
     peer: str
     dialled: bool  # this node opened the connection
@@ -128,6 +128,9 @@ class PeerStatus:
     missing_here: int  # events the peer offered that this node does not hold yet
     stats: LinkStats
     has: Held | None = None  # the peer's have, if it sent one
+    #: time.time() when the link ended: set for a peer that is gone
+    #: (`Replicator.departed`), None while the link is live.
+    until: float | None = None
 
 
 class Replicator:
@@ -157,6 +160,7 @@ class Replicator:
         self._window, self._want_size, self._random = window, want_size, random
         self._one_way = one_way
         self._links: set[_Link] = set()
+        self._departed: dict[str, PeerStatus] = {}
         self._changed = trio.Event()
 
     async def wait_until(self, condition: Callable[[Replicator], bool]) -> None:
@@ -173,20 +177,19 @@ class Replicator:
         self._changed = trio.Event()
 
     def peers(self) -> dict[str, PeerStatus]:
-        """The live links by peer name."""
-        return {
-            link.peer: PeerStatus(
-                link.peer,
-                link.dialled,
-                link.since,
-                link.conn.peer_held,
-                count(link.conn.wanted),
-                link.conn.stats,
-                link.peer_has,
-            )
-            for link in self._links
-            if link.peer is not None and link.conn.live
-        }
+        """The live links by peer name (a node's own link before a transfer under its name)."""
+        live = [link for link in self._links if link.peer is not None and link.conn.live]
+        live.sort(key=lambda link: not link.transfer)  # standing links last: they win
+        return {link.peer: link.status() for link in live if link.peer is not None}
+
+    def departed(self) -> dict[str, PeerStatus]:
+        """Per peer that had a live link and has none now, how that link ended.
+
+        What the peer was known to hold then stays the best guess of what it
+        holds (shown by ``status`` during a partition).
+        """
+        live = self.peers()
+        return {name: peer for name, peer in sorted(self._departed.items()) if name not in live}
 
     async def run_link(self, stream: trio.abc.Stream, *, dialled: bool) -> LinkEnded:
         """Run one link over *stream* until it ends; the stream is closed afterwards."""
@@ -209,6 +212,8 @@ class Replicator:
         try:
             return await link.run()
         finally:
+            if link.peer is not None and link.since and not link.transfer:
+                self._departed[link.peer] = link.status(until=time.time())
             self.feed.unlisten(link.feed_listener)
             self._links.discard(link)
             conn.close()  # gives back what it had asked for: the other links may ask now
@@ -302,6 +307,19 @@ class _Link:
         self._buffer: list[Event] = []
 
     # --- the link ---------------------------------------------------------------
+
+    def status(self, *, until: float | None = None) -> PeerStatus:
+        assert self.peer is not None
+        return PeerStatus(
+            self.peer,
+            self.dialled,
+            self.since,
+            self.conn.peer_held,
+            count(self.conn.wanted),
+            self.conn.stats,
+            self.peer_has,
+            until,
+        )
 
     @property
     def transfer(self) -> bool:

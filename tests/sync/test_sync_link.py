@@ -363,6 +363,31 @@ async def test_a_transfer_under_a_nodes_name_leaves_its_standing_link_alone(
             nursery.cancel_scope.cancel()
 
 
+async def test_a_peer_that_is_gone_is_remembered_with_what_it_held(tmp_path: FsPath) -> None:
+    with trio.fail_after(GUARD):
+        async with (
+            running_node(tmp_path, "pi1") as a,
+            running_node(tmp_path, "pi2") as b,
+            trio.open_nursery() as nursery,
+        ):
+            await a.write(4)
+            first = await link(a, b, nursery)
+            await b.until(lambda: "pi1" in b.journal.summary())
+            assert a.replicator.departed() == {}
+            await b.replicator.wait_until(lambda r: r.peers()["pi1"].held == a.journal.summary())
+            for task in list(b.replicator._links):
+                task.end("shutdown", "pi2 goes away")
+            await first.done.wait()
+            gone = a.replicator.departed()["pi2"]
+            assert gone.until is not None and gone.until >= gone.since > 0
+            assert gone.held == {"pi1": RangeSet([(1, 4)])}
+            assert "pi2" not in a.replicator.peers()
+            await link(b, a, nursery)  # back: live again, no longer departed
+            await a.replicator.wait_until(lambda r: "pi2" in r.peers())
+            assert a.replicator.departed() == {}
+            nursery.cancel_scope.cancel()
+
+
 async def test_a_stopping_node_says_goodbye(tmp_path: FsPath) -> None:
     seen: list[SyncEvent] = []
     live = trio.Event()
