@@ -218,29 +218,11 @@ class SetRequest(Request):
     def __post_init__(self) -> None:
         Request.__post_init__(self)
         _set(self, "path", _path("path", self.path))
-        _set(self, "value", _value(self.value))
+        try:
+            _set(self, "value", normalize_value(self.value))
+        except MoatLogError as exc:
+            raise _fail("value", f"cannot be stored: {exc}") from None
         _check_source_and_cause(self)
-
-    @classmethod
-    def plain(cls, request_id: int, path: object, value: object) -> SetRequest:
-        """A set without source or cause, as `parse_request` gets it thousands of times.
-
-        The same checks as the constructor, without its generic machinery.
-        """
-        request = object.__new__(cls)
-        _set(request, "id", _uint("id", request_id))
-        _set(request, "path", _path("path", path))
-        _set(request, "value", _value(value))
-        _set(request, "source", None)
-        _set(request, "cause", None)
-        return request
-
-
-def _value(value: object) -> Value:
-    try:
-        return normalize_value(value)
-    except MoatLogError as exc:
-        raise _fail("value", f"cannot be stored: {exc}") from None
 
 
 def _check_source_and_cause(request: SetRequest | DeleteRequest) -> None:
@@ -514,8 +496,8 @@ def parse_request(message: dict[Any, Any], request_id: int | None = None) -> Req
         )
     if op == "set" and len(message) == 4 and "path" in message and "value" in message:
         try:  # the hot shape {id, op, path, value}: no argument juggling
-            return SetRequest.plain(request_id, message["path"], message["value"])
-        except ValueError as exc:
+            return SetRequest(request_id, message["path"], message["value"])
+        except (ValueError, TypeError) as exc:
             raise RequestError(
                 ErrorType.BAD_REQUEST, f"op 'set': {exc}", request_id=request_id
             ) from None
