@@ -30,6 +30,7 @@ from typing import Final
 
 import trio
 
+from moat_log import cycle_collector
 from moat_log.errors import MoatLogError
 from moat_log.journal.group_commit import open_journal
 from moat_log.journal.store import journal_dir
@@ -147,6 +148,7 @@ async def run_node(config: NodeConfig, *, ready: Callable[[Node], object] | None
         with single_errors_unwrapped():
             async with trio.open_nursery() as nursery:
                 node = await nursery.start(partial(serve_node, config, shutdown_trigger=signalled))
+                cycle_collector.freeze_start_up()
                 if ready is not None:
                     ready(node)
 
