@@ -111,12 +111,46 @@ def _time(value: TimeLike | None, now_ns: int) -> TimeSpec | None:
     return None if value is None else time_spec(value, now_ns=now_ns)
 
 
-class _Pending:
-    """A request in flight: its final outcome, and for streams the items so far.
+class _Call:
+    """A request with a single reply in flight: its outcome, and the task awaiting it.
 
-    The tasks waiting for news of it park with `trio.lowlevel.wait_task_rescheduled`
-    and are rescheduled directly: a thousand requests in flight cost no
-    `trio.Event` apiece.
+    The task parks with `trio.lowlevel.wait_task_rescheduled` and the reader
+    reschedules it directly: the hot path of ``get``/``set`` allocates no
+    `trio.Event`, and little that lives until the reply (with a thousand
+    requests in flight, whatever lives that long is what the cycle
+    collector keeps scanning).
+    """
+
+    __slots__ = ("done", "error", "result", "task")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.result: Any = None
+        self.error: MoatLogError | None = None
+        self.task: trio.lowlevel.Task | None = None
+
+    def finish(self, result: Any = None, error: MoatLogError | None = None) -> None:
+        self.done = True
+        self.result = result
+        self.error = error
+        task, self.task = self.task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
+
+    async def wait(self) -> None:
+        """Sleep until `finish` (or a cancellation)."""
+        self.task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
+
+    def _abort(self, _: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+        self.task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
+class _Pending:
+    """A stream in flight: its items so far, and its final outcome.
+
+    Waiting tasks (the reader, and one in `Stream.aclose`) park as for `_Call`.
     """
 
     __slots__ = ("abandoned", "done", "error", "items", "limit", "op", "result", "waiters")
@@ -232,7 +266,7 @@ class Client:
     def __init__(self, stream: trio.abc.Stream, conn: ClientConnection) -> None:
         self._stream = stream
         self._conn = conn
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, _Call | _Pending] = {}
         self._out_send, self._out_receive = trio.open_memory_channel[bytes](float("inf"))
         self._closed: str | None = None  # why the connection is over
 
@@ -388,35 +422,32 @@ class Client:
 
     # --- plumbing -------------------------------------------------------------
 
-    def _send_request(
-        self, op: str, limit: int | None, args: dict[str, Any]
-    ) -> tuple[int, _Pending]:
+    def _send_request(self, op: str, args: dict[str, Any], pending: _Call | _Pending) -> int:
         if self._closed is not None:
             raise NodeConnectionError(self._closed)
         try:
             request_id, data = self._conn.send_request(op, **args)
         except LocalProtocolError as exc:
             raise NodeConnectionError(f"the connection to the node is closed: {exc}") from exc
-        pending = self._pending[request_id] = _Pending(op, limit)
+        self._pending[request_id] = pending
         self._out_send.send_nowait(data)
-        return request_id, pending
+        return request_id
 
     async def _request(self, op: str, **args: Any) -> Any:
-        request_id, pending = self._send_request(op, None, args)
+        call = _Call()
+        request_id = self._send_request(op, args, call)
         try:
-            while not pending.done:
-                await pending.wait()
+            await call.wait()  # the reader answers it: nothing has run since the send
         except trio.Cancelled:
-            pending.abandoned = True
             self._cancel(request_id)
             raise
-        if pending.error is not None:
-            raise pending.error
-        return pending.result
+        if call.error is not None:
+            raise call.error
+        return call.result
 
     def _stream_request(self, op: str, buffer: int | None, **args: Any) -> Stream[Any]:
-        request_id, pending = self._send_request(op, buffer, args)
-        return Stream(self, request_id, pending)
+        pending = _Pending(op, buffer)
+        return Stream(self, self._send_request(op, args, pending), pending)
 
     def _cancel(self, request_id: int) -> None:
         if self._closed is not None:
@@ -464,8 +495,8 @@ class Client:
 
     def _dispatch_item(self, event: Item) -> None:
         pending = self._pending.get(event.id)
-        if pending is None:
-            return
+        if type(pending) is not _Pending:
+            return  # gone, or not a stream (the connection refuses items for those)
         if pending.abandoned or not pending.push(event.value):
             self._cancel(event.id)
 
