@@ -47,7 +47,7 @@ import trio
 
 from moat_log.errors import InvalidInputError, JournalClosedError, MoatLogError
 from moat_log.event import Event, Op
-from moat_log.journal.change import Change
+from moat_log.journal.change import Change, check_source
 from moat_log.path import ROOT, Path
 from moat_log.projections.replay import walk_state_at
 from moat_log.protocol import (
@@ -331,9 +331,10 @@ class ClientSession:
         source = request.source
         if source is None:
             source = "client" if self.user is None else f"client:{self.user}"
+        check_source(source)  # the request checked the rest as a change would
         if isinstance(request, SetRequest):
-            return Change(request.path, request.value, Op.SET, source, request.cause)
-        return Change(request.path, None, Op.DELETE, source, request.cause)
+            return Change.trusted(request.path, request.value, Op.SET, source, request.cause)
+        return Change.trusted(request.path, None, Op.DELETE, source, request.cause)
 
     # --- requests answered by the reader itself -------------------------------
 
@@ -358,13 +359,15 @@ class ClientSession:
         if not self._writes:
             self._writes_answered.set()
             self._writes_answered = trio.Event()
-        with suppress(ProtocolError):  # the connection is over: nobody to answer
-            if isinstance(result, Event):
+        try:
+            if type(result) is Event:
                 frame = self.conn.send_reply(request.id, Written(result.id, result.hlc))
             else:
                 assert isinstance(result, MoatLogError), result
                 frame = self.conn.send_error(request.id, *_error_reply(request, result))
-            self._outbox.put(frame)
+        except ProtocolError:
+            return  # the connection is over: nobody to answer
+        self._outbox.put(frame)
 
     async def _list(self, request: ListRequest) -> None:
         children = await self.node.read(partial(self.node.kv.children, request.path))
