@@ -85,6 +85,8 @@ __all__ = [
 #: Items a watch or a followed log buffers for a reader slower than the changes.
 WATCH_BUFFER: Final = 10_000
 _RECEIVE_BYTES: Final = 64 * 1024
+#: Messages the reader hands out before it lets the tasks it woke run.
+_MESSAGES_PER_TURN: Final = 256
 _SOCKET_NAME: Final = "moat-log.sock"
 
 T = TypeVar("T")
@@ -467,12 +469,24 @@ class Client:
             self._lost(f"the connection to the node broke: {exc}")
 
     async def _read_replies(self) -> None:
+        # One receive can hold a thousand replies.  Handing them all out
+        # before the woken tasks run would make them send their next requests
+        # in one burst, after which this client waits for the node and the
+        # node for this client, in turns.  Every _MESSAGES_PER_TURN the
+        # reader steps aside, so the node gets new requests while this
+        # client still works on the replies.
+        handed_out = 0
         try:
             while True:
                 event = self._conn.next_event()
                 if event is NEED_DATA:
                     self._conn.receive_data(await self._stream.receive_some(_RECEIVE_BYTES))
-                elif isinstance(event, Item):
+                    continue
+                handed_out += 1
+                if handed_out >= _MESSAGES_PER_TURN:
+                    handed_out = 0
+                    await trio.lowlevel.checkpoint()
+                if isinstance(event, Item):
                     self._dispatch_item(event)
                 elif isinstance(event, Reply | ErrorReply):
                     pending = self._pending.pop(event.id, None)

@@ -90,6 +90,8 @@ log = logging.getLogger("moat_log.node")
 OUTGOING_FRAMES: Final = 16
 #: The most bytes one read from the socket takes.
 RECEIVE_BYTES: Final = 64 * 1024
+#: Requests the reader answers or hands on before it lets other tasks run.
+REQUESTS_PER_TURN: Final = 256
 #: How long stopping waits for short requests, and then for the goodbye to go out.
 STOP_GRACE: Final = 2.0
 
@@ -224,6 +226,7 @@ class ClientSession:
         await self._send(conn.greeting())
         timeout = self._handshake_timeout
         deadline = trio.current_time() + timeout
+        handed_on = 0
         while True:
             try:
                 event = conn.next_event()
@@ -255,6 +258,14 @@ class ClientSession:
                     # in the outbox within its limit, like every other frame.
                     await self._outbox.wait_for_room()
                     answer_now(event)
+                    handed_on += 1
+                    if handed_on >= REQUESTS_PER_TURN:
+                        # The journal writer commits what is queued so far
+                        # while this task decodes the rest of the read: the
+                        # first replies go out sooner, and the client works
+                        # on them while the node works on the next ones.
+                        handed_on = 0
+                        await trio.lowlevel.checkpoint()
             elif isinstance(event, Cancel):
                 scope = self._streams.get(event.id)
                 if scope is not None:
