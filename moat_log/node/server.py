@@ -136,7 +136,9 @@ async def _serve_clients(
 async def run_node(config: NodeConfig, *, ready: Callable[[Node], object] | None = None) -> None:
     """Run a node until SIGTERM or SIGINT, then stop it in order.
 
-    *ready* is called with the `Node` once it accepts clients.
+    *ready* is called with the `Node` once it accepts clients.  This is the
+    whole process's main program: it takes the signals, and it freezes the
+    start-up heap for the cycle collector (`cycle_collector.freeze_start_up`).
     """
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
 
