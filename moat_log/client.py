@@ -87,6 +87,8 @@ __all__ = [
 #: Items a watch or a followed log buffers for a reader slower than the changes.
 WATCH_BUFFER: Final = 10_000
 _RECEIVE_BYTES: Final = 64 * 1024
+#: Messages the reader hands out before it lets the tasks it woke run.
+_MESSAGES_PER_TURN: Final = 256
 _SOCKET_NAME: Final = "moat-log.sock"
 
 T = TypeVar("T")
@@ -113,8 +115,47 @@ def _time(value: TimeLike | None, now_ns: int) -> TimeSpec | None:
     return None if value is None else time_spec(value, now_ns=now_ns)
 
 
+class _Call:
+    """A request with a single reply in flight: its outcome, and the task awaiting it.
+
+    The task parks with `trio.lowlevel.wait_task_rescheduled` and the reader
+    reschedules it directly: the hot path of ``get``/``set`` allocates no
+    `trio.Event`, and little that lives until the reply (with a thousand
+    requests in flight, whatever lives that long is what the cycle
+    collector keeps scanning).
+    """
+
+    __slots__ = ("done", "error", "result", "task")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.result: Any = None
+        self.error: MoatLogError | None = None
+        self.task: trio.lowlevel.Task | None = None
+
+    def finish(self, result: Any = None, error: MoatLogError | None = None) -> None:
+        self.done = True
+        self.result = result
+        self.error = error
+        task, self.task = self.task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
+
+    async def wait(self) -> None:
+        """Sleep until `finish` (or a cancellation)."""
+        self.task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
+
+    def _abort(self, _: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+        self.task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
 class _Pending:
-    """A request in flight: its final outcome, and for streams the items so far."""
+    """A stream in flight: its items so far, and its final outcome.
+
+    Waiting tasks (the reader, and one in `Stream.aclose`) park as for `_Call`.
+    """
 
     __slots__ = (
         "abandoned",
@@ -126,7 +167,7 @@ class _Pending:
         "op",
         "pushed",
         "result",
-        "wakeup",
+        "waiters",
     )
 
     def __init__(self, op: str, limit: int | None = None) -> None:
@@ -137,18 +178,23 @@ class _Pending:
         self.items: deque[Any] = deque()
         self.limit = limit
         self.abandoned = False
-        self.wakeup = trio.Event()
+        #: The tasks parked in `wait`: usually none or one.
+        self.waiters: list[trio.lowlevel.Task] = []
         self.pushed = 0  # items ever buffered
         self.dumped: int | None = None  # items up to and with the live marker, once it came
 
     def _wake(self) -> None:
-        self.wakeup.set()
-        self.wakeup = trio.Event()
+        waiters = self.waiters
+        if waiters:
+            self.waiters = []
+            for task in waiters:
+                trio.lowlevel.reschedule(task)
 
     def push(self, item: Any) -> bool:
         """Buffer a stream item; False if that overflows the buffer."""
         if self.abandoned or self.error is not None:
             return True
+        items = self.items
         if self.limit is not None and self._live_backlog() >= self.limit:
             self.error = RequestError(
                 ErrorType.OVERFLOW,
@@ -157,7 +203,7 @@ class _Pending:
             )
             self._wake()
             return False
-        self.items.append(item)
+        items.append(item)
         self.pushed += 1
         if item is LIVE and self.dumped is None:
             self.dumped = self.pushed
@@ -184,7 +230,15 @@ class _Pending:
         self._wake()
 
     async def wait(self) -> None:
-        await self.wakeup.wait()
+        """Sleep until the next `push` or `finish` (or a cancellation)."""
+        task = trio.lowlevel.current_task()
+        self.waiters.append(task)
+
+        def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+            self.waiters.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
 
 class Stream(Generic[T]):
@@ -244,7 +298,7 @@ class Client:
     def __init__(self, stream: trio.abc.Stream, conn: ClientConnection) -> None:
         self._stream = stream
         self._conn = conn
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, _Call | _Pending] = {}
         self._out_send, self._out_receive = trio.open_memory_channel[bytes](float("inf"))
         self._closed: str | None = None  # why the connection is over
 
@@ -400,35 +454,32 @@ class Client:
 
     # --- plumbing -------------------------------------------------------------
 
-    def _send_request(
-        self, op: str, limit: int | None, args: dict[str, Any]
-    ) -> tuple[int, _Pending]:
+    def _send_request(self, op: str, args: dict[str, Any], pending: _Call | _Pending) -> int:
         if self._closed is not None:
             raise NodeConnectionError(self._closed)
         try:
             request_id, data = self._conn.send_request(op, **args)
         except LocalProtocolError as exc:
             raise NodeConnectionError(f"the connection to the node is closed: {exc}") from exc
-        pending = self._pending[request_id] = _Pending(op, limit)
+        self._pending[request_id] = pending
         self._out_send.send_nowait(data)
-        return request_id, pending
+        return request_id
 
     async def _request(self, op: str, **args: Any) -> Any:
-        request_id, pending = self._send_request(op, None, args)
+        call = _Call()
+        request_id = self._send_request(op, args, call)
         try:
-            while not pending.done:
-                await pending.wait()
+            await call.wait()  # the reader answers it: nothing has run since the send
         except trio.Cancelled:
-            pending.abandoned = True
             self._cancel(request_id)
             raise
-        if pending.error is not None:
-            raise pending.error
-        return pending.result
+        if call.error is not None:
+            raise call.error
+        return call.result
 
     def _stream_request(self, op: str, buffer: int | None, **args: Any) -> Stream[Any]:
-        request_id, pending = self._send_request(op, buffer, args)
-        return Stream(self, request_id, pending)
+        pending = _Pending(op, buffer)
+        return Stream(self, self._send_request(op, args, pending), pending)
 
     def _cancel(self, request_id: int) -> None:
         if self._closed is not None:
@@ -448,12 +499,24 @@ class Client:
             self._lost(f"the connection to the node broke: {exc}")
 
     async def _read_replies(self) -> None:
+        # One receive can hold a thousand replies.  Handing them all out
+        # before the woken tasks run would make them send their next requests
+        # in one burst, after which this client waits for the node and the
+        # node for this client, in turns.  Every _MESSAGES_PER_TURN the
+        # reader steps aside, so the node gets new requests while this
+        # client still works on the replies.
+        handed_out = 0
         try:
             while True:
                 event = self._conn.next_event()
                 if event is NEED_DATA:
                     self._conn.receive_data(await self._stream.receive_some(_RECEIVE_BYTES))
-                elif isinstance(event, Item):
+                    continue
+                handed_out += 1
+                if handed_out >= _MESSAGES_PER_TURN:
+                    handed_out = 0
+                    await trio.lowlevel.checkpoint()
+                if isinstance(event, Item):
                     self._dispatch_item(event)
                 elif isinstance(event, Reply | ErrorReply):
                     pending = self._pending.pop(event.id, None)
@@ -476,8 +539,8 @@ class Client:
 
     def _dispatch_item(self, event: Item) -> None:
         pending = self._pending.get(event.id)
-        if pending is None:
-            return
+        if type(pending) is not _Pending:
+            return  # gone, or not a stream (the connection refuses items for those)
         if pending.abandoned or not pending.push(event.value):
             self._cancel(event.id)
 

@@ -18,6 +18,14 @@ their cyclic garbage waits until the pause ends (reference counting frees
 everything else as usual).  Pauses nest and overlap across threads: the
 collector is switched on again when the last one ends, and only if it was
 on when the first began.
+
+A long-running node has the opposite problem: a thousand requests in flight
+keep their objects alive long enough to reach the oldest generation, and
+the full collections that follow rescan everything the process loaded at
+start-up (modules, configuration), which never becomes garbage.
+`freeze_start_up` moves those objects out of the collector's sight once the
+node runs (`gc.freeze`); it is for a process's own main program, not for a
+library inside someone else's.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["paused"]
+__all__ = ["freeze_start_up", "paused"]
 
 
 class _Pauses:
@@ -57,3 +65,14 @@ def paused() -> Iterator[None]:
             _PAUSES.running -= 1
             if _PAUSES.running == 0 and _PAUSES.was_enabled:
                 gc.enable()
+
+
+def freeze_start_up() -> None:
+    """Exempt every object alive now from future collections (see the module docstring).
+
+    Call once, when start-up is done.  Objects frozen here that later become
+    cyclic garbage are never freed: start-up state lives as long as the
+    process anyway.  No collection first: it would delay the first answer,
+    for the little garbage start-up leaves.
+    """
+    gc.freeze()

@@ -47,7 +47,7 @@ import trio
 
 from moat_log.errors import InvalidInputError, JournalClosedError, MoatLogError
 from moat_log.event import Event, Op
-from moat_log.journal.change import Change
+from moat_log.journal.change import Change, check_source
 from moat_log.path import ROOT, Path
 from moat_log.projections.replay import walk_state_at
 from moat_log.protocol import (
@@ -90,6 +90,8 @@ log = logging.getLogger("moat_log.node")
 OUTGOING_FRAMES: Final = 16
 #: The most bytes one read from the socket takes.
 RECEIVE_BYTES: Final = 64 * 1024
+#: Requests the reader answers or hands on before it lets other tasks run.
+REQUESTS_PER_TURN: Final = 256
 #: How long stopping waits for short requests, and then for the goodbye to go out.
 STOP_GRACE: Final = 2.0
 
@@ -224,6 +226,7 @@ class ClientSession:
         await self._send(conn.greeting())
         timeout = self._handshake_timeout
         deadline = trio.current_time() + timeout
+        handed_on = 0
         while True:
             try:
                 event = conn.next_event()
@@ -255,6 +258,14 @@ class ClientSession:
                     # in the outbox within its limit, like every other frame.
                     await self._outbox.wait_for_room()
                     answer_now(event)
+                    handed_on += 1
+                    if handed_on >= REQUESTS_PER_TURN:
+                        # The journal writer commits what is queued so far
+                        # while this task decodes the rest of the read: the
+                        # first replies go out sooner, and the client works
+                        # on them while the node works on the next ones.
+                        handed_on = 0
+                        await trio.lowlevel.checkpoint()
             elif isinstance(event, Cancel):
                 scope = self._streams.get(event.id)
                 if scope is not None:
@@ -331,9 +342,10 @@ class ClientSession:
         source = request.source
         if source is None:
             source = "client" if self.user is None else f"client:{self.user}"
+        check_source(source)  # the request checked the rest as a change would
         if isinstance(request, SetRequest):
-            return Change(request.path, request.value, Op.SET, source, request.cause)
-        return Change(request.path, None, Op.DELETE, source, request.cause)
+            return Change.trusted(request.path, request.value, Op.SET, source, request.cause)
+        return Change.trusted(request.path, None, Op.DELETE, source, request.cause)
 
     # --- requests answered by the reader itself -------------------------------
 
@@ -358,13 +370,15 @@ class ClientSession:
         if not self._writes:
             self._writes_answered.set()
             self._writes_answered = trio.Event()
-        with suppress(ProtocolError):  # the connection is over: nobody to answer
-            if isinstance(result, Event):
+        try:
+            if type(result) is Event:
                 frame = self.conn.send_reply(request.id, Written(result.id, result.hlc))
             else:
                 assert isinstance(result, MoatLogError), result
                 frame = self.conn.send_error(request.id, *_error_reply(request, result))
-            self._outbox.put(frame)
+        except ProtocolError:
+            return  # the connection is over: nobody to answer
+        self._outbox.put(frame)
 
     async def _list(self, request: ListRequest) -> None:
         children = await self.node.read(partial(self.node.kv.children, request.path))

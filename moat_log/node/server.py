@@ -30,6 +30,7 @@ from typing import Final
 
 import trio
 
+from moat_log import cycle_collector
 from moat_log.errors import MoatLogError
 from moat_log.journal.group_commit import open_journal
 from moat_log.journal.store import journal_dir
@@ -161,7 +162,9 @@ async def _serve_clients(
 async def run_node(config: NodeConfig, *, ready: Callable[[Node], object] | None = None) -> None:
     """Run a node until SIGTERM or SIGINT, then stop it in order.
 
-    *ready* is called with the `Node` once it accepts clients.
+    *ready* is called with the `Node` once it accepts clients.  This is the
+    whole process's main program: it takes the signals, and it freezes the
+    start-up heap for the cycle collector (`cycle_collector.freeze_start_up`).
     """
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
 
@@ -183,6 +186,7 @@ class _Ready:
         self._ready = ready
 
     def started(self, value: Node | None = None) -> None:
+        cycle_collector.freeze_start_up()
         if self._ready is not None and value is not None:
             self._ready(value)
 

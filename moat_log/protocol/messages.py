@@ -494,6 +494,13 @@ def parse_request(message: dict[Any, Any], request_id: int | None = None) -> Req
             f"a request needs an 'op' that is a str, not {show(op)}",
             request_id=request_id,
         )
+    if op == "set" and len(message) == 4 and "path" in message and "value" in message:
+        try:  # the hot shape {id, op, path, value}: no argument juggling
+            return SetRequest(request_id, message["path"], message["value"])
+        except (ValueError, TypeError) as exc:
+            raise RequestError(
+                ErrorType.BAD_REQUEST, f"op 'set': {exc}", request_id=request_id
+            ) from None
     args = dict(message)
     del args["id"], args["op"]
     if op == "auth":

@@ -371,6 +371,10 @@ def parse_server_message(wire: object) -> Reply | Item | ErrorReply | Goodbye:
     Raises `RemoteProtocolError` unless it is a map with an id (uint or nil)
     and exactly one of ``ok``, ``item``, ``error``.
     """
+    if type(wire) is dict and len(wire) == 2 and "ok" in wire:  # the common shape, first
+        request_id = wire.get("id")
+        if type(request_id) is int and 0 <= request_id <= MAX_U64:
+            return Reply(request_id, wire["ok"])
     if type(wire) is not dict or "id" not in wire:
         raise _bad(f"a message that is not a map with an 'id': {show(wire)}")
     request_id = wire["id"]
