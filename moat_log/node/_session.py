@@ -261,14 +261,7 @@ class ClientSession:
                 return f"protocol error: {exc}"
             await self._send(conn.data_to_send())
             if event is NEED_DATA:
-                if deadline == math.inf:  # the usual case: no cancel scope to set up
-                    await self._outbox.wait_for_room()  # the client reads its replies
-                    conn.receive_data(await self._stream.receive_some(RECEIVE_BYTES))
-                    continue
-                with trio.move_on_at(deadline):
-                    await self._outbox.wait_for_room()
-                    data = await self._stream.receive_some(RECEIVE_BYTES)
-                    conn.receive_data(data)
+                if await self._receive(deadline):
                     continue
                 self._goodbye = conn.send_goodbye(
                     ErrorType.PROTOCOL,
@@ -295,15 +288,33 @@ class ClientSession:
                         # on them while the node works on the next ones.
                         handed_on = 0
                         await trio.lowlevel.checkpoint()
-            elif isinstance(event, Cancel):
-                scope = self._streams.get(event.id)
-                if scope is not None:
-                    scope.cancel()
-            elif isinstance(event, Authenticated):
-                deadline = math.inf
-                log.info("connection from %s authenticated as %r", self.peer, event.user)
-            elif isinstance(event, Rejected):
-                self._log_rejected(event)
+            else:
+                deadline = self._on_notice(event, deadline)
+
+    def _on_notice(self, event: object, deadline: float) -> float:
+        """A cancel, a login or a refusal; the read deadline after it."""
+        if isinstance(event, Cancel):
+            scope = self._streams.get(event.id)
+            if scope is not None:
+                scope.cancel()
+        elif isinstance(event, Authenticated):
+            log.info("connection from %s authenticated as %r", self.peer, event.user)
+            return math.inf
+        elif isinstance(event, Rejected):
+            self._log_rejected(event)
+        return deadline
+
+    async def _receive(self, deadline: float) -> bool:
+        """Read more for the connection; False if *deadline* passed first."""
+        if deadline == math.inf:  # the usual case: no cancel scope to set up
+            await self._outbox.wait_for_room()  # the client reads its replies
+            self.conn.receive_data(await self._stream.receive_some(RECEIVE_BYTES))
+            return True
+        with trio.move_on_at(deadline):
+            await self._outbox.wait_for_room()
+            self.conn.receive_data(await self._stream.receive_some(RECEIVE_BYTES))
+            return True
+        return False
 
     def _log_rejected(self, event: Rejected) -> None:
         if event.type == ErrorType.AUTH_FAILED:
