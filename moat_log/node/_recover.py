@@ -21,6 +21,10 @@ The node server calls it only for a node that dials peers (``sync.peers``):
 a node that only waits to be dialled cannot tell a new cluster's first node
 from one whose peers are away, and would wait on every first start.
 
+A file in the data directory marks a recovery under way, so a node stopped
+or killed in the middle of one (it then holds the first of its own events,
+not all) waits again when it starts.
+
 A node whose journal holds any of its own events starts at once: it knows
 where its numbering continues (an old backup put back is the operator's to
 handle: docs/operator-guide.md, "A node lost its data").
@@ -30,14 +34,20 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from functools import partial
+from pathlib import Path as FsPath
+from typing import Final
 
 import trio
 
 from moat_log.rangeset import RangeSet
 from moat_log.sync.link import Replicator
 
-__all__ = ["recover_own_history"]
+__all__ = ["RECOVERY_MARKER", "recover_own_history"]
+
+#: The file in the data directory that marks a recovery under way.
+RECOVERY_MARKER: Final = "recovering-own-events"
 
 log = logging.getLogger("moat_log.sync")
 
@@ -56,17 +66,51 @@ def _changed(before: int | None, replicator: Replicator) -> bool:
     return _missing_own(replicator) != before
 
 
-async def recover_own_history(replicator: Replicator, wait: float) -> int:
-    """Wait as the module doc says; the number of own events got back."""
+async def recover_own_history(
+    replicator: Replicator, wait: float, marker: FsPath | None = None
+) -> int:
+    """Wait as the module doc says; the number of own events got back.
+
+    *marker* is a file that exists while a recovery is under way: a node
+    stopped (or killed) in the middle holds some of its own events, and
+    without the marker would number its next event after those, not after
+    what its peers hold.
+    """
     own = replicator.node
-    if wait <= 0 or own in replicator.holdings.summary():
+    if wait <= 0:
         return 0
+    marked = marker is not None and await trio.to_thread.run_sync(marker.exists)
+    if own in replicator.holdings.summary() and not marked:
+        return 0
+    if marker is not None:
+        await trio.to_thread.run_sync(_create, marker)
     log.info(
-        "node %s holds no events of its own: asking its peers for them before serving "
-        "(waiting up to %g s for a peer)",
+        "node %s holds no events of its own (or had not finished getting them back): "
+        "asking its peers for them before serving (waiting up to %g s for a peer)",
         own,
         wait,
     )
+    recovered = await _recover(replicator, wait)
+    if marker is not None:
+        await trio.to_thread.run_sync(partial(marker.unlink, missing_ok=True))
+    return recovered
+
+
+def _create(marker: FsPath) -> None:
+    """Create *marker* durably: it must outlive a power cut in the middle of a recovery."""
+    with marker.open("w") as file:
+        file.write("this node is getting its own events back from its peers\n")
+        file.flush()
+        os.fsync(file.fileno())
+    directory = os.open(marker.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+async def _recover(replicator: Replicator, wait: float) -> int:
+    own = replicator.node
     deadline = trio.current_time() + wait
     missing = _missing_own(replicator)
     while missing != 0:

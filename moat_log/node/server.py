@@ -39,7 +39,7 @@ from moat_log.protocol import ServerConnection
 from moat_log.streams import single_errors_unwrapped
 
 from ._node import Node
-from ._recover import recover_own_history
+from ._recover import RECOVERY_MARKER, recover_own_history
 from ._session import ClientSession
 from ._sync import run_sync
 from .config import ListenAddress, NodeConfig
@@ -105,9 +105,10 @@ async def _serve_node(
                 node.sync = await background.start(run_sync, node, config.sync)
                 # a node others dial, but that dials none, does not wait for them
                 wait = config.sync.wait_for_peers if config.sync.peers else 0
-                if not await _unless_stopped(
-                    shutdown_trigger, partial(recover_own_history, node.sync.replicator, wait)
-                ):
+                recover = partial(
+                    recover_own_history, node.sync.replicator, wait, data_dir / RECOVERY_MARKER
+                )
+                if not await _unless_stopped(shutdown_trigger, recover):
                     background.cancel_scope.cancel()
                     return
             await _serve_clients(node, server, shutdown_trigger, task_status)

@@ -15,7 +15,7 @@ import trio
 import trio.testing
 from test_sync_link import GUARD, link, running_node
 
-from moat_log.node._recover import recover_own_history
+from moat_log.node._recover import RECOVERY_MARKER, recover_own_history
 from moat_log.rangeset import RangeSet
 
 
@@ -51,6 +51,33 @@ async def test_a_node_that_lost_its_data_gets_its_history_back_and_numbers_on(
             assert event.hlc > pi1.journal.get(("pi3", 1200)).hlc  # type: ignore[arg-type, union-attr]
             await pi1.until(lambda: pi1.journal.summary()["pi3"] == RangeSet([(1, 1201)]))
             nursery.cancel_scope.cancel()
+
+
+async def test_a_node_stopped_half_way_through_its_recovery_finishes_it_first(
+    tmp_path: FsPath,
+) -> None:
+    """The marker file makes a restarted node wait again although it holds own events."""
+    marker = tmp_path / "new-card" / RECOVERY_MARKER
+    with trio.fail_after(GUARD):
+        await write_history(tmp_path, 3000)
+        async with (
+            running_node(tmp_path / "new-card", "pi3", want_size=100) as pi3,
+            running_node(tmp_path, "pi1") as pi1,
+        ):
+            async with trio.open_nursery() as first_run:
+                await link(pi1, pi3, first_run)
+                first_run.start_soon(recover_own_history, pi3.replicator, GUARD, marker)
+                await pi3.until(lambda: "pi3" in pi3.journal.summary())
+                first_run.cancel_scope.cancel()  # the node is stopped half way
+            got = pi3.journal.summary()["pi3"]
+            assert 0 < got.count < 3000 and marker.exists()
+            async with trio.open_nursery() as second_run:  # started again
+                await link(pi1, pi3, second_run)
+                assert await recover_own_history(pi3.replicator, GUARD, marker) == 3000
+                assert not marker.exists()
+                (event,) = await pi3.write(1, prefix="after")
+                assert event.seq == 3001
+                second_run.cancel_scope.cancel()
 
 
 async def test_a_fresh_node_of_a_new_cluster_starts_at_once(tmp_path: FsPath) -> None:
