@@ -143,6 +143,9 @@ class _Call:
 
     async def wait(self) -> None:
         """Sleep until `finish` (or a cancellation)."""
+        if self.done:  # finished before anyone waited (the connection was lost)
+            await trio.lowlevel.checkpoint()
+            return
         self.task = trio.lowlevel.current_task()
         await trio.lowlevel.wait_task_rescheduled(self._abort)
 
