@@ -17,6 +17,8 @@ This module needs Hypothesis (the ``test`` extra); import it from tests only.
 from __future__ import annotations
 
 import os
+import random
+import re
 import selectors
 import shutil
 import subprocess
@@ -40,12 +42,17 @@ from moat_log.vclock import VectorClock
 
 __all__ = [
     "DEFAULT_NOW",
+    "DOC_EVENT",
     "FakeWallClock",
     "MemoryJournal",
     "WriteResult",
+    "bus_traffic",
     "changes",
+    "documented_blocks",
+    "documented_frames",
     "event_ids",
     "events",
+    "hex_dump_bytes",
     "kv_winners",
     "moat_log_script",
     "paths",
@@ -63,6 +70,76 @@ WriteResult = Event | bool | MoatLogError
 DEFAULT_NOW = 1_700_000_000 * 10**9
 
 _INT64 = st.integers(-(2**63), 2**63 - 1)
+
+#: The event ``pi1:3`` of the protocol documents' examples.
+DOC_EVENT = Event(
+    "pi1",
+    3,
+    1_763_712_000_000_000_000,
+    {"pi2": 7},
+    Path(("home", "kitchen", "temp")),
+    Op.SET,
+    21.5,
+    "knx:1/2/3",
+    EventId("pi2", 7),
+)
+
+_DOC_BLOCK = re.compile(r"<!-- (\w+): ([\w-]+) -->\n```text\n(.*?)```", re.S)
+_HEX_BYTE = re.compile(r"[0-9a-f]{2}")
+
+
+def documented_blocks(text: str, kind: str) -> dict[str, str]:
+    """The bodies of a document's ``<!-- KIND: NAME -->`` text blocks, by name."""
+    return {name: body for found, name, body in _DOC_BLOCK.findall(text) if found == kind}
+
+
+def documented_frames(text: str) -> dict[str, bytes]:
+    """A protocol document's example frames (``<!-- frame: NAME -->`` hex dumps), by name.
+
+    The frame's 4-byte length prefix must match its body.
+    """
+    frames = {}
+    for name, body in documented_blocks(text, "frame").items():
+        data = hex_dump_bytes(body)
+        assert int.from_bytes(data[:4], "big") == len(data) - 4, f"{name}: length prefix"
+        frames[name] = data
+    return frames
+
+
+def hex_dump_bytes(body: str) -> bytes:
+    """The bytes of an annotated hex dump: each line's hex bytes up to its first other word."""
+    data = bytearray()
+    for line in body.splitlines():
+        for token in line.split():
+            if not _HEX_BYTE.fullmatch(token):
+                break
+            data.append(int(token, 16))
+    return bytes(data)
+
+
+_ROOMS = ("kitchen", "living", "bath", "bed1", "bed2", "office", "garage", "hall")
+_DEVICES = ("light", "temp", "humidity", "window", "blind", "heating")
+
+
+def bus_traffic(rng: random.Random, count: int) -> list[Change]:
+    """*count* writes that look like a house's bus traffic (sync size tests and benchmarks).
+
+    Few paths, small values (temperatures, percentages, switches) and KNX
+    group addresses as sources: what the sync batches compress in practice.
+    """
+    changes = []
+    for _ in range(count):
+        room, device = rng.choice(_ROOMS), rng.choice(_DEVICES)
+        if device in ("temp", "humidity"):
+            value: object = round(rng.uniform(15, 60), 1)
+        elif device == "blind":
+            value = rng.randint(0, 100)
+        else:
+            value = rng.choice([True, False])
+        source = f"knx:{rng.randint(0, 15)}/{rng.randint(0, 7)}/{rng.randint(0, 255)}"
+        changes.append(Change(Path(("home", room, device)), value, source=source))
+    return changes
+
 
 # --------------------------------------------------------------------------- strategies
 

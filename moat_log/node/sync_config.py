@@ -24,10 +24,10 @@ from pathlib import Path as FsPath
 from typing import Any, Final
 
 from moat_log.errors import ConfigError
+from moat_log.sync.auth import MIN_SECRET_SIZE
 
 __all__ = [
     "DEFAULT_SYNC_PORT",
-    "MIN_SECRET_BYTES",
     "PeerAddress",
     "SyncConfig",
     "host_and_port",
@@ -36,8 +36,6 @@ __all__ = [
 
 #: The TCP port of the sync protocol unless configured otherwise.
 DEFAULT_SYNC_PORT: Final = 27600
-#: A cluster secret shorter than this is refused (it could be guessed offline).
-MIN_SECRET_BYTES: Final = 16
 #: Seconds a node with none of its own events waits at start for its peers.
 DEFAULT_WAIT_FOR_PEERS: Final = 10.0
 MAX_WAIT_FOR_PEERS: Final = 3600
@@ -107,10 +105,10 @@ class SyncConfig:
     max_clock_ahead: float = DEFAULT_MAX_CLOCK_AHEAD
 
     def __post_init__(self) -> None:
-        if len(self.secret) < MIN_SECRET_BYTES:
+        if len(self.secret) < MIN_SECRET_SIZE:
             raise ConfigError(
                 f"sync: the cluster secret has {len(self.secret)} bytes; "
-                f"at least {MIN_SECRET_BYTES} are needed"
+                f"at least {MIN_SECRET_SIZE} are needed"
             )
 
 

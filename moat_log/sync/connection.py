@@ -320,7 +320,7 @@ class SyncConnection:
             if event is not None:
                 return event
 
-    def _dispatch(self, message: Message) -> SyncEvent | None:  # noqa: PLR0911 - one per type
+    def _dispatch(self, message: Message) -> SyncEvent | None:
         kind = type(message)
         if kind is Goodbye:
             assert isinstance(message, Goodbye)
@@ -332,30 +332,13 @@ class SyncConnection:
             raise RemoteProtocolError(
                 f"the peer sent a {kind.TYPE} message while {self._state.value} (expected {names})"
             )
-        if kind is Hello:
-            assert isinstance(message, Hello)
-            self._on_hello(message)
-            return None
-        if kind is Proof:
-            assert isinstance(message, Proof)
-            return self._on_proof(message)
-        if kind is Summary:
-            assert isinstance(message, Summary)
-            return self._on_summary(message)
-        if kind is Want:
-            assert isinstance(message, Want)
-            return self._on_want(message)
-        if kind is Batch:
-            assert isinstance(message, Batch)
-            return self._on_batch(message)
-        if kind is Have:
-            assert isinstance(message, Have)
-            merge(self._peer_held, message.held)
-            return PeerHas(copy_held(message.held))
-        assert isinstance(message, Push)
-        return self._on_push(message)
+        return _HANDLERS[kind](self, message)
 
     # --- the handshake --------------------------------------------------------------
+
+    def _on_have(self, have: Have) -> PeerHas:
+        merge(self._peer_held, have.held)
+        return PeerHas(copy_held(have.held))
 
     def _on_hello(self, hello: Hello) -> None:
         self._queue(self._handshake.answer(hello))
@@ -602,6 +585,17 @@ _EXPECTED: Final[dict[LinkState, tuple[type[Any], ...]]] = {
     LinkState.SUMMARY: (Summary,),
     LinkState.LIVE: (Want, Batch, Push, Have),
     LinkState.CLOSED: (),
+}
+
+#: What a connection does with each message it expects (all but goodbye).
+_HANDLERS: Final[dict[type[Any], Callable[[SyncConnection, Any], SyncEvent | None]]] = {
+    Hello: SyncConnection._on_hello,
+    Proof: SyncConnection._on_proof,
+    Summary: SyncConnection._on_summary,
+    Want: SyncConnection._on_want,
+    Batch: SyncConnection._on_batch,
+    Push: SyncConnection._on_push,
+    Have: SyncConnection._on_have,
 }
 
 

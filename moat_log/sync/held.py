@@ -12,8 +12,8 @@ ascending - is the order in which a batch carries the events of a want
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TypeAlias
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TypeAlias, TypeVar
 
 from ..errors import InvalidInputError
 from ..event import Event
@@ -21,9 +21,12 @@ from ..ids import EventId, is_node_name
 from ..protocol.errors import RemoteProtocolError, show
 from ..rangeset import RangeSet
 
+_V = TypeVar("_V")
+
 __all__ = [
     "Held",
     "add_events",
+    "by_origin_from_wire",
     "copy_held",
     "count",
     "held_from_wire",
@@ -111,17 +114,28 @@ def held_to_wire(held: Mapping[str, RangeSet]) -> dict[str, list[int]]:
 
 def held_from_wire(wire: object, what: str) -> Held:
     """Validate a received holding; *what* names it in the error."""
-    if type(wire) is not dict:
-        raise RemoteProtocolError(f"{what} must be a map of origin to ranges, not {show(wire)}")
-    result: Held = {}
-    for origin, packed in wire.items():
-        if not is_node_name(origin):
-            raise RemoteProtocolError(f"{what} names an invalid origin {show(origin)}")
+
+    def ranges(origin: str, packed: object) -> RangeSet:
         try:
             seqs = RangeSet.from_msgpack(packed)
         except InvalidInputError as exc:
             raise RemoteProtocolError(f"{what}: the ranges of {origin!r}: {exc}") from None
         if not seqs:
             raise RemoteProtocolError(f"{what} lists {origin!r} with no seqs")
-        result[origin] = seqs
+        return seqs
+
+    return by_origin_from_wire(wire, what, ranges)
+
+
+def by_origin_from_wire(
+    wire: object, what: str, value: Callable[[str, object], _V]
+) -> dict[str, _V]:
+    """A received map from origin to something *value* validates; *what* names it."""
+    if type(wire) is not dict:
+        raise RemoteProtocolError(f"{what} must be a map by origin, not {show(wire)}")
+    result: dict[str, _V] = {}
+    for origin, item in wire.items():
+        if not is_node_name(origin):
+            raise RemoteProtocolError(f"{what} names an invalid origin {show(origin)}")
+        result[origin] = value(origin, item)
     return result

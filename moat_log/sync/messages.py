@@ -27,11 +27,11 @@ import msgpack
 
 from ..errors import InvalidEventError
 from ..event import Event
-from ..ids import MAX_U64, check_node_name, is_node_name
+from ..ids import MAX_U64, check_node_name
 from ..protocol.errors import RemoteProtocolError, show
 from ..protocol.framing import encode_frame, frame_bytes
 from .auth import NONCE_SIZE, PROTOCOL_VERSION
-from .held import Held, count, held_from_wire, held_to_wire
+from .held import Held, by_origin_from_wire, count, held_from_wire, held_to_wire
 from .holdings import Tips
 
 __all__ = [
@@ -332,24 +332,20 @@ def _parse(cls: type[_M], frame: dict[Any, Any]) -> _M:
 
 
 def _tips(wire: object) -> Tips:
-    if type(wire) is not dict:
-        raise RemoteProtocolError(f"a summary's 'tips' must be a map, not {show(wire)}")
-    tips: Tips = {}
-    for origin, tip in wire.items():
-        if not is_node_name(origin):
-            raise RemoteProtocolError(f"a summary's tips name an invalid origin {show(origin)}")
+    def tip(origin: str, item: object) -> tuple[int, int]:
         if not (
-            type(tip) is list
-            and len(tip) == 2
-            and all(type(number) is int for number in tip)
-            and 1 <= tip[0] <= MAX_U64
-            and 0 <= tip[1] <= MAX_U64
+            type(item) is list
+            and len(item) == 2
+            and all(type(number) is int for number in item)
+            and 1 <= item[0] <= MAX_U64
+            and 0 <= item[1] <= MAX_U64
         ):
             raise RemoteProtocolError(
-                f"the tip of {origin!r} must be [seq, hlc] (integers), not {show(tip)}"
+                f"the tip of {origin!r} must be [seq, hlc] (integers), not {show(item)}"
             )
-        tips[origin] = (tip[0], tip[1])
-    return tips
+        return (item[0], item[1])
+
+    return by_origin_from_wire(wire, "a summary's 'tips'", tip)
 
 
 def _events(wire: object) -> tuple[Event, ...]:

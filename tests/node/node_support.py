@@ -12,6 +12,7 @@ from typing import Any
 
 import trio
 
+from moat_log.client import Client
 from moat_log.event import Event
 from moat_log.node import ListenAddress, Node, NodeConfig, UserConfig, serve_node
 from moat_log.path import Path
@@ -95,6 +96,27 @@ class RawConnection:
         while (message := await self.receive()) is not None:
             messages.append(message)
         return messages
+
+
+async def stall_a_stream(
+    node: Node, writer: Client, request: dict[str, Any]
+) -> tuple[RawConnection, list[Any], Any]:
+    """Start *request* (a watch or followed log under ``big``, id 1) and stop reading it.
+
+    Each of 60 writes is 100 KB, so the socket, the node's small send queue
+    and then the stream's buffer fill up.  Returns the connection, the items
+    that came before the stream ended, and the message that ended it.
+    """
+    raw = RawConnection(await open_raw(node.addresses[0]))
+    await raw.receive()
+    await raw.send(request)
+    assert await raw.receive() == {"id": 1, "item": {"state": "live"}}
+    for index in range(60):
+        await writer.set(f"big.v{index}", b"x" * 100_000)
+    items = []
+    while (message := await raw.receive())["id"] == 1 and "item" in message:
+        items.append(message)
+    return raw, items, message
 
 
 _WRITE_DIRECTLY = """

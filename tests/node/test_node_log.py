@@ -15,11 +15,10 @@ from node_support import (
     FAST,
     LOOPBACK_ANY_PORT,
     UNIX,
-    RawConnection,
     config,
     insert_from_another_process,
-    open_raw,
     running_node,
+    stall_a_stream,
     tcp_address,
     users,
     write_from_another_process,
@@ -296,17 +295,8 @@ async def test_a_follower_that_stops_reading_is_told_it_fell_behind(data_dir: Fs
         open_client(data_dir=data_dir) as writer,
     ):
         listeners = len(node.feed._listeners)
-        raw = RawConnection(await open_raw(node.addresses[0]))
-        await raw.receive()
-        await raw.send({"id": 1, "op": "log", "path": ["big"], "follow": True})
-        assert await raw.receive() == {"id": 1, "item": {"state": "live"}}
-        # Nobody reads raw now; each event is 100 KB, so the socket, the
-        # node's small send queue and then the follower's buffer fill up.
-        for index in range(60):
-            await writer.set(f"big.v{index}", b"x" * 100_000)
-        messages = []
-        while (message := await raw.receive())["id"] == 1 and "item" in message:
-            messages.append(message)
+        request = {"id": 1, "op": "log", "path": ["big"], "follow": True}
+        raw, messages, message = await stall_a_stream(node, writer, request)
         assert message["error"]["type"] == "overflow"
         assert "log fell behind" in message["error"]["message"]
         assert 0 < len(messages) < 60

@@ -22,6 +22,7 @@ from node_support import (
     config,
     open_raw,
     running_node,
+    stall_a_stream,
     tcp_address,
     users,
     write_from_another_process,
@@ -343,17 +344,8 @@ async def test_a_watcher_that_stops_reading_is_told_it_fell_behind(data_dir: FsP
         running_node(config(data_dir, watch_buffer=4)) as node,
         open_client(data_dir=data_dir) as writer,
     ):
-        raw = RawConnection(await open_raw(node.addresses[0]))
-        await raw.receive()
-        await raw.send({"id": 1, "op": "watch", "path": ["big"]})
-        assert await raw.receive() == {"id": 1, "item": {"state": "live"}}
-        # Nobody reads raw now; each change is 100 KB, so the socket, the
-        # node's small send queue and then the watch buffer fill up.
-        for index in range(60):
-            await writer.set(f"big.v{index}", b"x" * 100_000)
-        messages = []
-        while (message := await raw.receive())["id"] == 1 and "item" in message:
-            messages.append(message)
+        request = {"id": 1, "op": "watch", "path": ["big"]}
+        raw, messages, message = await stall_a_stream(node, writer, request)
         assert message["error"]["type"] == "overflow"
         assert "watch fell behind" in message["error"]["message"]
         assert 0 < len(messages) < 60

@@ -6,7 +6,6 @@ of the line is annotation).  The frames are produced here by the real
 connection objects where possible, so the document shows what goes on the wire.
 """
 
-import re
 from collections.abc import Callable
 from pathlib import Path as FsPath
 from typing import Any
@@ -22,9 +21,7 @@ from protocol_support import (
     server_events,
 )
 
-from moat_log.event import Event, Op
 from moat_log.ids import EventId
-from moat_log.path import Path
 from moat_log.protocol import (
     LIVE,
     AuthChallenge,
@@ -39,38 +36,11 @@ from moat_log.protocol import (
     make_verifier,
     salt_password,
 )
+from moat_log.testing import DOC_EVENT, documented_frames
 
 DOC = FsPath(__file__).resolve().parents[2] / "docs" / "client-protocol.md"
-_BLOCK = re.compile(r"<!-- frame: ([\w-]+) -->\n```text\n(.*?)```", re.S)
-_HEX = re.compile(r"[0-9a-f]{2}")
-
-
-def documented_frames() -> dict[str, bytes]:
-    frames = {}
-    for name, body in _BLOCK.findall(DOC.read_text()):
-        data = bytearray()
-        for line in body.splitlines():
-            for token in line.split():
-                if not _HEX.fullmatch(token):
-                    break
-                data.append(int(token, 16))
-        assert int.from_bytes(data[:4], "big") == len(data) - 4, f"{name}: length prefix"
-        frames[name] = bytes(data)
-    return frames
-
-
-FRAMES = documented_frames()
-EVENT = Event(
-    "pi1",
-    3,
-    1_763_712_000_000_000_000,
-    {"pi2": 7},
-    Path(("home", "kitchen", "temp")),
-    Op.SET,
-    21.5,
-    "knx:1/2/3",
-    EventId("pi2", 7),
-)
+FRAMES = documented_frames(DOC.read_text())
+EVENT = DOC_EVENT
 
 
 def answered(request: dict[str, Any], answer: Callable[[ServerConnection], bytes]) -> bytes:

@@ -9,37 +9,16 @@ import zstandard
 from sync_support import SimLink, SimNode, settle
 
 from moat_log.event import Event
-from moat_log.journal.change import Change
-from moat_log.path import Path
 from moat_log.rangeset import RangeSet
 from moat_log.sync.held import count
 from moat_log.sync.messages import Hello, Proof, Summary, encode
-
-ROOMS = ["kitchen", "living", "bath", "bed1", "bed2", "office", "garage", "hall"]
-DEVICES = ["light", "temp", "humidity", "window", "blind", "heating"]
-
-
-def bus_changes(count: int, seed: int = 1) -> list[Change]:
-    """Writes that look like a house's bus traffic: few paths, small values, bus sources."""
-    rng = random.Random(seed)
-    found = []
-    for _ in range(count):
-        room, device = rng.choice(ROOMS), rng.choice(DEVICES)
-        if device in ("temp", "humidity"):
-            value: object = round(rng.uniform(15, 60), 1)
-        elif device == "blind":
-            value = rng.randint(0, 100)
-        else:
-            value = rng.choice([True, False])
-        source = f"knx:{rng.randint(0, 15)}/{rng.randint(0, 7)}/{rng.randint(0, 255)}"
-        found.append(Change(Path(("home", room, device)), value, source=source))
-    return found
+from moat_log.testing import bus_traffic
 
 
 def write_bus_traffic(node: SimNode, count: int, seed: int = 1) -> list[Event]:
     rng = random.Random(seed)
     written = []
-    for change in bus_changes(count, seed):
+    for change in bus_traffic(random.Random(seed), count):
         node.clock.advance(rng.randint(10**6, 2 * 10**9))
         written.append(node.write(change.path, change.value))
     return written

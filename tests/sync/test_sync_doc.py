@@ -28,9 +28,6 @@ from sync_support import (
     lookup_of_tips,
 )
 
-from moat_log.event import Event, Op
-from moat_log.ids import EventId
-from moat_log.path import Path
 from moat_log.protocol import RemoteProtocolError
 from moat_log.rangeset import RangeSet
 from moat_log.sync import (
@@ -59,49 +56,13 @@ from moat_log.sync.messages import (
     Want,
     encode,
 )
+from moat_log.testing import DOC_EVENT, documented_blocks, documented_frames, hex_dump_bytes
 
 DOC = FsPath(__file__).resolve().parents[2] / "docs" / "sync-protocol.md"
 TEXT = DOC.read_text()
-_BLOCK = re.compile(r"<!-- (frame|vector): ([\w-]+) -->\n```text\n(.*?)```", re.S)
-_HEX = re.compile(r"[0-9a-f]{2}")
-
-#: The event pi1:3 of the client protocol's examples.
-EVENT = Event(
-    "pi1",
-    3,
-    1_763_712_000_000_000_000,
-    {"pi2": 7},
-    Path(("home", "kitchen", "temp")),
-    Op.SET,
-    21.5,
-    "knx:1/2/3",
-    EventId("pi2", 7),
-)
-
-
-def hex_bytes(body: str) -> bytes:
-    data = bytearray()
-    for line in body.splitlines():
-        for token in line.split():
-            if not _HEX.fullmatch(token):
-                break
-            data.append(int(token, 16))
-    return bytes(data)
-
-
-def documented() -> tuple[dict[str, bytes], dict[str, str]]:
-    frames, vectors = {}, {}
-    for kind, name, body in _BLOCK.findall(TEXT):
-        if kind == "frame":
-            data = hex_bytes(body)
-            assert int.from_bytes(data[:4], "big") == len(data) - 4, f"{name}: length prefix"
-            frames[name] = data
-        else:
-            vectors[name] = body
-    return frames, vectors
-
-
-FRAMES, VECTORS = documented()
+FRAMES = documented_frames(TEXT)
+VECTORS = documented_blocks(TEXT, "vector")
+EVENT = DOC_EVENT
 
 
 #: The hlcs of the last events of the summary's example.
@@ -205,7 +166,7 @@ def test_the_test_vector() -> None:
     pi2_to_pi1 = auth_message(
         prover="pi2", prover_nonce=NONCE_B, verifier="pi1", verifier_nonce=NONCE_A
     )
-    assert hex_bytes(VECTORS["auth-message"]) == pi1_to_pi2
+    assert hex_dump_bytes(VECTORS["auth-message"]) == pi1_to_pi2
     assert len(pi1_to_pi2) == 113
     assert values["Proof pi1->pi2"] == make_proof(key, pi1_to_pi2).hex()
     assert values["Proof pi2->pi1"] == make_proof(key, pi2_to_pi1).hex()

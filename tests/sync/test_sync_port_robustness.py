@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path as FsPath
 
@@ -42,15 +40,6 @@ CATCH_UP_EVENTS = 50_000
 
 #: What an attacker does when its connection reports an event: True half-closes.
 OnEvent = Callable[[object, trio.SocketStream], Awaitable[bool]]
-
-
-@pytest.fixture
-def base() -> Iterator[FsPath]:
-    directory = FsPath(tempfile.mkdtemp(prefix="ml-port-", dir="/tmp"))  # short socket paths
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path as FsPath
 
@@ -24,8 +23,7 @@ from moat_log.event import Event, Op
 
 
 @pytest.fixture
-def cluster() -> Iterator[list[NodeProcess]]:
-    base = FsPath(tempfile.mkdtemp(prefix="ml-sync-", dir="/tmp"))  # short socket paths
+def cluster(base: FsPath) -> Iterator[list[NodeProcess]]:
     nodes: list[NodeProcess] = []
     try:
         a = NodeProcess("na", base)
@@ -39,7 +37,6 @@ def cluster() -> Iterator[list[NodeProcess]]:
     finally:
         for node in nodes:
             node.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 async def converged(node: NodeProcess, expected: dict[str, object]) -> None:
@@ -128,13 +125,14 @@ async def _winner(node: NodeProcess, path: str) -> object:
 
 
 @pytest.mark.slow
-async def test_a_node_that_lost_its_data_gets_its_history_back_before_it_serves() -> None:
+async def test_a_node_that_lost_its_data_gets_its_history_back_before_it_serves(
+    base: FsPath,
+) -> None:
     """``kill -9``, data directory gone, restarted with the same name and peers.
 
     Once the new node answers, it holds its old events again, and its next
     write is numbered after them: no forked history, no conflict.
     """
-    base = FsPath(tempfile.mkdtemp(prefix="ml-sync-", dir="/tmp"))  # short socket paths
     a, c = NodeProcess("na", base), NodeProcess("nc", base)
     try:
         a.start()
@@ -158,4 +156,3 @@ async def test_a_node_that_lost_its_data_gets_its_history_back_before_it_serves(
     finally:
         for node in (a, c):
             node.stop()
-        shutil.rmtree(base, ignore_errors=True)

@@ -8,10 +8,8 @@ secret and an unreachable port are one-line errors with exit status 1.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path as FsPath
 
@@ -22,15 +20,6 @@ from moat_log import open_client
 from moat_log.testing import moat_log_script as script
 
 BULK = 3000  # several batches of a catch-up
-
-
-@pytest.fixture
-def base() -> Iterator[FsPath]:
-    directory = FsPath(tempfile.mkdtemp(prefix="ml-ship-", dir="/tmp"))  # short socket paths
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -30,9 +30,7 @@ from typing import Any
 import zstandard
 
 from moat_log.event import Event
-from moat_log.journal.change import Change
 from moat_log.journal.store import Journal
-from moat_log.path import Path
 from moat_log.projections import open_journal
 from moat_log.protocol.framing import NEED_DATA
 from moat_log.sync import (
@@ -43,25 +41,9 @@ from moat_log.sync import (
     read_batch,
 )
 from moat_log.sync.batches import ZSTD_LEVEL
+from moat_log.testing import bus_traffic
 
 SECRET = b"benchmark cluster secret, 32 b!!"
-ROOMS = ["kitchen", "living", "bath", "bed1", "bed2", "office", "garage", "hall"]
-DEVICES = ["light", "temp", "humidity", "window", "blind", "heating"]
-
-
-def bus_changes(rng: random.Random, count: int) -> list[Change]:
-    changes = []
-    for _ in range(count):
-        room, device = rng.choice(ROOMS), rng.choice(DEVICES)
-        if device in ("temp", "humidity"):
-            value: object = round(rng.uniform(15, 60), 1)
-        elif device == "blind":
-            value = rng.randint(0, 100)
-        else:
-            value = rng.choice([True, False])
-        source = f"knx:{rng.randint(0, 15)}/{rng.randint(0, 7)}/{rng.randint(0, 255)}"
-        changes.append(Change(Path(("home", room, device)), value, source=source))
-    return changes
 
 
 def fill(directory: FsPath, target: Journal, events: int, origins: int) -> None:
@@ -76,7 +58,7 @@ def fill(directory: FsPath, target: Journal, events: int, origins: int) -> None:
         )
         count = per_origin + (events % origins if index == 0 else 0)
         for start in range(0, count, 10_000):
-            origin.write_batch(bus_changes(rng, min(10_000, count - start)))
+            origin.write_batch(bus_traffic(rng, min(10_000, count - start)))
         if origin is not target:
             for chunk in _chunks((event for _, event in origin.scan()), 10_000):
                 target.write_batch(chunk)
