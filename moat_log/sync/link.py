@@ -56,6 +56,7 @@ from ..event import Event
 from ..journal.batch import WriteResult
 from ..journal.feed import JournalFeed
 from ..journal.group_commit import JournalWriter
+from ..journal.store import Journal
 from ..protocol.errors import RemoteProtocolError
 from ..timespec import describe_time
 from .batches import read_batch
@@ -86,6 +87,7 @@ __all__ = [
     "PeerStatus",
     "Replicator",
     "open_replicator",
+    "replicating",
 ]
 
 log = logging.getLogger("moat_log.sync")
@@ -277,6 +279,32 @@ async def open_replicator(
         yield replicator
     finally:
         feed.unlisten(replicator._stored)
+
+
+@asynccontextmanager
+async def replicating(
+    journal: Journal,
+    secret: bytes,
+    *,
+    want_size: int = DEFAULT_WANT_SIZE,
+    one_way: OneWay | None = None,
+) -> AsyncIterator[Replicator]:
+    """A `Replicator` for a journal no node runs: with its own writer and feed.
+
+    For ``moat-log pull``/``ship``, benchmarks and tests.  On leaving, what
+    the writer has queued is committed first.
+    """
+    async with trio.open_nursery() as nursery:
+        feed = JournalFeed(journal)
+        writer = JournalWriter(journal, on_commit=feed.committed)
+        await nursery.start(writer.run)
+        await nursery.start(feed.run)
+        async with open_replicator(
+            writer, feed, secret, want_size=want_size, one_way=one_way
+        ) as replicator:
+            yield replicator
+        await writer.close()
+        nursery.cancel_scope.cancel()
 
 
 class _Link:

@@ -31,11 +31,9 @@ from typing import Final
 import trio
 
 from ..errors import SyncLinkError
-from ..journal.feed import JournalFeed
-from ..journal.group_commit import JournalWriter
 from ..journal.store import Journal
 from .held import Held, count, subtract
-from .link import LinkEnded, OneWay, PeerStatus, Replicator, open_replicator
+from .link import LinkEnded, OneWay, PeerStatus, Replicator, replicating
 
 __all__ = ["Progress", "Transfer", "run_one_link"]
 
@@ -80,17 +78,10 @@ async def run_one_link(
             f"cannot connect to the sync port {where}: {cause.strerror or cause} "
             "(is the node running, with [sync] listen on that address?)"
         ) from None
-    async with trio.open_nursery() as nursery:
-        feed = JournalFeed(journal)
-        writer = JournalWriter(journal, on_commit=feed.committed)
-        await nursery.start(writer.run)
-        await nursery.start(feed.run)
-        async with open_replicator(writer, feed, secret, one_way=direction) as replicator:
-            offered = journal.summary() if direction == "ship" else {}
-            done = _Done(direction, offered, progress or _NO_PROGRESS)
-            ended = await _run_until(replicator, stream, done)
-        await writer.close()
-        nursery.cancel_scope.cancel()
+    async with replicating(journal, secret, one_way=direction) as replicator:
+        offered = journal.summary() if direction == "ship" else {}
+        done = _Done(direction, offered, progress or _NO_PROGRESS)
+        ended = await _run_until(replicator, stream, done)
     if done.status is None:
         assert ended is not None
         raise SyncLinkError(

@@ -44,6 +44,21 @@ async def everything_until_live(stream: Stream[Any]) -> None:
         await pending.wait()
 
 
+async def dump_then_one_change(client: Client, stream: Stream[Any]) -> tuple[list[Any], Any]:
+    """Read *stream* as the slowest reader does: its items before `LIVE`, then one change.
+
+    The change is ``big.new`` set after the marker arrived.
+    """
+    await everything_until_live(stream)
+    before = []
+    async for item in stream:
+        if item is LIVE:
+            break
+        before.append(item)
+    await client.set("big.new", "live")
+    return before, await stream.__anext__()
+
+
 async def test_a_watch_bigger_than_the_buffer_dumps_it_goes_live_and_bounds_the_backlog(
     data_dir: FsPath,
 ) -> None:
@@ -51,15 +66,8 @@ async def test_a_watch_bigger_than_the_buffer_dumps_it_goes_live_and_bounds_the_
     async with running_node(config(data_dir)), open_client(data_dir=data_dir) as client:
         with trio.fail_after(60):
             async with client.watch("big") as watch:
-                await everything_until_live(watch)
-                dumped = []
-                async for item in watch:
-                    if item is LIVE:
-                        break
-                    dumped.append(item)
+                dumped, change = await dump_then_one_change(client, watch)
                 assert [e.value for e in dumped] == list(range(PATHS))
-                await client.set("big.new", "live")
-                change = await watch.__anext__()
                 assert isinstance(change, Event)
                 assert (str(change.path), change.value) == ("big.new", "live")
                 # Live changes are a backlog: a reader WATCH_BUFFER behind is stopped.
@@ -78,15 +86,8 @@ async def test_a_followed_log_bigger_than_the_buffer_sends_it_then_goes_live(
     async with running_node(config(data_dir)), open_client(data_dir=data_dir) as client:
         with trio.fail_after(60):
             async with client.log(path="big", follow=True) as log:
-                await everything_until_live(log)
-                held = []
-                async for item in log:
-                    if item is LIVE:
-                        break
-                    held.append(item)
+                held, change = await dump_then_one_change(client, log)
                 assert [e.value for e in held] == list(range(PATHS))
-                await client.set("big.new", "live")
-                change = await log.__anext__()
                 assert isinstance(change, Event)
                 assert (str(change.path), change.value) == ("big.new", "live")
 

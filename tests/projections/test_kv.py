@@ -23,7 +23,7 @@ from moat_log.path import Path, Segment
 from moat_log.projections import kv as kv_module
 from moat_log.projections import kv_view, open_journal
 from moat_log.projections.kv import Conflict, KVView
-from moat_log.testing import paths
+from moat_log.testing import kv_winners, paths
 
 ORIGINS = ("a", "b", "c")
 PATHS = [Path(("home", name)) for name in ("light", "heat", "door")] + [Path(("home",))]
@@ -78,21 +78,12 @@ def histories(draw: st.DrawFn) -> list[Event]:
     return events
 
 
-def model_winners(events: list[Event]) -> dict[Path, Event]:
-    winners: dict[Path, Event] = {}
-    for event in events:
-        best = winners.get(event.path)
-        if best is None or (event.hlc, event.origin) > (best.hlc, best.origin):
-            winners[event.path] = event
-    return winners
-
-
 def model_conflicts(events: list[Event]) -> set[tuple[Path, EventId]]:
     heads: dict[tuple[Path, str], int] = {}
     for event in events:
         key = (event.path, event.origin)
         heads[key] = max(heads.get(key, 0), event.seq)
-    winners = model_winners(events)
+    winners = kv_winners(events)
     return {
         (path, EventId(origin, seq))
         for (path, origin), seq in heads.items()
@@ -151,7 +142,7 @@ def test_the_view_is_a_function_of_the_event_set(
             insert_in_order(journal, events, rnd)
             dumps.append(view_bytes(journal))
             view = kv_view(journal)
-            winners = model_winners(events)
+            winners = kv_winners(events)
             for path in PATHS:
                 assert view.get(path) == winners.get(path)
             found = {(c.path, c.loser) for c in view.conflicts()}

@@ -39,7 +39,7 @@ from moat_log.sync import (
     SyncEvent,
 )
 from moat_log.sync.batches import BatchCodec
-from moat_log.sync.link import LinkEnded, OneWay, Replicator, open_replicator
+from moat_log.sync.link import LinkEnded, OneWay, Replicator, replicating
 from moat_log.sync.messages import Goodbye, encode, parse_message
 
 GUARD = 60  # seconds: only against a hang, never reached by a passing test
@@ -98,17 +98,8 @@ async def running_node(
         lambda: open_journal(directory / name, create_node=name, wall_clock=wall_clock)
     )
     try:
-        async with trio.open_nursery() as nursery:
-            feed = JournalFeed(journal)
-            writer = JournalWriter(journal, on_commit=feed.committed)
-            await nursery.start(writer.run)
-            await nursery.start(feed.run)
-            async with open_replicator(
-                writer, feed, secret, want_size=want_size, one_way=one_way
-            ) as replicator:
-                yield RunningNode(journal, writer, feed, replicator)
-            await writer.close()
-            nursery.cancel_scope.cancel()
+        async with replicating(journal, secret, want_size=want_size, one_way=one_way) as replicator:
+            yield RunningNode(journal, replicator.writer, replicator.feed, replicator)
     finally:
         journal.close()
 

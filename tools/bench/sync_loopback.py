@@ -32,11 +32,9 @@ import trio
 
 from moat_log.event import Event
 from moat_log.journal.change import Change
-from moat_log.journal.feed import JournalFeed
-from moat_log.journal.group_commit import JournalWriter
 from moat_log.path import Path
 from moat_log.projections import open_journal
-from moat_log.sync.link import Replicator, open_replicator
+from moat_log.sync.link import Replicator, replicating
 
 SECRET = b"benchmark cluster secret, 32 b!!"
 
@@ -45,15 +43,8 @@ SECRET = b"benchmark cluster secret, 32 b!!"
 async def node(directory: FsPath, name: str) -> AsyncIterator[Replicator]:
     journal = open_journal(directory / name, create_node=name)
     try:
-        async with trio.open_nursery() as nursery:
-            feed = JournalFeed(journal)
-            writer = JournalWriter(journal, on_commit=feed.committed)
-            await nursery.start(writer.run)
-            await nursery.start(feed.run)
-            async with open_replicator(writer, feed, SECRET) as replicator:
-                yield replicator
-            await writer.close()
-            nursery.cancel_scope.cancel()
+        async with replicating(journal, SECRET) as replicator:
+            yield replicator
     finally:
         journal.close()
 
