@@ -160,7 +160,8 @@ class Replicator:
         self.holdings: Final = Holdings(lookup=self.journal.get)
         self._secret = secret
         self._window, self._want_size, self._random = window, want_size, random
-        self._one_way = one_way
+        #: "pull" or "ship": every link of this replicator is a one-shot transfer.
+        self.one_way: Final = one_way
         self._links: set[_Link] = set()
         self._departed: dict[str, PeerStatus] = {}
         self._changed = trio.Event()
@@ -195,7 +196,7 @@ class Replicator:
 
     async def run_link(self, stream: trio.abc.Stream, *, dialled: bool) -> LinkEnded:
         """Run one link over *stream* until it ends; the stream is closed afterwards."""
-        one_way = self._one_way
+        one_way = self.one_way
         conn = SyncConnection(
             self.node,
             self._secret,
@@ -352,7 +353,7 @@ class _Link:
     @property
     def transfer(self) -> bool:
         """A one-shot pull or ship, at either end: not a standing link between nodes."""
-        return self.replicator._one_way is not None or self.conn.peer_is_transfer
+        return self.replicator.one_way is not None or self.conn.peer_is_transfer
 
     @property
     def dialler(self) -> str | None:
