@@ -21,6 +21,15 @@ DATA_DIR_ENV = "MOAT_LOG_DATA_DIR"
 _NOT_IN_NODE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+def environment_without_settings() -> dict[str, str]:
+    """This process's environment without moat-log's ``MOAT_LOG_*`` variables.
+
+    For a child process that must take its settings from its arguments
+    only (the demo's nodes, test processes).
+    """
+    return {name: value for name, value in os.environ.items() if not name.startswith("MOAT_LOG_")}
+
+
 def xdg_data_dir() -> FsPath:
     """``$XDG_DATA_HOME/moat-log``; ``XDG_DATA_HOME`` defaults to ``~/.local/share``."""
     xdg = os.environ.get("XDG_DATA_HOME")

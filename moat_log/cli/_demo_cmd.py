@@ -27,6 +27,7 @@ import asyncclick as click
 import trio
 
 from moat_log.client import open_client
+from moat_log.defaults import environment_without_settings
 from moat_log.errors import InvalidInputError, MoatLogError
 from moat_log.event import Event, Op, Value
 
@@ -71,11 +72,6 @@ def moat_log_argv() -> list[str]:
     """How to run this very moat-log (the one in this interpreter), whatever is on $PATH."""
     code = f"import sys; from moat_log.cli import main; sys.argv[0] = {PROG!r}; main()"
     return [sys.executable, "-c", code]
-
-
-def child_environment() -> dict[str, str]:
-    """This environment without moat-log's variables: the demo's nodes use their own."""
-    return {name: value for name, value in os.environ.items() if not name.startswith("MOAT_LOG_")}
 
 
 @dataclass
@@ -123,7 +119,7 @@ class DemoNode:
                 [*moat_log_argv(), "serve", "--config", str(self.config)],
                 stdout=subprocess.PIPE,
                 stderr=log,
-                env=child_environment(),
+                env=environment_without_settings(),
             )
         finally:
             os.close(log)
@@ -222,7 +218,7 @@ async def run_cli(node: DemoNode, *args: str) -> str:
         [*moat_log_argv(), "--data-dir", str(node.data_dir), *args],
         capture_stdout=True,
         capture_stderr=True,
-        env=child_environment(),
+        env=environment_without_settings(),
         check=False,
     )
     if done.returncode != 0:

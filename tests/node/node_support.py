@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ from typing import Any
 import trio
 
 from moat_log.client import Client
+from moat_log.defaults import environment_without_settings
 from moat_log.event import Event
 from moat_log.node import ListenAddress, Node, NodeConfig, UserConfig, serve_node
 from moat_log.path import Path
@@ -151,7 +151,5 @@ async def insert_from_another_process(data_dir: FsPath, event: Event) -> None:
 
 
 def environment() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("MOAT_LOG_DATA_DIR", None)
-    env.pop("MOAT_LOG_CONFIG", None)
-    return env
+    """The environment for a moat-log child process: none of the caller's MOAT_LOG_ settings."""
+    return environment_without_settings()

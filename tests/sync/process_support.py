@@ -8,19 +8,20 @@ sleeps).  Its stderr goes to a file the tests read (`NodeProcess.stderr`).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 
+from moat_log.defaults import environment_without_settings
 from moat_log.testing import moat_log_script, read_until_ready
 
 SECRET = "the cluster secret of this test"
 
 
 def environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("MOAT_LOG_")}
+    """The environment for a moat-log child process: none of the caller's MOAT_LOG_ settings."""
+    return environment_without_settings()
 
 
 @dataclass
