@@ -28,7 +28,7 @@ from moat_log.sync.link import OneWay
 from moat_log.sync.oneshot import Transfer, run_one_link
 
 from ._main import Settings, cli
-from ._output import print_json
+from ._output import is_terminal, print_json
 
 _SECRET_FILE = click.option(
     "--secret-file",
@@ -211,18 +211,11 @@ class _Bar:
 
 @contextlib.contextmanager
 def _progress_bar(label: str) -> Iterator[_Bar | None]:
-    if not _is_tty():
+    if not is_terminal(sys.stderr):
         yield None
         return
     with contextlib.ExitStack() as stack:
         yield _Bar(label, stack)
-
-
-def _is_tty() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _report(settings: Settings, direction: OneWay, address: str, transfer: Transfer) -> None:

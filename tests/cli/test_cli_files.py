@@ -193,7 +193,7 @@ async def test_progress_only_on_a_terminal(
     for args in commands:
         assert (await invoke(*args)).stderr == ""
     out.unlink()
-    monkeypatch.setattr(_output, "_is_tty", lambda stream: True)
+    monkeypatch.setattr(_output, "is_terminal", lambda stream: True)
     for args, label in zip(commands, ["ingesting", "exporting", "verifying"], strict=True):
         assert label in (await invoke(*args)).stderr
     target = tmp_path / "t2"
