@@ -115,6 +115,10 @@ def value_text(value: Value) -> str:
 
 EVENT_COLUMNS = ("TIME", "ID", "OP", "PATH", "VALUE", "SOURCE")
 
+#: The live marker of a watch or followed log: as a table line, as JSON.
+LIVE_LINE = "-- live --"
+LIVE_JSON = {"state": "live"}
+
 
 def event_row(event: Event) -> tuple[str, ...]:
     value = "" if event.op is Op.DELETE else value_text(event.value)
@@ -169,6 +173,12 @@ class EventPrinter:
                     self._emit()
         if self._widths is not None:
             self._emit()
+
+    def live(self) -> None:
+        """The live marker, as ``watch`` prints it: everything after it is new."""
+        self.flush()
+        self.out.write((dumps(LIVE_JSON) if self.as_json else LIVE_LINE) + "\n")
+        self.out.flush()
 
     def separate(self) -> None:
         """A blank line between groups of a table (if anything came before)."""
@@ -272,6 +282,18 @@ def print_fields(fields: Mapping[str, str]) -> None:
     width = max((len(name) for name in fields), default=0) + 1
     for name, value in fields.items():
         click.echo(f"{name + ':':<{width}} {value}")
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 event``, ``2 events``: a count with its noun in the right number."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def took(count: int, seconds: float) -> str:
+    """``in 1.25 s (80,000 events/s)``; a rate only where it means something."""
+    if seconds < 0.1:
+        return f"in {seconds * 1000:.0f} ms"
+    return f"in {seconds:.2f} s ({count / seconds:,.0f} events/s)"
 
 
 def human_bytes(size: int) -> str:

@@ -26,7 +26,7 @@ from ._output import (
     print_table,
     progress_bar,
 )
-from ._values import resolve_time
+from ._values import resolve_range
 
 if TYPE_CHECKING:
     from moat_log.journal.verify import VerifyReport
@@ -80,8 +80,7 @@ async def log(
     with settings.journal() as journal:
         selection = EventFilter(
             Path.parse(prefix) if prefix is not None else None,
-            resolve_time(journal, since, "--since"),
-            resolve_time(journal, until, "--until"),
+            *resolve_range(journal, since, until),
             check_node_name(origin) if origin is not None else None,
         )
         printer = EventPrinter(as_json=settings.as_json)
@@ -93,6 +92,7 @@ async def log(
         printer.print_events(_initial_events(journal, selection, held, limit))
         printer.flush()
         if follow:
+            printer.live()  # as watch: what follows is new
             await _follow(journal, selection, printer, position, held)
 
 

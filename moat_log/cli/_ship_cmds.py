@@ -28,7 +28,7 @@ from moat_log.sync.link import OneWay
 from moat_log.sync.oneshot import Transfer, run_one_link
 
 from ._main import Settings, cli
-from ._output import is_terminal, print_json
+from ._output import counted, is_terminal, print_json, took
 
 _SECRET_FILE = click.option(
     "--secret-file",
@@ -234,6 +234,6 @@ def _report(settings: Settings, direction: OneWay, address: str, transfer: Trans
         return
     verb, way = ("pulled", "from") if direction == "pull" else ("shipped", "to")
     click.echo(
-        f"{verb} {transfer.events:,} events {way} {transfer.peer} ({address}) "
-        f"in {transfer.seconds:.2f} s"
+        f"{verb} {counted(transfer.events, 'event')} {way} {transfer.peer} ({address}) "
+        f"{took(transfer.events, transfer.seconds)}"
     )

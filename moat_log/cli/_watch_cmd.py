@@ -14,6 +14,8 @@ from moat_log.protocol import LiveMarker
 from ._main import PROG, Settings, cli
 from ._node_access import open_access
 from ._output import (
+    LIVE_JSON,
+    LIVE_LINE,
     VALUE_COLUMNS,
     column_widths,
     dumps,
@@ -26,8 +28,6 @@ from ._output import (
 from ._query_cmds import FOLLOW_INTERVAL
 
 #: The line between the current state and the changes.
-LIVE_LINE = "-- live --"
-LIVE_JSON = {"state": "live"}
 
 
 class WatchPrinter:
