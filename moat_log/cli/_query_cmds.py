@@ -68,8 +68,9 @@ async def log(
 
     With --limit N only the newest N matching events are shown (like tail -n).
     With --follow, events appended later (by this CLI, a node or an import)
-    are printed as they arrive, in arrival order; the journal is polled every
-    0.2 s (a running node will push them instead once it exists).
+    are printed as they arrive, in arrival order, after a live marker
+    ("-- live --", or {"state": "live"} with --json).  The journal is read
+    directly, every 0.2 s.
 
     \b
     Example:
