@@ -160,3 +160,72 @@ def _print_sync(sync: dict[str, Any]) -> None:
         print_table((*heads, "LAST ERROR"), rows)
     else:
         print_table(heads, [row[:-1] for row in rows])
+
+
+@cli.command("make-verifier")
+@click.option(
+    "--token",
+    is_flag=True,
+    help="Make a new random token for a script (printed once) and its verifier.",
+)
+@click.option(
+    "--from-file",
+    "password_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=FsPath),
+    metavar="FILE",
+    help="Read the password from FILE's first line [default: a prompt, or stdin's first line].",
+)
+@click.pass_obj
+async def make_verifier(settings: Settings, token: bool, password_file: FsPath | None) -> None:
+    """Print the verifier of a password (or of a new token) for a node's [client.users].
+
+    The node stores the verifier, never the password: put the line into the
+    user's table as  verifier = "...".  The password is asked for twice
+    (hidden), or read from --from-file or standard input; never give it on
+    the command line, where other users see it.
+
+    \b
+    Example:
+      moat-log make-verifier                  # asks for the password
+      moat-log make-verifier --token          # a token for a script, and its verifier
+      moat-log make-verifier --from-file alice.password
+    """
+    from moat_log.protocol import make_token_verifier
+    from moat_log.protocol import make_verifier as password_verifier
+
+    if token:
+        import secrets
+
+        if password_file is not None:
+            raise click.UsageError("--token makes a new token; it reads no --from-file")
+        new_token = secrets.token_urlsafe(32)
+        verifier = str(make_token_verifier(new_token))
+        if settings.as_json:
+            print_json({"token": new_token, "verifier": verifier})
+            return
+        click.echo(f"token:    {new_token}   (give it to the script as $MOAT_LOG_TOKEN)")
+        click.echo(f'verifier = "{verifier}"')
+        return
+    password = await _read_password(password_file)
+    verifier = str(password_verifier(password))
+    if settings.as_json:
+        print_json({"verifier": verifier})
+        return
+    click.echo(f'verifier = "{verifier}"')
+
+
+async def _read_password(path: FsPath | None) -> str:
+    from moat_log.errors import InvalidInputError
+
+    if path is not None:
+        text = path.read_text(encoding="utf-8", errors="strict").splitlines()
+    elif sys.stdin.isatty():
+        asked = await click.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
+        text = [str(asked)]
+    else:
+        text = sys.stdin.read().splitlines()
+    password = text[0] if text else ""
+    if not password:
+        where = path or "standard input"
+        raise InvalidInputError(f"{where}: no password (its first line is empty)")
+    return password

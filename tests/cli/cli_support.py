@@ -69,9 +69,11 @@ class Script:
         self.stderr = done.stderr
         return done.stdout
 
-    def error(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+    def error(
+        self, *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None
+    ) -> str:
         """Run a command that must fail with one ``moat-log: error:`` line; return it."""
-        assert self.run(*args, status=1, env=env) == ""
+        assert self.run(*args, status=1, env=env, stdin=stdin) == ""
         lines = self.stderr.splitlines()
         assert len(lines) == 1, self.stderr
         assert lines[0].startswith("moat-log: error: "), lines[0]
