@@ -14,6 +14,14 @@ is on disk.  A queued request cannot be cancelled half way: its caller waits
 until the batch is committed (or refused) and then sees the cancellation, so
 nobody is left wondering whether a cancelled write happened.  On shutdown,
 requests already queued are committed; later ones get `JournalClosedError`.
+
+Because callers cannot give up, the writer answers every one of them
+whatever happens.  A batch refused by the journal (a `MoatLogError`, e.g.
+a full disk) fails alone and the writer goes on with the next.  Anything
+else (a bug, a cancellation) stops the writer: the batch it interrupted and
+every batch queued behind it are refused with `JournalClosedError`.  If
+`on_commit` raises, its batch is on disk, so its callers get their results
+all the same before the writer stops with the listener's error.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -97,6 +106,7 @@ class JournalWriter:
         self._max_batch = max_batch
         self._open = _OpenBatch()
         self._sealed: list[_OpenBatch] = []  # full batches waiting for the writer
+        self._taken: deque[_OpenBatch] = deque()  # taken by the writer, not yet answered
         self._work = trio.Event()
         self._closing = False
         self._stopped = trio.Event()
@@ -155,8 +165,9 @@ class JournalWriter:
             await self._serve()
         finally:
             self._closing = True
-            for batch in [*self._sealed, self._open]:
+            for batch in [*self._taken, *self._sealed, self._open]:
                 batch.fail(JournalClosedError("the journal writer stopped; not written"))
+            self._taken.clear()
             self._stopped.set()
 
     async def _serve(self) -> None:
@@ -168,12 +179,16 @@ class JournalWriter:
             # A lone request waits for one scheduler pass, microseconds.
             await trio.lowlevel.cancel_shielded_checkpoint()
             self._work = trio.Event()
-            pending, self._sealed = self._sealed, []
+            self._taken.extend(self._sealed)
+            self._sealed = []
             if self._open.items:
-                pending.append(self._open)
+                self._taken.append(self._open)
                 self._open = _OpenBatch()
-            for batch in pending:
-                await self._commit(batch)
+            # A batch leaves `_taken` only once answered, so that `run` can
+            # refuse whatever is left if a commit ends the writer.
+            while self._taken:
+                await self._commit(self._taken[0])
+                self._taken.popleft()
             if self._closing and not self._open.items and not self._sealed:
                 return
 
@@ -186,9 +201,11 @@ class JournalWriter:
             batch.fail(JournalClosedError(f"the write was interrupted: {exc!r}"))
             raise
         else:
-            if self.on_commit is not None and committed.stored:
-                self.on_commit(committed.after, committed.stored)
-            batch.answer(committed.results)
+            try:
+                if self.on_commit is not None and committed.stored:
+                    self.on_commit(committed.after, committed.stored)
+            finally:  # durable either way: a raising listener ends the writer after this
+                batch.answer(committed.results)
 
     async def close(self) -> None:
         """Refuse new writes and wait until queued ones are committed."""

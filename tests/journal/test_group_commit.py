@@ -12,6 +12,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path as FsPath
 
+import outcome
 import pytest
 import trio
 import trio.testing
@@ -441,3 +442,157 @@ async def test_submit_of_a_refused_batch_passes_the_error(
         await done.wait()
     assert len(results) == 1
     assert isinstance(results[0], StorageFullError)
+
+
+# ------------------------------------------------- a failing batch never strands others
+
+
+class Callers:
+    """Tasks that each `write` one item, and what each of them got back.
+
+    A caller left waiting for good is woken with `Stranded` after a generous
+    real-time bound, so that a regression fails the test instead of hanging
+    it (the writer's worker thread is invisible to `wait_all_tasks_blocked`,
+    so an explicit event says when everyone was answered).
+    """
+
+    def __init__(self, writer: JournalWriter, nursery: trio.Nursery) -> None:
+        self._writer, self._nursery = writer, nursery
+        self.got: dict[int, object] = {}
+        self._tasks: dict[int, trio.lowlevel.Task] = {}
+        self._all_answered = trio.Event()
+
+    def write(self, value: int) -> None:
+        self._nursery.start_soon(self._write, value)
+
+    async def _write(self, value: int) -> None:
+        self._tasks[value] = trio.lowlevel.current_task()
+        try:
+            self.got[value] = await self._writer.write(Change(p("x"), value))
+        except BaseException as exc:
+            self.got[value] = exc
+        if len(self.got) == len(self._tasks):
+            self._all_answered.set()
+
+    async def answered(self) -> list[int]:
+        """Wait until every caller is answered; the values of those never answered."""
+        with trio.move_on_after(10):
+            await self._all_answered.wait()
+        stranded = sorted(set(self._tasks) - set(self.got))
+        for value in stranded:
+            trio.lowlevel.reschedule(self._tasks[value], outcome.Error(Stranded()))
+        return stranded
+
+
+class Stranded(Exception):
+    """A caller the writer never answered."""
+
+
+async def queue_behind_a_held_batch(txns: Transactions, callers: Callers, values: int) -> None:
+    """Commit value 0 alone (held), queue 1..values behind it, then let it go."""
+    txns.hold_next()
+    callers.write(0)
+    await txns.entered.wait()
+    try:
+        for value in range(1, values + 1):  # one at a time: trio shuffles new tasks
+            callers.write(value)
+            await trio.testing.wait_all_tasks_blocked()
+    finally:
+        txns.release()
+
+
+async def test_a_batch_failing_unexpectedly_refuses_the_batches_queued_behind_it(
+    tmp_path: FsPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped = trio.Event()
+    crashed: list[BaseException] = []
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, max_batch=2)
+        txns = Transactions(journal, monkeypatch)
+        txns.failures[1] = RuntimeError("a bug in the transaction")
+
+        async def run_writer() -> None:
+            try:
+                await writer.run()
+            except RuntimeError as exc:
+                crashed.append(exc)
+            stopped.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_writer)
+            callers = Callers(writer, nursery)
+            await queue_behind_a_held_batch(txns, callers, 5)  # batches [0] [1 2] [3 4] [5]
+            stranded = await callers.answered()
+            await writer.close()  # shutdown finishes
+
+        assert stranded == [], "callers queued behind the failed batch were never answered"
+        assert stopped.is_set()
+        assert [str(exc) for exc in crashed] == ["a bug in the transaction"]
+        assert isinstance(callers.got[0], Event)
+        assert all(isinstance(callers.got[v], JournalClosedError) for v in range(1, 6))
+        assert [len(batch) for batch in txns.batches] == [1, 2]  # nothing ran after the bug
+        assert [e.value for e in journal.by_origin("a")] == [0]
+        with pytest.raises(JournalClosedError):
+            await writer.write(Change(p("x"), "after the crash"))
+
+
+async def test_a_refused_batch_does_not_hold_up_the_batches_queued_behind_it(
+    tmp_path: FsPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, max_batch=2)
+        txns = Transactions(journal, monkeypatch)
+        txns.failures[1] = StorageFullError("the disk is full (simulated)")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            callers = Callers(writer, nursery)
+            await queue_behind_a_held_batch(txns, callers, 5)  # batches [0] [1 2] [3 4] [5]
+            stranded = await callers.answered()
+            await writer.close()
+
+        assert stranded == []
+        assert [len(batch) for batch in txns.batches] == [1, 2, 2, 1]
+        assert all(isinstance(callers.got[v], StorageFullError) for v in (1, 2))
+        served = {v: callers.got[v] for v in (0, 3, 4, 5)}
+        assert {v: (e.seq, e.value) for v, e in served.items() if isinstance(e, Event)} == {
+            0: (1, 0),
+            3: (2, 3),
+            4: (3, 4),
+            5: (4, 5),
+        }
+
+
+async def test_a_raising_on_commit_still_answers_its_batch_and_shutdown_finishes(
+    tmp_path: FsPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crashed: list[BaseException] = []
+    told: list[int] = []
+
+    def on_commit(after: int, events: list[Event]) -> None:
+        told.append(after)
+        if len(told) == 2:
+            raise RuntimeError("a bug in a commit listener")
+
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, max_batch=2, on_commit=on_commit)
+        txns = Transactions(journal, monkeypatch)
+
+        async def run_writer() -> None:
+            try:
+                await writer.run()
+            except RuntimeError as exc:
+                crashed.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_writer)
+            callers = Callers(writer, nursery)
+            await queue_behind_a_held_batch(txns, callers, 3)  # batches [0] [1 2] [3]
+            stranded = await callers.answered()
+            await writer.close()
+
+        assert stranded == [], "the batch whose listener raised was never answered"
+        assert [str(exc) for exc in crashed] == ["a bug in a commit listener"]
+        # Batch [1 2] is on disk: its callers hear so (the truth), not an error.
+        assert {v: getattr(callers.got[v], "seq", None) for v in (0, 1, 2)} == {0: 1, 1: 2, 2: 3}
+        assert isinstance(callers.got[3], JournalClosedError)
+        assert [e.value for e in journal.by_origin("a")] == [0, 1, 2]
