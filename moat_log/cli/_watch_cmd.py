@@ -11,10 +11,9 @@ from moat_log.event import Event
 from moat_log.path import ROOT, Path
 from moat_log.protocol import LiveMarker
 
-from ._main import PROG, Settings, cli
+from ._main import FOLLOW_INTERVAL, PROG, Settings, cli
 from ._node_access import open_access
 from ._output import VALUE_COLUMNS, column_widths, dumps, event_json, table_line, value_row
-from ._query_cmds import FOLLOW_INTERVAL
 
 #: The line between the current state and the changes.
 LIVE_LINE = "-- live --"
