@@ -61,8 +61,12 @@ class Access(Protocol):
     def via(self) -> Literal["node", "journal"]:
         """``"node"`` or ``"journal"``: where the answers come from."""
 
-    async def write(self, change: Change) -> Written:
-        """Append *change*; the new event's id and hlc once it is on disk."""
+    async def write(self, change: Change, durability: str | None = None) -> Written:
+        """Append *change*; the new event's id and hlc once it is on disk.
+
+        *durability* (``"sync"``, ``"batched"``) is for a node; the journal
+        commits every write on its own anyway.
+        """
 
     async def current(self, path: Path) -> Event | None:
         """The winning event of *path* (a tombstone if deleted), None if never set."""
@@ -88,11 +92,13 @@ class NodeAccess:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    async def write(self, change: Change) -> Written:
-        client, path = self._client, change.path
+    async def write(self, change: Change, durability: str | None = None) -> Written:
+        client, path, source, cause = self._client, change.path, change.source, change.cause
         if change.op is Op.DELETE:
-            return await client.delete(path, source=change.source, cause=change.cause)
-        return await client.set(path, change.value, source=change.source, cause=change.cause)
+            return await client.delete(path, source=source, cause=cause, durability=durability)
+        return await client.set(
+            path, change.value, source=source, cause=cause, durability=durability
+        )
 
     async def current(self, path: Path) -> Event | None:
         event = await self._client.get(path)
@@ -129,7 +135,7 @@ class JournalAccess:
         self._journal = journal
         self._kv = kv_view(journal)
 
-    async def write(self, change: Change) -> Written:
+    async def write(self, change: Change, durability: str | None = None) -> Written:
         event = self._journal.append(change)
         return Written(event.id, event.hlc)
 

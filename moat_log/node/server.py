@@ -95,7 +95,13 @@ async def _serve_node(
         from moat_log.defaults import host_node_name
 
         node_name = host_node_name()
-    async with open_journal(data_dir, node=node_name, projections=default_views()) as writer:
+    async with open_journal(
+        data_dir,
+        node=node_name,
+        projections=default_views(),
+        durability=config.durability,
+        flush_interval=config.flush_interval,
+    ) as writer:
         secret = await trio.to_thread.run_sync(_auth_secret, data_dir) if config.users else None
         node = Node(config, writer, secret=secret)
         server = _Server(node)

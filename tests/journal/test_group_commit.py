@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path as FsPath
+from typing import Any
 
 import outcome
 import pytest
 import trio
 import trio.testing
 
+from moat_log.durability import Durability
 from moat_log.errors import (
     ClockError,
     JournalClosedError,
@@ -596,3 +598,138 @@ async def test_a_raising_on_commit_still_answers_its_batch_and_shutdown_finishes
         assert {v: getattr(callers.got[v], "seq", None) for v in (0, 1, 2)} == {0: 1, 1: 2, 2: 3}
         assert isinstance(callers.got[3], JournalClosedError)
         assert [e.value for e in journal.by_origin("a")] == [0, 1, 2]
+
+
+# ------------------------------------------------------------------ durability
+
+
+@pytest.fixture
+def inline_commits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits in the trio thread, for tests in virtual time (``autojump_clock``).
+
+    The clock jumps whenever every task waits; a commit in a worker thread
+    would let it jump past the very deadlines these tests look at.
+    """
+
+    async def run_inline(function: Any, *args: Any, **_: Any) -> Any:
+        await trio.lowlevel.checkpoint()
+        return function(*args)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", run_inline)
+
+
+class TimedWrites:
+    """Writes through a writer, recording when (virtual time) each was answered."""
+
+    def __init__(self, writer: JournalWriter, nursery: trio.Nursery) -> None:
+        self._writer, self._nursery = writer, nursery
+        self.answered: dict[int, float] = {}
+
+    def write(self, value: int, durability: Durability | None) -> None:
+        async def write() -> None:
+            await self._writer.write(Change(p("x"), value), durability=durability)
+            self.answered[value] = trio.current_time()
+
+        self._nursery.start_soon(write)
+
+
+async def test_batched_writes_wait_for_company_and_share_one_commit(
+    tmp_path: FsPath,
+    monkeypatch: pytest.MonkeyPatch,
+    inline_commits: None,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, flush_interval=1.0)
+        txns = Transactions(journal, monkeypatch)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            writes, start = TimedWrites(writer, nursery), trio.current_time()
+            for value in range(4):  # one every 0.2 s
+                writes.write(value, Durability.BATCHED)
+                await trio.sleep(0.2)
+            await trio.sleep(1)
+            await writer.close()
+        assert [len(batch) for batch in txns.batches] == [4]
+        assert sorted(writes.answered) == [0, 1, 2, 3]
+        # Answered together, once the oldest had waited the flush interval.
+        assert {round(t - start, 6) for t in writes.answered.values()} == {1.0}
+
+
+async def test_a_sync_write_takes_the_waiting_batched_writes_along(
+    tmp_path: FsPath,
+    monkeypatch: pytest.MonkeyPatch,
+    inline_commits: None,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, flush_interval=1.0)
+        txns = Transactions(journal, monkeypatch)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            writes, start = TimedWrites(writer, nursery), trio.current_time()
+            writes.write(0, Durability.BATCHED)
+            writes.write(1, Durability.BATCHED)
+            await trio.sleep(0.3)
+            writes.write(2, Durability.SYNC)
+            await trio.sleep(0.1)
+            assert sorted(writes.answered) == [0, 1, 2]
+            await writer.close()
+        assert [len(batch) for batch in txns.batches] == [3]
+        assert all(t - start < 0.31 for t in writes.answered.values())
+
+
+async def test_the_writers_default_durability_is_for_requests_that_do_not_say(
+    tmp_path: FsPath,
+    inline_commits: None,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, durability=Durability.BATCHED, flush_interval=5.0)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            start = trio.current_time()
+            await writer.append(Change(p("x"), "sync"), durability=Durability.SYNC)
+            assert trio.current_time() - start < 0.01
+            await writer.append(Change(p("x"), "the default"))
+            assert trio.current_time() - start >= 5.0
+            await writer.close()
+
+
+async def test_closing_commits_waiting_batched_writes_at_once(
+    tmp_path: FsPath,
+    inline_commits: None,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, flush_interval=30.0)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            writes, start = TimedWrites(writer, nursery), trio.current_time()
+            writes.write(0, Durability.BATCHED)
+            await trio.sleep(1)
+            await writer.close()
+        assert list(writes.answered) == [0]
+        assert writes.answered[0] - start < 1.01
+        assert [e.value for e in journal.by_origin("a")] == [0]
+
+
+async def test_a_full_batch_of_batched_writes_is_committed_without_waiting(
+    tmp_path: FsPath,
+    monkeypatch: pytest.MonkeyPatch,
+    inline_commits: None,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, max_batch=3, flush_interval=30.0)
+        txns = Transactions(journal, monkeypatch)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            writes, start = TimedWrites(writer, nursery), trio.current_time()
+            for value in range(4):
+                writes.write(value, Durability.BATCHED)
+            await trio.sleep(1)
+            assert len(writes.answered) == 3, "the full batch was committed at once"
+            await writer.close()
+        assert sorted(len(batch) for batch in txns.batches) == [1, 3]
+        assert all(t - start < 1.01 for t in writes.answered.values())
