@@ -27,6 +27,7 @@ import os
 import subprocess
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -37,6 +38,7 @@ from moat_log.client import Client
 from moat_log.defaults import environment_without_settings
 from moat_log.testing import moat_log_script, read_until_ready
 
+CONNECTIONS = 10
 WORKLOADS = {"sensors": (50, 20.0), "flat out": (200, None)}  # tasks, sets/s per task
 
 
@@ -47,7 +49,9 @@ def written_bytes(pid: int) -> int:
     raise RuntimeError(f"no write_bytes in /proc/{pid}/io")
 
 
-async def load(client: Client, tasks: int, rate: float | None, seconds: float, mode: str) -> int:
+async def load(
+    clients: list[Client], tasks: int, rate: float | None, seconds: float, mode: str
+) -> int:
     """Run *tasks* writers for *seconds*; the number of acknowledged sets.
 
     With a *rate*, each writer sends that many sets per second without
@@ -56,18 +60,19 @@ async def load(client: Client, tasks: int, rate: float | None, seconds: float, m
     done = 0
     deadline = trio.current_time() + seconds
 
-    async def set_one(path: str) -> None:
+    async def set_one(client: Client, path: str) -> None:
         nonlocal done
         await client.set(path, done, durability=mode)
         done += 1
 
     async def writer(number: int, nursery: trio.Nursery) -> None:
+        client = clients[number % len(clients)]
         path, due = f"bench.{mode}.s{number}", trio.current_time()
         while trio.current_time() < deadline:
             if rate is None:
-                await set_one(path)
+                await set_one(client, path)
                 continue
-            nursery.start_soon(set_one, path)
+            nursery.start_soon(set_one, client, path)
             due += 1 / rate
             await trio.sleep_until(due)
 
@@ -100,11 +105,17 @@ async def measure(directory: FsPath, seconds: float, flush_interval: float) -> d
             data_dir = directory / f"{workload.replace(' ', '-')}-{mode}"
             node = run_node(data_dir, flush_interval)
             try:
-                async with open_client(data_dir=data_dir) as client:
-                    await load(client, tasks, rate, 0.5, mode)  # warm up: map, pages
+                async with AsyncExitStack() as stack:
+                    # Several connections: a batched second of sensors is more
+                    # requests in flight than one connection may have.
+                    clients = [
+                        await stack.enter_async_context(open_client(data_dir=data_dir))
+                        for _ in range(CONNECTIONS)
+                    ]
+                    await load(clients, tasks, rate, 0.5, mode)  # warm up: map, pages
                     await trio.to_thread.run_sync(os.sync)
                     before, start = written_bytes(node.pid), time.perf_counter()
-                    count = await load(client, tasks, rate, seconds, mode)
+                    count = await load(clients, tasks, rate, seconds, mode)
                     elapsed = time.perf_counter() - start
                     await trio.to_thread.run_sync(os.sync)  # what is still dirty counts too
                     written = written_bytes(node.pid) - before
