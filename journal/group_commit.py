@@ -117,7 +117,7 @@ class JournalWriter:
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
     ) -> None:
         self.journal = journal
-        #: What a request that does not say gets.
+        #: What a local change that does not say gets (foreign events: sync).
         self.durability = Durability.parse(durability)
         #: Seconds a batched request waits at most for its commit.
         self.flush_interval = flush_interval
@@ -182,7 +182,9 @@ class JournalWriter:
         batch = self._open
         batch.items.append(item)
         batch.waiters.append(waiter)
-        if (durability or self.durability) is Durability.SYNC:
+        if durability is None:  # the default is for local changes; replication goes on at once
+            durability = self.durability if isinstance(item, Change) else Durability.SYNC
+        if durability is Durability.SYNC:
             batch.deadline = -math.inf
         elif batch.deadline == math.inf:
             batch.deadline = trio.current_time() + self.flush_interval

@@ -25,7 +25,7 @@ from moat_log.errors import (
     JournalError,
     StorageFullError,
 )
-from moat_log.event import Event
+from moat_log.event import Event, Op
 from moat_log.ids import EventId
 from moat_log.journal.batch import CommittedBatch
 from moat_log.journal.change import Change
@@ -33,6 +33,7 @@ from moat_log.journal.group_commit import JournalWriter, open_journal
 from moat_log.journal.store import Journal
 from moat_log.path import Path
 from moat_log.rangeset import RangeSet
+from moat_log.vclock import VectorClock
 
 
 def p(*segments: str | int) -> Path:
@@ -693,6 +694,10 @@ async def test_the_writers_default_durability_is_for_requests_that_do_not_say(
             assert trio.current_time() - start < 0.01
             await writer.append(Change(p("x"), "the default"))
             assert trio.current_time() - start >= 5.0
+            start = trio.current_time()  # a foreign event (replication) is not held back
+            foreign = Event("b", 1, 1, VectorClock(), p("y"), Op.SET, 1, "peer")
+            assert await writer.insert(foreign)
+            assert trio.current_time() - start < 0.01
             await writer.close()
 
 
