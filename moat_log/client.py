@@ -47,6 +47,7 @@ from typing import Any, Final, Generic, Literal, TypeVar, overload
 
 import trio
 
+from .durability import Durability
 from .errors import InvalidInputError, MoatLogError
 from .event import Event, Op, Value
 from .ids import EventId
@@ -339,19 +340,39 @@ class Client:
         *,
         source: str | None = None,
         cause: EventId | None = None,
+        durability: Durability | str | None = None,
     ) -> Written:
-        """Set *path* to *value*; returns the new event's id and hlc once it is on disk."""
+        """Set *path* to *value*; returns the new event's id and hlc once it is on disk.
+
+        *durability* ``"batched"`` lets the node hold the write up to its
+        flush interval so that it shares a commit (docs/client-protocol.md);
+        None is the node's default.
+        """
         result: Written = await self._request(
-            "set", path=_path(path), value=value, source=source, cause=cause
+            "set",
+            path=_path(path),
+            value=value,
+            source=source,
+            cause=cause,
+            durability=durability,
         )
         return result
 
     async def delete(
-        self, path: PathLike, *, source: str | None = None, cause: EventId | None = None
+        self,
+        path: PathLike,
+        *,
+        source: str | None = None,
+        cause: EventId | None = None,
+        durability: Durability | str | None = None,
     ) -> Written:
-        """Delete *path* (a tombstone); returns the event's id and hlc."""
+        """Delete *path* (a tombstone); returns the event's id and hlc (*durability*: as `set`)."""
         result: Written = await self._request(
-            "delete", path=_path(path), source=source, cause=cause
+            "delete",
+            path=_path(path),
+            source=source,
+            cause=cause,
+            durability=durability,
         )
         return result
 

@@ -2,21 +2,12 @@
 
 `cli` is the asyncclick group (use it with ``asyncclick.testing.CliRunner``),
 `main` the console-script entry point that runs it under trio.
+Importing it is cheap: each command's module is imported when the command
+runs (`moat_log.cli._main.COMMAND_MODULES`).
 """
 
 from __future__ import annotations
 
-from . import (  # noqa: F401  (they register commands)
-    _demo_cmd,
-    _file_cmds,
-    _journal_cmds,
-    _node_cmds,
-    _query_cmds,
-    _replay_cmds,
-    _ship_cmds,
-    _view_cmds,
-    _watch_cmd,
-)
 from ._main import cli, default_data_dir, main
 
 __all__ = ["cli", "default_data_dir", "main"]

@@ -69,14 +69,31 @@ def _report_init(settings: Settings, node: str, location: str, *, created: bool)
         click.echo(f"already initialised: the journal of node {node!r} is in {location}")
 
 
+_durability_option = click.option(
+    "--durability",
+    type=click.Choice(["sync", "batched"]),
+    help="When the node commits the write: at once (sync), or within its flush interval, "
+    "sharing the commit with other writes (batched); either way it is on disk when "
+    "acknowledged. Default: the node's [journal] durability. Without a node every write "
+    "is its own commit. Example: --durability batched",
+)
+
+
 @cli.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("path")
 @click.argument("value")
 @click.option("--string", "force_string", is_flag=True, help="Store VALUE as a string as is.")
 @click.option("--source", help=_SOURCE_HELP)
+@_durability_option
 @click.pass_obj
 async def set_value(
-    settings: Settings, path: str, value: str, force_string: bool, source: str | None
+    settings: Settings,
+    *,
+    path: str,
+    value: str,
+    force_string: bool,
+    source: str | None,
+    durability: str | None,
 ) -> None:
     """Append an event setting PATH to VALUE.
 
@@ -94,20 +111,22 @@ async def set_value(
       moat-log set home.kitchen.light true
       moat-log set home.kitchen.scene '{"dim": 40}'
       moat-log set --string sensor:3.id 0042
+      moat-log set --durability batched sensor:3.temp 21.4
     """
     change = Change(
         Path.parse(path),
         parse_value(value, force_string=force_string),
         source=source if source is not None else default_source(),
     )
-    await _write_and_print(settings, change)
+    await _write_and_print(settings, change, durability)
 
 
 @cli.command()
 @click.argument("path")
 @click.option("--source", help=_SOURCE_HELP)
+@_durability_option
 @click.pass_obj
-async def delete(settings: Settings, path: str, source: str | None) -> None:
+async def delete(settings: Settings, path: str, source: str | None, durability: str | None) -> None:
     """Append a tombstone: PATH has no value afterwards.
 
     Through the node when one runs, like set; the output is that of set.
@@ -117,12 +136,12 @@ async def delete(settings: Settings, path: str, source: str | None) -> None:
       moat-log delete home.kitchen.scene
     """
     source = source if source is not None else default_source()
-    await _write_and_print(settings, Change.delete(Path.parse(path), source=source))
+    await _write_and_print(settings, Change.delete(Path.parse(path), source=source), durability)
 
 
-async def _write_and_print(settings: Settings, change: Change) -> None:
+async def _write_and_print(settings: Settings, change: Change, durability: str | None) -> None:
     async with open_access(settings) as access:
-        written = await access.write(change)
+        written = await access.write(change, durability)
     if settings.as_json:
         print_json(written_json(change, written))
         return

@@ -10,23 +10,30 @@ operation (`OSError`) ends the command with one line on stderr,
 ``moat-log: error: <message>``, and exit status 1.  Usage errors keep click's
 behaviour (usage text, exit status 2).  Anything else is a bug and shows its
 traceback.
+
+Each command's module is imported only when that command runs (or a help
+text lists it): `COMMAND_MODULES` says where each one lives, so that
+``moat-log get`` does not pay for importing ``demo``, the node and sync.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path as FsPath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import asyncclick as click
 
 from moat_log.defaults import xdg_data_dir
 from moat_log.errors import InvalidInputError, MoatLogError
-from moat_log.journal.store import Journal
-from moat_log.projections import open_journal
+
+if TYPE_CHECKING:
+    from moat_log.journal.store import Journal
 
 PROG = "moat-log"
 DATA_DIR_ENV = "MOAT_LOG_DATA_DIR"
@@ -36,6 +43,37 @@ USER_ENV = "MOAT_LOG_USER"
 #: command line of every process shows in ``ps``.
 PASSWORD_ENV = "MOAT_LOG_PASSWORD"
 TOKEN_ENV = "MOAT_LOG_TOKEN"
+#: How often ``log --follow`` and a ``watch`` without a node look for new
+#: events in the journal, in seconds.
+FOLLOW_INTERVAL = 0.2
+
+#: The module of `moat_log.cli` that defines each command (it registers the
+#: command with `cli` when imported).  tests/cli checks that this is complete.
+COMMAND_MODULES: Final[Mapping[str, str]] = {
+    "conflicts": "_view_cmds",
+    "delete": "_journal_cmds",
+    "demo": "_demo_cmd",
+    "diff": "_replay_cmds",
+    "export": "_file_cmds",
+    "get": "_view_cmds",
+    "history": "_query_cmds",
+    "import": "_file_cmds",
+    "ingest": "_journal_cmds",
+    "init": "_journal_cmds",
+    "log": "_query_cmds",
+    "ls": "_view_cmds",
+    "make-verifier": "_node_cmds",
+    "projection": "_view_cmds",
+    "pull": "_ship_cmds",
+    "replay": "_replay_cmds",
+    "serve": "_node_cmds",
+    "set": "_journal_cmds",
+    "ship": "_ship_cmds",
+    "stats": "_query_cmds",
+    "status": "_node_cmds",
+    "verify": "_query_cmds",
+    "watch": "_watch_cmd",
+}
 
 
 def default_data_dir() -> FsPath:
@@ -67,6 +105,8 @@ class Settings:
     @contextmanager
     def journal(self) -> Iterator[Journal]:
         """The data directory's journal, opened once and closed at the end."""
+        from moat_log.projections import open_journal
+
         self.require_local()
         with open_journal(self.data_dir) as journal:
             yield journal
@@ -97,7 +137,24 @@ class MoatLogGroup(click.Group):
 
     Every command also takes ``--json`` after its name (``moat-log ls home
     --json``), the same as the global option before it.
+
+    Commands are loaded on first use from the modules *lazy_commands* names.
     """
+
+    def __init__(
+        self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: Final = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands.keys() | self.lazy_commands.keys())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.lazy_commands.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"{__package__}.{module}")  # registers its commands
+        return super().get_command(ctx, cmd_name)
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         has_json = any("--json" in getattr(param, "opts", ()) for param in cmd.params)
@@ -150,7 +207,11 @@ def _secrets(password_file: FsPath | None) -> tuple[str | None, str | None]:
     return password, os.environ.get(TOKEN_ENV) or None
 
 
-@click.group(cls=MoatLogGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=MoatLogGroup,
+    lazy_commands=COMMAND_MODULES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=FsPath),
@@ -230,4 +291,8 @@ def cli(
 
 def main() -> None:
     """Entry point of the ``moat-log`` console script: runs `cli` under trio."""
-    cli(prog_name=PROG, _anyio_backend="trio")
+    import trio
+
+    # trio.run directly, not asyncclick's anyio.run: anyio's trio backend
+    # costs a command's start-up about as much as half of trio's own import.
+    trio.run(partial(cli.main, prog_name=PROG))

@@ -33,21 +33,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing, asynccontextmanager
-from typing import Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import trio
 
 from moat_log.client import Client, NodeConnectionError, NodeNotRunningError, open_client
 from moat_log.errors import InvalidInputError
 from moat_log.event import Event, Op
-from moat_log.journal.change import Change
-from moat_log.journal.store import Journal
 from moat_log.path import Path, Segment
-from moat_log.projections import kv_view
 from moat_log.protocol import LIVE, LiveMarker, Written
 
-from ._main import PASSWORD_ENV, TOKEN_ENV, Settings
-from ._query_cmds import FOLLOW_INTERVAL
+from ._main import FOLLOW_INTERVAL, PASSWORD_ENV, TOKEN_ENV, Settings
+
+if TYPE_CHECKING:  # the journal (LMDB, the views) is imported only without a node
+    from moat_log.journal.change import Change
+    from moat_log.journal.store import Journal
 
 __all__ = ["Access", "JournalAccess", "NewWinners", "NodeAccess", "open_access"]
 
@@ -61,8 +61,12 @@ class Access(Protocol):
     def via(self) -> Literal["node", "journal"]:
         """``"node"`` or ``"journal"``: where the answers come from."""
 
-    async def write(self, change: Change) -> Written:
-        """Append *change*; the new event's id and hlc once it is on disk."""
+    async def write(self, change: Change, durability: str | None = None) -> Written:
+        """Append *change*; the new event's id and hlc once it is on disk.
+
+        *durability* (``"sync"``, ``"batched"``) is for a node; the journal
+        commits every write on its own anyway.
+        """
 
     async def current(self, path: Path) -> Event | None:
         """The winning event of *path* (a tombstone if deleted), None if never set."""
@@ -88,11 +92,13 @@ class NodeAccess:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    async def write(self, change: Change) -> Written:
-        client, path = self._client, change.path
+    async def write(self, change: Change, durability: str | None = None) -> Written:
+        client, path, source, cause = self._client, change.path, change.source, change.cause
         if change.op is Op.DELETE:
-            return await client.delete(path, source=change.source, cause=change.cause)
-        return await client.set(path, change.value, source=change.source, cause=change.cause)
+            return await client.delete(path, source=source, cause=cause, durability=durability)
+        return await client.set(
+            path, change.value, source=source, cause=cause, durability=durability
+        )
 
     async def current(self, path: Path) -> Event | None:
         event = await self._client.get(path)
@@ -124,10 +130,12 @@ class JournalAccess:
     via: Final = "journal"
 
     def __init__(self, journal: Journal) -> None:
+        from moat_log.projections import kv_view
+
         self._journal = journal
         self._kv = kv_view(journal)
 
-    async def write(self, change: Change) -> Written:
+    async def write(self, change: Change, durability: str | None = None) -> Written:
         event = self._journal.append(change)
         return Written(event.id, event.hlc)
 
@@ -197,6 +205,8 @@ async def _journal_changes(journal: Journal, prefix: Path) -> AsyncGenerator[Wat
     """The subtree, `LIVE`, then new winners as the journal is polled; never ends."""
     # Read the position first: every event stored up to it is in the dump, and
     # every later one is either in the dump too (then not news) or scanned.
+    from moat_log.projections import kv_view
+
     position = journal.last_position
     winners = NewWinners(prefix)
     for event in kv_view(journal).walk(prefix, deleted=True):

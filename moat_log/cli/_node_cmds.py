@@ -214,11 +214,15 @@ async def make_verifier(settings: Settings, token: bool, password_file: FsPath |
     click.echo(f'verifier = "{verifier}"')
 
 
+def _first_lines(path: FsPath) -> list[str]:
+    return path.read_text(encoding="utf-8", errors="strict").splitlines()
+
+
 async def _read_password(path: FsPath | None) -> str:
     from moat_log.errors import InvalidInputError
 
     if path is not None:
-        text = path.read_text(encoding="utf-8", errors="strict").splitlines()
+        text = _first_lines(path)
     elif sys.stdin.isatty():
         asked = await click.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
         text = [str(asked)]

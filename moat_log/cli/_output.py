@@ -13,14 +13,16 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import asyncclick as click
 
 from moat_log.event import Event, Op, Value
-from moat_log.journal.change import Change
-from moat_log.protocol import Written
 from moat_log.timespec import format_time
+
+if TYPE_CHECKING:
+    from moat_log.journal.change import Change
+    from moat_log.protocol import Written
 
 #: How bytes appear in JSON: ``{"$bytes": "<base64>"}``.  `_values` reads it back.
 BYTES_KEY = "$bytes"

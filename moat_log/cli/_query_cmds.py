@@ -17,7 +17,7 @@ from moat_log.path import Path
 from moat_log.rangeset import RangeSet
 from moat_log.timespec import format_time
 
-from ._main import Settings, cli
+from ._main import FOLLOW_INTERVAL, Settings, cli
 from ._output import (
     EventPrinter,
     human_bytes,
@@ -31,8 +31,6 @@ from ._values import resolve_range
 if TYPE_CHECKING:
     from moat_log.journal.verify import VerifyReport
 
-#: How often ``log --follow`` looks for new events, in seconds.
-FOLLOW_INTERVAL = 0.2
 _TIME_HELP = "ISO 8601, relative (-10m), 'now' or an event id NODE:SEQ."
 _EMPTY = RangeSet()
 

@@ -6,7 +6,6 @@ import asyncclick as click
 
 from moat_log.event import Event, Op
 from moat_log.path import ROOT, Path
-from moat_log.projections import kv_view
 from moat_log.timespec import format_time
 
 from ._main import CommandError, Settings, cli
@@ -106,6 +105,8 @@ async def conflicts(settings: Settings, *, path: str | None) -> None:
     """
     prefix = _path_argument(path)
     with settings.journal() as journal:
+        from moat_log.projections import kv_view
+
         found = [
             (c.path, c.winner, journal.get(c.loser) or c.loser)
             for c in kv_view(journal).conflicts(prefix)

@@ -11,7 +11,7 @@ from moat_log.event import Event
 from moat_log.path import ROOT, Path
 from moat_log.protocol import LiveMarker
 
-from ._main import PROG, Settings, cli
+from ._main import FOLLOW_INTERVAL, PROG, Settings, cli
 from ._node_access import open_access
 from ._output import (
     LIVE_JSON,
@@ -25,9 +25,6 @@ from ._output import (
     table_line,
     value_row,
 )
-from ._query_cmds import FOLLOW_INTERVAL
-
-#: The line between the current state and the changes.
 
 
 class WatchPrinter:

@@ -399,7 +399,11 @@ class ClientSession:
     def _write_now(self, request: SetRequest | DeleteRequest) -> None:
         """Hand the write to the journal writer; `_written` answers once it is durable."""
         try:
-            self.node.writer.submit(self._change(request), partial(self._written, request))
+            self.node.writer.submit(
+                self._change(request),
+                partial(self._written, request),
+                durability=request.durability,
+            )
         except MoatLogError as exc:
             self._outbox.put(self.conn.send_error(request.id, *_error_reply(request, exc)))
             return

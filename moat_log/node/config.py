@@ -34,6 +34,7 @@ from pathlib import Path as FsPath
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from moat_log.durability import DEFAULT_FLUSH_INTERVAL, Durability, check_flush_interval
 from moat_log.errors import ConfigError, MoatLogError
 from moat_log.ids import check_node_name
 from moat_log.path import Path
@@ -142,6 +143,10 @@ class NodeConfig:
     handshake_timeout: float = 10.0
     send_timeout: float = 60.0
     watch_buffer: int = 1024
+    #: When a write that does not say is acknowledged (``[journal] durability``).
+    durability: Durability = Durability.SYNC
+    #: Seconds a batched write waits at most for its commit (``[journal] flush_interval``).
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL
     #: Replication with other nodes (``[sync]``); None: the node runs alone.
     sync: SyncConfig | None = None
     source: str = EMBEDDED
@@ -174,6 +179,12 @@ class NodeConfig:
         for key in ("handshake_timeout", "send_timeout"):
             if not getattr(self, key) > 0:
                 raise _error(self.source, f"client.{key}", "must be more than 0 seconds")
+        durability = _check(self.source, "journal.durability", Durability.parse, self.durability)
+        object.__setattr__(self, "durability", durability)
+        interval = _check(
+            self.source, "journal.flush_interval", check_flush_interval, self.flush_interval
+        )
+        object.__setattr__(self, "flush_interval", interval)
 
     @property
     def socket_path(self) -> FsPath:
@@ -203,7 +214,8 @@ class NodeConfig:
 
 # --- reading the file ----------------------------------------------------------
 
-_TOP_KEYS: Final = {"node", "data_dir", "client", "sync"}
+_TOP_KEYS: Final = {"node", "data_dir", "client", "journal", "sync"}
+_JOURNAL_KEYS: Final = {"durability", "flush_interval"}
 _CLIENT_KEYS: Final = {
     "listen",
     "users",
@@ -296,6 +308,9 @@ def config_from_document(
             settings[key] = _typed(source, f"client.{key}", client[key], kind, what)
     users = _typed(source, "client.users", client.get("users", {}), dict, "a table")
     settings["users"] = {name: _user(source, name, table) for name, table in users.items()}
+    journal = _typed(source, "journal", document.get("journal", {}), dict, "a table")
+    _unknown_keys(source, "journal", journal, _JOURNAL_KEYS)
+    settings.update(journal)  # NodeConfig checks the values, naming the key
     if "sync" in document:
         settings["sync"] = sync_from_table(source, document["sync"], base)
     return NodeConfig(**settings)

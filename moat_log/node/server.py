@@ -99,7 +99,11 @@ async def _serve_node(
 
                 node_name = host_node_name()
             async with open_journal(
-                data_dir, node=node_name, projections=default_views()
+                data_dir,
+                node=node_name,
+                projections=default_views(),
+                durability=config.durability,
+                flush_interval=config.flush_interval,
             ) as writer:
                 record_holder(writer.journal.node)
                 await _run(config, writer, tcp, shutdown_trigger, task_status)

@@ -24,6 +24,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal, TypeAlias
 
+from ..durability import Durability
 from ..errors import MoatLogError
 from ..event import Value, normalize_value
 from ..ids import MAX_U64, EventId, check_node_name
@@ -177,6 +178,8 @@ def _to_wire_value(value: object) -> object:
         return list(value)
     if isinstance(value, EventId):
         return [value.origin, value.seq]
+    if isinstance(value, Durability):
+        return value.value
     return value
 
 
@@ -211,6 +214,8 @@ class SetRequest(Request):
     value: Value
     source: str | None = None
     cause: EventId | None = None
+    #: "sync" or "batched" (`moat_log.durability`); None: the node's default.
+    durability: Durability | None = None
 
     OP = "set"
     ACCESS = "write"
@@ -226,6 +231,11 @@ class SetRequest(Request):
 
 
 def _check_source_and_cause(request: SetRequest | DeleteRequest) -> None:
+    if request.durability is not None:
+        try:
+            _set(request, "durability", Durability.parse(request.durability))
+        except ValueError as exc:
+            raise _fail("durability", str(exc)) from None
     source = request.source
     if source is not None and (type(source) is not str or len(source) > MAX_SOURCE_CHARS):
         raise _fail("source", f"must be a str of at most {MAX_SOURCE_CHARS} characters")
@@ -246,6 +256,8 @@ class DeleteRequest(Request):
     path: Path
     source: str | None = None
     cause: EventId | None = None
+    #: As for `SetRequest`.
+    durability: Durability | None = None
 
     OP = "delete"
     ACCESS = "write"

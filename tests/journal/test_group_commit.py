@@ -11,18 +11,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path as FsPath
+from typing import Any
 
+import outcome
 import pytest
 import trio
 import trio.testing
 
+from moat_log.durability import Durability
 from moat_log.errors import (
     ClockError,
     JournalClosedError,
     JournalError,
     StorageFullError,
 )
-from moat_log.event import Event
+from moat_log.event import Event, Op
 from moat_log.ids import EventId
 from moat_log.journal.batch import CommittedBatch
 from moat_log.journal.change import Change
@@ -30,6 +33,7 @@ from moat_log.journal.group_commit import JournalWriter, open_journal
 from moat_log.journal.store import Journal
 from moat_log.path import Path
 from moat_log.rangeset import RangeSet
+from moat_log.vclock import VectorClock
 
 
 def p(*segments: str | int) -> Path:
@@ -441,3 +445,296 @@ async def test_submit_of_a_refused_batch_passes_the_error(
         await done.wait()
     assert len(results) == 1
     assert isinstance(results[0], StorageFullError)
+
+
+# ------------------------------------------------- a failing batch never strands others
+
+
+class Callers:
+    """Tasks that each `write` one item, and what each of them got back.
+
+    A caller left waiting for good is woken with `Stranded` after a generous
+    real-time bound, so that a regression fails the test instead of hanging
+    it (the writer's worker thread is invisible to `wait_all_tasks_blocked`,
+    so an explicit event says when everyone was answered).
+    """
+
+    def __init__(self, writer: JournalWriter, nursery: trio.Nursery) -> None:
+        self._writer, self._nursery = writer, nursery
+        self.got: dict[int, object] = {}
+        self._tasks: dict[int, trio.lowlevel.Task] = {}
+        self._all_answered = trio.Event()
+
+    def write(self, value: int) -> None:
+        self._nursery.start_soon(self._write, value)
+
+    async def _write(self, value: int) -> None:
+        self._tasks[value] = trio.lowlevel.current_task()
+        try:
+            self.got[value] = await self._writer.write(Change(p("x"), value))
+        except BaseException as exc:
+            self.got[value] = exc
+        if len(self.got) == len(self._tasks):
+            self._all_answered.set()
+
+    async def answered(self) -> list[int]:
+        """Wait until every caller is answered; the values of those never answered."""
+        with trio.move_on_after(10):
+            await self._all_answered.wait()
+        stranded = sorted(set(self._tasks) - set(self.got))
+        for value in stranded:
+            trio.lowlevel.reschedule(self._tasks[value], outcome.Error(Stranded()))
+        return stranded
+
+
+class Stranded(Exception):
+    """A caller the writer never answered."""
+
+
+async def queue_behind_a_held_batch(txns: Transactions, callers: Callers, values: int) -> None:
+    """Commit value 0 alone (held), queue 1..values behind it, then let it go."""
+    txns.hold_next()
+    callers.write(0)
+    await txns.entered.wait()
+    try:
+        for value in range(1, values + 1):  # one at a time: trio shuffles new tasks
+            callers.write(value)
+            await trio.testing.wait_all_tasks_blocked()
+    finally:
+        txns.release()
+
+
+async def test_a_batch_failing_unexpectedly_refuses_the_batches_queued_behind_it(
+    tmp_path: FsPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped = trio.Event()
+    crashed: list[BaseException] = []
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, max_batch=2)
+        txns = Transactions(journal, monkeypatch)
+        txns.failures[1] = RuntimeError("a bug in the transaction")
+
+        async def run_writer() -> None:
+            try:
+                await writer.run()
+            except RuntimeError as exc:
+                crashed.append(exc)
+            stopped.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_writer)
+            callers = Callers(writer, nursery)
+            await queue_behind_a_held_batch(txns, callers, 5)  # batches [0] [1 2] [3 4] [5]
+            stranded = await callers.answered()
+            await writer.close()  # shutdown finishes
+
+        assert stranded == [], "callers queued behind the failed batch were never answered"
+        assert stopped.is_set()
+        assert [str(exc) for exc in crashed] == ["a bug in the transaction"]
+        assert isinstance(callers.got[0], Event)
+        assert all(isinstance(callers.got[v], JournalClosedError) for v in range(1, 6))
+        assert [len(batch) for batch in txns.batches] == [1, 2]  # nothing ran after the bug
+        assert [e.value for e in journal.by_origin("a")] == [0]
+        with pytest.raises(JournalClosedError):
+            await writer.write(Change(p("x"), "after the crash"))
+
+
+async def test_a_refused_batch_does_not_hold_up_the_batches_queued_behind_it(
+    tmp_path: FsPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, max_batch=2)
+        txns = Transactions(journal, monkeypatch)
+        txns.failures[1] = StorageFullError("the disk is full (simulated)")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            callers = Callers(writer, nursery)
+            await queue_behind_a_held_batch(txns, callers, 5)  # batches [0] [1 2] [3 4] [5]
+            stranded = await callers.answered()
+            await writer.close()
+
+        assert stranded == []
+        assert [len(batch) for batch in txns.batches] == [1, 2, 2, 1]
+        assert all(isinstance(callers.got[v], StorageFullError) for v in (1, 2))
+        served = {v: callers.got[v] for v in (0, 3, 4, 5)}
+        assert {v: (e.seq, e.value) for v, e in served.items() if isinstance(e, Event)} == {
+            0: (1, 0),
+            3: (2, 3),
+            4: (3, 4),
+            5: (4, 5),
+        }
+
+
+async def test_a_raising_on_commit_still_answers_its_batch_and_shutdown_finishes(
+    tmp_path: FsPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crashed: list[BaseException] = []
+    told: list[int] = []
+
+    def on_commit(after: int, events: list[Event]) -> None:
+        told.append(after)
+        if len(told) == 2:
+            raise RuntimeError("a bug in a commit listener")
+
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, max_batch=2, on_commit=on_commit)
+        txns = Transactions(journal, monkeypatch)
+
+        async def run_writer() -> None:
+            try:
+                await writer.run()
+            except RuntimeError as exc:
+                crashed.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_writer)
+            callers = Callers(writer, nursery)
+            await queue_behind_a_held_batch(txns, callers, 3)  # batches [0] [1 2] [3]
+            stranded = await callers.answered()
+            await writer.close()
+
+        assert stranded == [], "the batch whose listener raised was never answered"
+        assert [str(exc) for exc in crashed] == ["a bug in a commit listener"]
+        # Batch [1 2] is on disk: its callers hear so (the truth), not an error.
+        assert {v: getattr(callers.got[v], "seq", None) for v in (0, 1, 2)} == {0: 1, 1: 2, 2: 3}
+        assert isinstance(callers.got[3], JournalClosedError)
+        assert [e.value for e in journal.by_origin("a")] == [0, 1, 2]
+
+
+# ------------------------------------------------------------------ durability
+
+
+@pytest.fixture
+def inline_commits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits in the trio thread, for tests in virtual time (``autojump_clock``).
+
+    The clock jumps whenever every task waits; a commit in a worker thread
+    would let it jump past the very deadlines these tests look at.
+    """
+
+    async def run_inline(function: Any, *args: Any, **_: Any) -> Any:
+        await trio.lowlevel.checkpoint()
+        return function(*args)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", run_inline)
+
+
+class TimedWrites:
+    """Writes through a writer, recording when (virtual time) each was answered."""
+
+    def __init__(self, writer: JournalWriter, nursery: trio.Nursery) -> None:
+        self._writer, self._nursery = writer, nursery
+        self.answered: dict[int, float] = {}
+
+    def write(self, value: int, durability: Durability | None) -> None:
+        async def write() -> None:
+            await self._writer.write(Change(p("x"), value), durability=durability)
+            self.answered[value] = trio.current_time()
+
+        self._nursery.start_soon(write)
+
+
+async def test_batched_writes_wait_for_company_and_share_one_commit(
+    tmp_path: FsPath,
+    monkeypatch: pytest.MonkeyPatch,
+    inline_commits: None,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, flush_interval=1.0)
+        txns = Transactions(journal, monkeypatch)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            writes, start = TimedWrites(writer, nursery), trio.current_time()
+            for value in range(4):  # one every 0.2 s
+                writes.write(value, Durability.BATCHED)
+                await trio.sleep(0.2)
+            await trio.sleep(1)
+            await writer.close()
+        assert [len(batch) for batch in txns.batches] == [4]
+        assert sorted(writes.answered) == [0, 1, 2, 3]
+        # Answered together, once the oldest had waited the flush interval.
+        assert {round(t - start, 6) for t in writes.answered.values()} == {1.0}
+
+
+async def test_a_sync_write_takes_the_waiting_batched_writes_along(
+    tmp_path: FsPath,
+    monkeypatch: pytest.MonkeyPatch,
+    inline_commits: None,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, flush_interval=1.0)
+        txns = Transactions(journal, monkeypatch)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            writes, start = TimedWrites(writer, nursery), trio.current_time()
+            writes.write(0, Durability.BATCHED)
+            writes.write(1, Durability.BATCHED)
+            await trio.sleep(0.3)
+            writes.write(2, Durability.SYNC)
+            await trio.sleep(0.1)
+            assert sorted(writes.answered) == [0, 1, 2]
+            await writer.close()
+        assert [len(batch) for batch in txns.batches] == [3]
+        assert all(t - start < 0.31 for t in writes.answered.values())
+
+
+async def test_the_writers_default_durability_is_for_requests_that_do_not_say(
+    tmp_path: FsPath,
+    inline_commits: None,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, durability=Durability.BATCHED, flush_interval=5.0)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            start = trio.current_time()
+            await writer.append(Change(p("x"), "sync"), durability=Durability.SYNC)
+            assert trio.current_time() - start < 0.01
+            await writer.append(Change(p("x"), "the default"))
+            assert trio.current_time() - start >= 5.0
+            start = trio.current_time()  # a foreign event (replication) is not held back
+            foreign = Event("b", 1, 1, VectorClock(), p("y"), Op.SET, 1, "peer")
+            assert await writer.insert(foreign)
+            assert trio.current_time() - start < 0.01
+            await writer.close()
+
+
+async def test_closing_commits_waiting_batched_writes_at_once(
+    tmp_path: FsPath,
+    inline_commits: None,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, flush_interval=30.0)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            writes, start = TimedWrites(writer, nursery), trio.current_time()
+            writes.write(0, Durability.BATCHED)
+            await trio.sleep(1)
+            await writer.close()
+        assert list(writes.answered) == [0]
+        assert writes.answered[0] - start < 1.01
+        assert [e.value for e in journal.by_origin("a")] == [0]
+
+
+async def test_a_full_batch_of_batched_writes_is_committed_without_waiting(
+    tmp_path: FsPath,
+    monkeypatch: pytest.MonkeyPatch,
+    inline_commits: None,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with Journal.create(tmp_path, "a") as journal:
+        writer = JournalWriter(journal, max_batch=3, flush_interval=30.0)
+        txns = Transactions(journal, monkeypatch)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            writes, start = TimedWrites(writer, nursery), trio.current_time()
+            for value in range(4):
+                writes.write(value, Durability.BATCHED)
+            await trio.sleep(1)
+            assert len(writes.answered) == 3, "the full batch was committed at once"
+            await writer.close()
+        assert sorted(len(batch) for batch in txns.batches) == [1, 3]
+        assert all(t - start < 1.01 for t in writes.answered.values())

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from moat_log.durability import Durability
 from moat_log.ids import EventId
 from moat_log.path import Path
 from moat_log.protocol import (
@@ -58,6 +59,11 @@ REQUEST_FRAMES = [
         SetRequest(6, Path(["a"]), None),
         "0000001b 84 a26964 06 a26f70 a3736574 a470617468 91a161 a576616c7565 c0",
     ),
+    (
+        DeleteRequest(7, Path(["a"]), durability=Durability.BATCHED),
+        "0000002a 84 a26964 07 a26f70 a664656c657465 a470617468 91a161"
+        " aa6475726162696c697479 a762617463686564",
+    ),
 ]
 
 
@@ -98,10 +104,11 @@ values = st.recursive(
 )
 optional_source = st.none() | st.text(max_size=20)
 optional_cause = st.none() | st.builds(EventId, st.just("pi2"), st.integers(1, 99))
+durabilities = st.none() | st.sampled_from(Durability)
 requests = st.one_of(
     st.builds(GetRequest, ids, paths),
-    st.builds(SetRequest, ids, paths, values, optional_source, optional_cause),
-    st.builds(DeleteRequest, ids, paths, optional_source, optional_cause),
+    st.builds(SetRequest, ids, paths, values, optional_source, optional_cause, durabilities),
+    st.builds(DeleteRequest, ids, paths, optional_source, optional_cause, durabilities),
     st.builds(ListRequest, ids, paths),
     st.builds(SubtreeRequest, ids, paths),
     st.builds(WatchRequest, ids, paths),
@@ -187,6 +194,12 @@ BAD_REQUESTS: list[tuple[dict[Any, Any], str, str]] = [
     ),
     ({"id": 1, "op": "set", "path": [], "value": 1, "cause": ["pi2"]}, "bad-request", "'cause'"),
     ({"id": 1, "op": "set", "path": [], "value": 1, "cause": ["pi2", 0]}, "bad-request", "'cause'"),
+    (
+        {"id": 1, "op": "set", "path": [], "value": 1, "durability": "now"},
+        "bad-request",
+        "argument 'durability' must be 'sync' or 'batched', not 'now'",
+    ),
+    ({"id": 1, "op": "delete", "path": [], "durability": 1}, "bad-request", "'durability'"),
     ({"id": 1, "op": "history", "path": [], "recursive": 1}, "bad-request", "true or false"),
     ({"id": 1, "op": "history", "path": [], "limit": 0}, "bad-request", "'limit'"),
     ({"id": 1, "op": "log", "since": -1}, "bad-request", "'since'"),

@@ -121,8 +121,10 @@ def own_cpu_seconds() -> float:
 def node_requests(count: int) -> dict[str, dict[str, float]]:
     """Per op, seconds of wall time and of node and client CPU per request."""
     data_dir = scratch()
+    config = FsPath(data_dir) / "node.toml"  # the Unix socket only: the port may be taken
+    config.write_text(f'data_dir = "{data_dir}"\n[client]\nlisten = ["unix"]\n')
     node = subprocess.Popen(
-        [moat_log_script(), "--data-dir", data_dir, "serve"],
+        [moat_log_script(), "serve", "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
