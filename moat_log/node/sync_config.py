@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from moat_log.errors import ConfigError
 from moat_log.sync.auth import MIN_SECRET_SIZE
+from moat_log.sync.handshake import DEFAULT_HANDSHAKE_TIMEOUT
 
 __all__ = [
     "DEFAULT_SYNC_PORT",
@@ -42,7 +43,20 @@ MAX_WAIT_FOR_PEERS: Final = 3600
 #: Seconds an event may be timed after the node's clock.
 DEFAULT_MAX_CLOCK_AHEAD: Final = 300.0
 MAX_MAX_CLOCK_AHEAD: Final = 7 * 86400
-_KEYS: Final = {"listen", "max_clock_ahead", "peers", "secret", "secret_file", "wait_for_peers"}
+MAX_SYNC_HANDSHAKE_TIMEOUT: Final = 3600
+#: Connections the sync listener serves at once, authenticated or not.
+DEFAULT_SYNC_MAX_CONNECTIONS: Final = 64
+MAX_SYNC_MAX_CONNECTIONS: Final = 65536
+_KEYS: Final = {
+    "handshake_timeout",
+    "listen",
+    "max_clock_ahead",
+    "max_connections",
+    "peers",
+    "secret",
+    "secret_file",
+    "wait_for_peers",
+}
 
 
 def host_and_port(text: str, default_port: int) -> tuple[str, int]:
@@ -103,6 +117,11 @@ class SyncConfig:
     #: Events timed more than this many seconds after the node's clock are
     #: refused (docs/sync-protocol.md, "Events from a clock that runs ahead").
     max_clock_ahead: float = DEFAULT_MAX_CLOCK_AHEAD
+    #: A connection that has not authenticated after this many seconds is
+    #: ended (goodbye ``protocol``): a stranger holds no link for long.
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    #: Connections accepted on ``listen`` at once; one more gets the goodbye ``busy``.
+    max_connections: int = DEFAULT_SYNC_MAX_CONNECTIONS
 
     def __post_init__(self) -> None:
         if len(self.secret) < MIN_SECRET_SIZE:
@@ -153,9 +172,20 @@ def sync_from_table(source: str, table: Any, base: FsPath | None) -> SyncConfig:
         source, table, "max_clock_ahead", default=DEFAULT_MAX_CLOCK_AHEAD, low=1,
         high=MAX_MAX_CLOCK_AHEAD,
     )  # fmt: skip
+    handshake = _seconds(
+        source, table, "handshake_timeout", default=DEFAULT_HANDSHAKE_TIMEOUT, low=0.1,
+        high=MAX_SYNC_HANDSHAKE_TIMEOUT,
+    )  # fmt: skip
+    connections = table.get("max_connections", DEFAULT_SYNC_MAX_CONNECTIONS)
+    if type(connections) is not int or not 1 <= connections <= MAX_SYNC_MAX_CONNECTIONS:
+        raise _error(
+            source,
+            "sync.max_connections",
+            f"must be an integer 1 .. {MAX_SYNC_MAX_CONNECTIONS}, not {connections!r}",
+        )
     secret = _secret(source, table, base)
     try:
-        return SyncConfig(secret, listen, tuple(peers), wait, ahead)
+        return SyncConfig(secret, listen, tuple(peers), wait, ahead, handshake, connections)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
