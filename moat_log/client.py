@@ -29,9 +29,11 @@ ns since the epoch, an `EventId`, a `datetime.datetime`, or text such as
 read on this machine (relative times against its clock, naive times in its
 zone); the node gets ns or an event id.
 
-Errors the node reports raise `RequestError` (its ``error_type`` is the wire
-type, e.g. ``permission-denied``); a lost or refused connection raises
-`NodeConnectionError`.  Both are `MoatLogError`.
+Errors the node reports raise a `NodeError` (moat_log.errors): its
+``error_type`` is the wire type, and its subclass the kind a script catches
+(`PermissionDeniedError`, `NodeStoppingError`, `StreamOverflowError`, ...;
+only `BadRequestError` is also a `ValueError`).  A lost or refused
+connection raises `NodeConnectionError`.  All are `MoatLogError`.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from typing import Any, Final, Generic, Literal, TypeVar, overload
 
 import trio
 
-from .errors import InvalidInputError, MoatLogError
+from .errors import InvalidInputError, MoatLogError, StreamOverflowError
 from .event import Event, Op, Value
 from .ids import EventId
 from .path import Path, Segment
@@ -67,7 +69,6 @@ from .protocol import (
     LocalProtocolError,
     RemoteProtocolError,
     Reply,
-    RequestError,
     Written,
     salt_password,
 )
@@ -199,7 +200,7 @@ class _Pending:
             return True
         items = self.items
         if self.limit is not None and self._live_backlog() >= self.limit:
-            self.error = RequestError(
+            self.error = StreamOverflowError(
                 ErrorType.OVERFLOW,
                 f"this client buffered {self.limit} {self.op} items its reader had not taken; "
                 f"read faster, then start the {self.op} again",

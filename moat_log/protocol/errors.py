@@ -67,11 +67,13 @@ class FrameTooLargeError(MoatLogError, ValueError):
 
 
 class RequestError(InvalidInputError):
-    """A request failed; carries the wire error type and the request id.
+    """A request the server cannot carry out; carries the wire error type and the request id.
 
-    Raised by `parse_request` for a request that is malformed but has a valid
-    id (the server answers it with an error reply), and meant for clients to
-    raise when an error reply arrives (`ErrorReply.exception`).
+    The server side's error: raised by `parse_request` for a request that is
+    malformed but has a valid id, and by the node's handlers; the server
+    answers it with an error reply.  A client raises the `NodeError` of the
+    reply instead (`ErrorReply.exception`), which is no `ValueError` unless
+    the request itself was bad.
     """
 
     def __init__(self, error_type: str, message: str, *, request_id: int | None = None) -> None:

@@ -27,8 +27,9 @@ from process_support import SECRET, NodeProcess
 from sync_support import OTHER_SECRET
 
 from moat_log import open_client
+from moat_log.errors import StreamOverflowError
 from moat_log.event import Event, Op
-from moat_log.protocol.errors import RemoteProtocolError, RequestError
+from moat_log.protocol.errors import RemoteProtocolError
 from moat_log.protocol.framing import NEED_DATA, FrameDecoder
 from moat_log.rangeset import RangeSet
 from moat_log.sync import ConnectionClosed, EventsWanted, Holdings, PeerSummary, SyncConnection
@@ -269,9 +270,8 @@ async def received(node: NodeProcess, events: int) -> None:
                         paths.add(str(item.path))
                     if len(paths) >= events:
                         return
-        except RequestError as exc:
-            if exc.error_type != "overflow":
-                raise
+        except StreamOverflowError:
+            pass
 
 
 # --- strangers that say nothing, and too many connections ---
