@@ -49,6 +49,8 @@ from typing import Any, Final, Generic, Literal, TypeVar, overload
 
 import trio
 
+from .address import host_and_port
+from .defaults import SOCKET_NAME
 from .errors import InvalidInputError, MoatLogError, StreamOverflowError
 from .event import Event, Op, Value
 from .ids import EventId
@@ -90,7 +92,6 @@ WATCH_BUFFER: Final = 10_000
 _RECEIVE_BYTES: Final = 64 * 1024
 #: Messages the reader hands out before it lets the tasks it woke run.
 _MESSAGES_PER_TURN: Final = 256
-_SOCKET_NAME: Final = "moat-log.sock"
 
 T = TypeVar("T")
 PathLike = Path | str | Sequence[Segment]
@@ -585,12 +586,14 @@ class Client:
 
 async def _connect(data_dir: str | os.PathLike[str] | None, connect: str | None) -> trio.abc.Stream:
     if connect is not None and not connect.startswith("unix:"):
-        host, sep, port = connect.rpartition(":")
-        if not sep or not port.isdigit() or not host:
-            raise InvalidInputError(f"connect={connect!r}: use 'HOST:PORT' or 'unix:PATH'")
-        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         try:
-            return await trio.open_tcp_stream(host, int(port))
+            host, port = host_and_port(connect)
+        except InvalidInputError as exc:
+            raise InvalidInputError(
+                f"connect={connect!r}: {exc} (or unix:PATH for a Unix socket)"
+            ) from None
+        try:
+            return await trio.open_tcp_stream(host, port)
         except OSError as exc:
             raise NodeNotRunningError(f"no node answers at {connect}: {exc}") from exc
     if connect is not None:
@@ -600,7 +603,7 @@ async def _connect(data_dir: str | os.PathLike[str] | None, connect: str | None)
             from .defaults import default_data_dir
 
             data_dir = default_data_dir()
-        socket_path = FsPath(data_dir) / _SOCKET_NAME
+        socket_path = FsPath(data_dir) / SOCKET_NAME
     try:
         return await trio.open_unix_socket(os.fspath(socket_path))
     except OSError as exc:

@@ -81,7 +81,7 @@ class SyncLinkError(MoatLogError):
 
 
 class NodeError(MoatLogError):
-    """A node answered a request with an error; the connection goes on.
+    """An error a node reports for one request; the connection goes on.
 
     *error_type* is the reply's wire type (``ErrorType`` in
     `moat_log.protocol`), *message* its English text.  The subclasses are the

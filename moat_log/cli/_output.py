@@ -28,7 +28,8 @@ BYTES_KEY = "$bytes"
 Progress = Callable[[int], None]
 
 _ELLIPSIS = "…"
-_MIN_VALUE_WIDTH = 12
+#: Columns a value keeps in a table however narrow the terminal.
+MIN_VALUE_WIDTH = 12
 _COLUMN_GAP = "  "
 
 
@@ -197,7 +198,7 @@ class EventPrinter:
         value_col = EVENT_COLUMNS.index("VALUE")
         if self._fit:
             others = sum(widths) - widths[value_col] + len(_COLUMN_GAP) * (len(widths) - 1)
-            room = max(_MIN_VALUE_WIDTH, shutil.get_terminal_size().columns - others)
+            room = max(MIN_VALUE_WIDTH, shutil.get_terminal_size().columns - others)
             widths[value_col] = min(widths[value_col], room)
         cells = [truncate(cell, w).ljust(w) for cell, w in zip(row, widths, strict=True)]
         return _COLUMN_GAP.join(cells).rstrip()

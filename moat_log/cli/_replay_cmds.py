@@ -25,6 +25,7 @@ from moat_log.timespec import format_time
 
 from ._main import Settings, cli
 from ._output import (
+    MIN_VALUE_WIDTH,
     event_json,
     print_json,
     print_table,
@@ -33,12 +34,10 @@ from ._output import (
     truncate,
     value_text,
 )
-from ._values import resolve_time
+from ._values import TIME_HELP, resolve_time
 
-_TIME_HELP = "ISO 8601, relative (-10m), 'now' or an event id NODE:SEQ."
 _NO_EVENT = "-"  # a table cell: the path had no event yet
 _DELETED = "deleted"  # a table cell: the path's winner was a tombstone
-_MIN_VALUE_WIDTH = 12
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
@@ -55,7 +54,7 @@ def _json_option(command: _Command) -> _Command:
 
 
 @cli.command("replay")
-@click.option("--until", "until", required=True, metavar="T", help=f"The moment: {_TIME_HELP}")
+@click.option("--until", "until", required=True, metavar="T", help=f"The moment: {TIME_HELP}")
 @click.option("--path", "prefix", metavar="PREFIX", help="Only PREFIX and the paths below it.")
 @click.option(
     "--restore", is_flag=True, help="Append events that bring the paths back to their state at T."
@@ -306,7 +305,7 @@ def _print_rows(header: Sequence[str], rows: Sequence[Sequence[str]], *, fit: in
         others = sum(
             max(len(row[i]) for row in [header, *cells]) + 2 for i in range(len(header)) if i != fit
         )
-        room = max(_MIN_VALUE_WIDTH, shutil.get_terminal_size().columns - others)
+        room = max(MIN_VALUE_WIDTH, shutil.get_terminal_size().columns - others)
         for row in cells:
             row[fit] = truncate(row[fit], room)
     print_table(header, cells)

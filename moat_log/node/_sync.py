@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import trio
 
+from moat_log.address import peer_address, socket_address
 from moat_log.sync.held import count, subtract
 from moat_log.sync.link import LinkEnded, Replicator, open_replicator
 from moat_log.sync.messages import Goodbye, GoodbyeReason, encode
@@ -121,7 +122,7 @@ async def run_sync(
                 host, port = config.listen
                 listeners = await trio.open_tcp_listeners(port, host=host, backlog=_BACKLOG)
                 for listener in listeners:
-                    state.listen.append(_format(listener.socket.getsockname()))
+                    state.listen.append(socket_address(listener.socket.getsockname()))
                     nursery.start_soon(_accept, state, listener, config.max_connections)
             for address in config.peers:
                 dial = state.dials[str(address)] = _Dial(address)
@@ -145,7 +146,7 @@ async def _accept(state: SyncState, listener: trio.SocketListener, limit: int) -
     """Serve links on *listener*, at most *limit* at once over all sync listeners."""
 
     async def handle(stream: trio.SocketStream) -> None:
-        peer = _peer(stream)
+        peer = peer_address(stream)
         if state.accepted >= limit:
             await _refuse(stream, peer, limit)
             return
@@ -220,15 +221,3 @@ def _log_end(where: str, ended: LinkEnded) -> None:
         ended.stats.events_in,
         ended.stats.events_out,
     )
-
-
-def _peer(stream: trio.SocketStream) -> str:
-    try:
-        return _format(stream.socket.getpeername())
-    except OSError:
-        return "a peer that already left"
-
-
-def _format(address: Any) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

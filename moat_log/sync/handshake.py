@@ -15,11 +15,9 @@ from ..protocol.errors import RemoteProtocolError
 from .auth import PROTOCOL_VERSION, auth_key, auth_message, make_proof, proof_is_valid
 from .messages import GoodbyeReason, Hello, Proof
 
-__all__ = ["AUTH_FAILURE_MESSAGE", "DEFAULT_HANDSHAKE_TIMEOUT", "Handshake"]
+__all__ = ["AUTH_FAILURE_MESSAGE", "Handshake"]
 
 #: The goodbye message for a wrong proof, whatever was wrong with it.
-#: Seconds a new link has to authenticate its peer (``sync.handshake_timeout``).
-DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
 AUTH_FAILURE_MESSAGE: Final = "authentication failed: the nodes do not share the cluster secret"
 
 

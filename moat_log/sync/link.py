@@ -65,6 +65,8 @@ from ..protocol.errors import RemoteProtocolError
 from ..timespec import describe_time
 from .batches import read_batch
 from .connection import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_AHEAD,
     DEFAULT_WANT_SIZE,
     DEFAULT_WINDOW,
     MAX_WANTS_IN_FLIGHT,
@@ -80,13 +82,11 @@ from .events import (
     PeerHas,
     PeerSummary,
 )
-from .handshake import DEFAULT_HANDSHAKE_TIMEOUT
 from .held import Held, count
 from .holdings import Holdings
 from .messages import GoodbyeReason
 
 __all__ = [
-    "DEFAULT_MAX_AHEAD",
     "LinkEnded",
     "OneWay",
     "PeerStatus",
@@ -109,8 +109,6 @@ PUSH_BUFFER: Final = 4096
 PUSH_READ: Final = 1024
 #: How long a goodbye may take to go out when the link is being cancelled.
 GOODBYE_TIMEOUT: Final = 1.0
-#: Seconds an event's time may be after the node's clock (``sync.max_clock_ahead``).
-DEFAULT_MAX_AHEAD: Final = 300.0
 
 
 @dataclass(frozen=True, slots=True)
