@@ -17,6 +17,6 @@ from . import (  # noqa: F401  (they register commands)
     _view_cmds,
     _watch_cmd,
 )
-from ._main import cli, default_data_dir, main
+from ._main import cli, main
 
-__all__ = ["cli", "default_data_dir", "main"]
+__all__ = ["cli", "main"]

@@ -7,11 +7,12 @@ from typing import TextIO
 
 import asyncclick as click
 
+from moat_log.defaults import PROG
 from moat_log.event import Event
 from moat_log.path import ROOT, Path
 from moat_log.protocol import LiveMarker
 
-from ._main import PROG, Settings, cli
+from ._main import Settings, cli
 from ._node_access import open_access
 from ._output import VALUE_COLUMNS, column_widths, dumps, event_json, table_line, value_row
 from ._query_cmds import FOLLOW_INTERVAL

@@ -45,7 +45,7 @@ async def read_frames_to_end(stream: trio.SocketStream) -> list[object]:
     decoder = FrameDecoder()
     while data := await stream.receive_some():
         decoder.receive_data(data)
-    frames = []
+    frames: list[object] = []
     while (frame := decoder.next_frame()) is not NEED_DATA:
         frames.append(parse_message(frame))
     return frames
