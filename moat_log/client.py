@@ -29,9 +29,11 @@ ns since the epoch, an `EventId`, a `datetime.datetime`, or text such as
 read on this machine (relative times against its clock, naive times in its
 zone); the node gets ns or an event id.
 
-Errors the node reports raise `RequestError` (its ``error_type`` is the wire
-type, e.g. ``permission-denied``); a lost or refused connection raises
-`NodeConnectionError`.  Both are `MoatLogError`.
+Errors the node reports raise a `NodeError` (moat_log.errors): its
+``error_type`` is the wire type, and its subclass the kind a script catches
+(`PermissionDeniedError`, `NodeStoppingError`, `StreamOverflowError`, ...;
+only `BadRequestError` is also a `ValueError`).  A lost or refused
+connection raises `NodeConnectionError`.  All are `MoatLogError`.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ from typing import Any, Final, Generic, Literal, TypeVar, overload
 
 import trio
 
+from .address import host_and_port
+from .defaults import SOCKET_NAME
 from .durability import Durability
-from .errors import InvalidInputError, MoatLogError
+from .errors import InvalidInputError, MoatLogError, StreamOverflowError
 from .event import Event, Op, Value
 from .ids import EventId
 from .path import Path, Segment
@@ -68,7 +72,6 @@ from .protocol import (
     LocalProtocolError,
     RemoteProtocolError,
     Reply,
-    RequestError,
     Written,
     salt_password,
 )
@@ -90,7 +93,6 @@ WATCH_BUFFER: Final = 10_000
 _RECEIVE_BYTES: Final = 64 * 1024
 #: Messages the reader hands out before it lets the tasks it woke run.
 _MESSAGES_PER_TURN: Final = 256
-_SOCKET_NAME: Final = "moat-log.sock"
 
 T = TypeVar("T")
 PathLike = Path | str | Sequence[Segment]
@@ -200,7 +202,7 @@ class _Pending:
             return True
         items = self.items
         if self.limit is not None and self._live_backlog() >= self.limit:
-            self.error = RequestError(
+            self.error = StreamOverflowError(
                 ErrorType.OVERFLOW,
                 f"this client buffered {self.limit} {self.op} items its reader had not taken; "
                 f"read faster, then start the {self.op} again",
@@ -605,12 +607,14 @@ class Client:
 
 async def _connect(data_dir: str | os.PathLike[str] | None, connect: str | None) -> trio.abc.Stream:
     if connect is not None and not connect.startswith("unix:"):
-        host, sep, port = connect.rpartition(":")
-        if not sep or not port.isdigit() or not host:
-            raise InvalidInputError(f"connect={connect!r}: use 'HOST:PORT' or 'unix:PATH'")
-        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         try:
-            return await trio.open_tcp_stream(host, int(port))
+            host, port = host_and_port(connect)
+        except InvalidInputError as exc:
+            raise InvalidInputError(
+                f"connect={connect!r}: {exc} (or unix:PATH for a Unix socket)"
+            ) from None
+        try:
+            return await trio.open_tcp_stream(host, port)
         except OSError as exc:
             raise NodeNotRunningError(f"no node answers at {connect}: {exc}") from exc
     if connect is not None:
@@ -620,7 +624,7 @@ async def _connect(data_dir: str | os.PathLike[str] | None, connect: str | None)
             from .defaults import default_data_dir
 
             data_dir = default_data_dir()
-        socket_path = FsPath(data_dir) / _SOCKET_NAME
+        socket_path = FsPath(data_dir) / SOCKET_NAME
     try:
         return await trio.open_unix_socket(os.fspath(socket_path))
     except OSError as exc:

@@ -17,6 +17,8 @@ from .ids import check_node_name
 PROG = "moat-log"
 #: Overrides the default data directory for every moat-log program.
 DATA_DIR_ENV = "MOAT_LOG_DATA_DIR"
+#: The node's Unix socket in its data directory, where `open_client()` looks first.
+SOCKET_NAME = "moat-log.sock"
 
 _NOT_IN_NODE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 

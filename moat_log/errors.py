@@ -78,3 +78,62 @@ class ConfigError(InvalidInputError):
 
 class SyncLinkError(MoatLogError):
     """A one-shot sync link (``pull``, ``ship``) could not connect or ended before its end."""
+
+
+class NodeError(MoatLogError):
+    """An error a node reports for one request; the connection goes on.
+
+    *error_type* is the reply's wire type (``ErrorType`` in
+    `moat_log.protocol`), *message* its English text.  The subclasses are the
+    kinds a script catches; the other types (``cancelled``, ``internal``, a
+    type this version does not know) raise `NodeError` itself.  Only
+    `BadRequestError` is also a `ValueError`: "the node is stopping" or
+    "permission denied" is no bad value.
+    """
+
+    def __init__(self, error_type: str, message: str, *, request_id: int | None = None) -> None:
+        super().__init__(message)
+        #: The wire error type, e.g. ``"permission-denied"``.
+        self.error_type = error_type
+        #: The message as sent on the wire.
+        self.message = message
+        #: The id of the request, or None if unknown.
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"{self.error_type}: {self.message}"
+
+
+class AuthenticationError(NodeError):
+    """The node wants a login (``auth-required``) or refused one (``auth-failed``)."""
+
+
+class PermissionDeniedError(NodeError):
+    """The logged-in user may not read or write a path it named (``permission-denied``)."""
+
+
+class NotFoundError(NodeError):
+    """The node does not hold what the request named (``not-found``)."""
+
+
+class StreamOverflowError(NodeError):
+    """A watch or followed log fell too far behind and was ended (``overflow``).
+
+    Read faster (or buffer less), then start it again.
+    """
+
+
+class NodeStoppingError(NodeError):
+    """The node is shutting down (``shutdown``); try again once it is back."""
+
+
+class NodeBusyError(NodeError):
+    """The node serves as much as it may (``busy``); try again later."""
+
+
+class BadRequestError(NodeError, ValueError):
+    """The node refused the request's arguments.
+
+    ``bad-request``, ``unknown-op``, ``duplicate-id``, ``invalid-value`` or
+    ``too-large``: the request itself was wrong.
+    """

@@ -8,6 +8,6 @@ runs (`moat_log.cli._main.COMMAND_MODULES`).
 
 from __future__ import annotations
 
-from ._main import cli, default_data_dir, main
+from ._main import cli, main
 
-__all__ = ["cli", "default_data_dir", "main"]
+__all__ = ["cli", "main"]

@@ -27,11 +27,11 @@ import asyncclick as click
 import trio
 
 from moat_log.client import open_client
-from moat_log.defaults import environment_without_settings
+from moat_log.defaults import PROG, environment_without_settings
 from moat_log.errors import InvalidInputError, MoatLogError
 from moat_log.event import Event, Op, Value
 
-from ._main import PROG, Settings, cli
+from ._main import Settings, cli
 from ._output import human_bytes, print_json, print_table, value_text
 
 #: Generous bounds, reached only when something is broken.

@@ -19,12 +19,10 @@ from moat_log.journal.store import Journal
 
 from ._main import Settings, cli
 from ._output import counted, dumps, human_bytes, print_table, progress_bar
-from ._values import resolve_range
+from ._values import TIME_HELP, resolve_range
 
 if TYPE_CHECKING:
     from moat_log.journal.export import ExportHeader, ImportResult
-
-_TIME_HELP = "ISO 8601, relative (-10m), 'now' or an event id NODE:SEQ."
 
 
 # --- export --------------------------------------------------------------------
@@ -35,8 +33,8 @@ _TIME_HELP = "ISO 8601, relative (-10m), 'now' or an event id NODE:SEQ."
     "-o", "--output", required=True, metavar="FILE",
     type=click.Path(dir_okay=False, allow_dash=True), help="The export file ('-' for stdout).",
 )  # fmt: skip
-@click.option("--since", metavar="T", help=f"Only events at or after T: {_TIME_HELP}")
-@click.option("--until", metavar="T", help=f"Only events at or before T: {_TIME_HELP}")
+@click.option("--since", metavar="T", help=f"Only events at or after T: {TIME_HELP}")
+@click.option("--until", metavar="T", help=f"Only events at or before T: {TIME_HELP}")
 @click.option("--origin", metavar="NODE", help="Only events created by NODE.")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.pass_obj

@@ -29,14 +29,13 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 import asyncclick as click
 
-from moat_log.defaults import xdg_data_dir
+from moat_log.address import host_and_port
+from moat_log.defaults import DATA_DIR_ENV, PROG, default_data_dir, xdg_data_dir
 from moat_log.errors import InvalidInputError, MoatLogError
 
 if TYPE_CHECKING:
     from moat_log.journal.store import Journal
 
-PROG = "moat-log"
-DATA_DIR_ENV = "MOAT_LOG_DATA_DIR"
 CONNECT_ENV = "MOAT_LOG_CONNECT"
 USER_ENV = "MOAT_LOG_USER"
 #: Secrets come from the environment (or a file), never from an option: the
@@ -74,11 +73,6 @@ COMMAND_MODULES: Final[Mapping[str, str]] = {
     "verify": "_query_cmds",
     "watch": "_watch_cmd",
 }
-
-
-def default_data_dir() -> FsPath:
-    """Where the journal lives unless --data-dir or $MOAT_LOG_DATA_DIR say otherwise."""
-    return xdg_data_dir()
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,9 +179,12 @@ class MoatLogGroup(click.Group):
 def _check_connect(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None or (value.startswith("unix:") and len(value) > len("unix:")):
         return value
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"{value!r}: use HOST:PORT (pi1.lan:27586) or unix:PATH")
+    try:
+        host_and_port(value)
+    except InvalidInputError as exc:
+        raise click.BadParameter(
+            f"{value!r}: {exc}; use HOST:PORT (pi1.lan:27586) or unix:PATH"
+        ) from None
     return value
 
 
@@ -218,8 +215,7 @@ def _secrets(password_file: FsPath | None) -> tuple[str | None, str | None]:
     metavar="DIR",
     envvar=DATA_DIR_ENV,
     show_envvar=True,
-    help=f"Directory holding the journal [default: $XDG_DATA_HOME/{PROG}, "
-    f"here {default_data_dir()}].",
+    help=f"Directory holding the journal [default: $XDG_DATA_HOME/{PROG}, here {xdg_data_dir()}].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine output: JSON (lines for streams).")
 @click.option(

@@ -26,12 +26,11 @@ from ._output import (
     print_table,
     progress_bar,
 )
-from ._values import resolve_range
+from ._values import TIME_HELP, resolve_range
 
 if TYPE_CHECKING:
     from moat_log.journal.verify import VerifyReport
 
-_TIME_HELP = "ISO 8601, relative (-10m), 'now' or an event id NODE:SEQ."
 _EMPTY = RangeSet()
 
 
@@ -44,8 +43,8 @@ EventFilter = EventSelection
 
 @cli.command("log")
 @click.option("--path", "prefix", metavar="PREFIX", help="Only events at PREFIX or below it.")
-@click.option("--since", metavar="T", help=f"Only events at or after T: {_TIME_HELP}")
-@click.option("--until", metavar="T", help=f"Only events at or before T: {_TIME_HELP}")
+@click.option("--since", metavar="T", help=f"Only events at or after T: {TIME_HELP}")
+@click.option("--until", metavar="T", help=f"Only events at or before T: {TIME_HELP}")
 @click.option("--origin", metavar="NODE", help="Only events created by NODE.")
 @click.option(
     "--limit", "-n", type=click.IntRange(min=1), metavar="N", help="Only the newest N events."

@@ -32,9 +32,8 @@ from ._output import (
     progress_bar,
     value_text,
 )
-from ._values import resolve_time
+from ._values import TIME_HELP, resolve_time
 
-_TIME_HELP = "ISO 8601, relative (-10m), 'now' or an event id NODE:SEQ."
 _NO_EVENT = "-"  # a table cell: the path had no event yet
 _DELETED = "deleted"  # a table cell: the path's winner was a tombstone
 
@@ -53,7 +52,7 @@ def _json_option(command: _Command) -> _Command:
 
 
 @cli.command("replay")
-@click.option("--until", "until", required=True, metavar="T", help=f"The moment: {_TIME_HELP}")
+@click.option("--until", "until", required=True, metavar="T", help=f"The moment: {TIME_HELP}")
 @click.option("--path", "prefix", metavar="PREFIX", help="Only PREFIX and the paths below it.")
 @click.option(
     "--restore", is_flag=True, help="Append events that bring the paths back to their state at T."

@@ -17,12 +17,13 @@ from typing import Any
 
 import asyncclick as click
 
+from moat_log.address import host_and_port
 from moat_log.errors import ConfigError, InvalidInputError
 from moat_log.ids import check_node_name
 from moat_log.journal.store import Journal, journal_dir
 from moat_log.node._lock import NodeRunningError, holding_data_dir
 from moat_log.node.config import load_config
-from moat_log.node.sync_config import DEFAULT_SYNC_PORT, host_and_port, sync_from_table
+from moat_log.node.sync_config import DEFAULT_SYNC_PORT, sync_from_table
 from moat_log.projections import open_journal
 from moat_log.sync.link import OneWay
 from moat_log.sync.oneshot import Transfer, run_one_link
@@ -111,10 +112,8 @@ async def _run(
     option = "--from" if direction == "pull" else "--to"
     try:
         address = host_and_port(address_text, DEFAULT_SYNC_PORT)
-    except ValueError as exc:
+    except InvalidInputError as exc:
         raise InvalidInputError(f"{option} {address_text}: {exc}") from None
-    if address[1] == 0:
-        raise InvalidInputError(f"{option} {address_text}: the port cannot be 0")
     secret = _secret(secret_file, config_file)
     label = "pulling" if direction == "pull" else "shipping"
     with (

@@ -19,6 +19,9 @@ from moat_log.timespec import parse_time
 
 from ._output import BYTES_KEY
 
+#: The forms of a time option (`resolve_time` reads them), for help texts.
+TIME_HELP = "ISO 8601, relative (-10m), 'now' or an event id NODE:SEQ."
+
 
 def parse_value(text: str, *, force_string: bool = False) -> Value:
     """VALUE of ``moat-log set``: JSON when it parses, else the text itself.

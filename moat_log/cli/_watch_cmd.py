@@ -7,11 +7,12 @@ from typing import TextIO
 
 import asyncclick as click
 
+from moat_log.defaults import PROG
 from moat_log.event import Event
 from moat_log.path import ROOT, Path
 from moat_log.protocol import LiveMarker
 
-from ._main import FOLLOW_INTERVAL, PROG, Settings, cli
+from ._main import FOLLOW_INTERVAL, Settings, cli
 from ._node_access import open_access
 from ._output import (
     LIVE_JSON,

@@ -22,9 +22,10 @@ from typing import Any, Final
 
 import trio
 
+from moat_log.address import peer_address, socket_address
 from moat_log.sync.held import count, subtract
 from moat_log.sync.link import LinkEnded, Replicator, open_replicator
-from moat_log.sync.messages import GoodbyeReason
+from moat_log.sync.messages import Goodbye, GoodbyeReason, encode
 
 from ._node import Node
 from .sync_config import PeerAddress, SyncConfig
@@ -64,6 +65,8 @@ class SyncState:
 
     replicator: Replicator
     listen: list[str] = field(default_factory=list)
+    #: Connections accepted on the sync listeners and not yet ended.
+    accepted: int = 0
     dials: dict[str, _Dial] = field(default_factory=dict)
 
     def status(self) -> dict[str, Any]:
@@ -107,7 +110,11 @@ async def run_sync(
 ) -> None:
     """Replicate until cancelled; reports the `SyncState` once listening."""
     async with open_replicator(
-        node.writer, node.feed, config.secret, max_ahead=config.max_clock_ahead
+        node.writer,
+        node.feed,
+        config.secret,
+        max_ahead=config.max_clock_ahead,
+        handshake_timeout=config.handshake_timeout,
     ) as replicator:
         state = SyncState(replicator)
         async with trio.open_nursery() as nursery:
@@ -115,8 +122,8 @@ async def run_sync(
                 host, port = config.listen
                 listeners = await trio.open_tcp_listeners(port, host=host, backlog=_BACKLOG)
                 for listener in listeners:
-                    state.listen.append(_format(listener.socket.getsockname()))
-                    nursery.start_soon(_accept, replicator, listener)
+                    state.listen.append(socket_address(listener.socket.getsockname()))
+                    nursery.start_soon(_accept, state, listener, config.max_connections)
             for address in config.peers:
                 dial = state.dials[str(address)] = _Dial(address)
                 nursery.start_soon(_dial_forever, replicator, dial)
@@ -135,14 +142,33 @@ def _keep_alive(stream: trio.SocketStream) -> None:
             stream.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
-async def _accept(replicator: Replicator, listener: trio.SocketListener) -> None:
+async def _accept(state: SyncState, listener: trio.SocketListener, limit: int) -> None:
+    """Serve links on *listener*, at most *limit* at once over all sync listeners."""
+
     async def handle(stream: trio.SocketStream) -> None:
-        _keep_alive(stream)
-        peer = _format(stream.socket.getpeername())
-        ended = await replicator.run_link(stream, dialled=False)
+        peer = peer_address(stream)
+        if state.accepted >= limit:
+            await _refuse(stream, peer, limit)
+            return
+        state.accepted += 1
+        try:
+            _keep_alive(stream)
+            ended = await state.replicator.run_link(stream, dialled=False)
+        finally:
+            state.accepted -= 1
         _log_end(peer, ended)
 
     await trio.serve_listeners(handle, [listener])
+
+
+async def _refuse(stream: trio.SocketStream, peer: str, limit: int) -> None:
+    """Say goodbye ``busy`` at once: a goodbye is valid in every state, even before hello."""
+    log.warning("sync connection from %s refused: %d connections open, the limit", peer, limit)
+    message = f"the node serves {limit} sync connections, its limit; try again later"
+    goodbye = Goodbye(str(GoodbyeReason.BUSY), message)
+    with trio.move_on_after(1), contextlib.suppress(trio.BrokenResourceError, OSError):
+        await stream.send_all(encode(goodbye))
+    await trio.aclose_forcefully(stream)
 
 
 async def _dial_forever(replicator: Replicator, dial: _Dial) -> None:
@@ -195,8 +221,3 @@ def _log_end(where: str, ended: LinkEnded) -> None:
         ended.stats.events_in,
         ended.stats.events_out,
     )
-
-
-def _format(address: Any) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -34,6 +34,8 @@ from pathlib import Path as FsPath
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from moat_log.address import host_and_port, join_host_port
+from moat_log.defaults import SOCKET_NAME, default_data_dir
 from moat_log.durability import DEFAULT_FLUSH_INTERVAL, Durability, check_flush_interval
 from moat_log.errors import ConfigError, MoatLogError
 from moat_log.ids import check_node_name
@@ -42,7 +44,7 @@ from moat_log.protocol import DEFAULT_SCRYPT_PARAMS, ScryptParams, TokenVerifier
 from moat_log.protocol.auth import check_user_name
 from moat_log.protocol.messages import REQUEST_TYPES
 
-from .sync_config import SyncConfig, host_and_port, sync_from_table
+from .sync_config import SyncConfig, sync_from_table
 
 __all__ = [
     "DEFAULT_PORT",
@@ -57,18 +59,10 @@ __all__ = [
 #: The TCP port of the client protocol unless configured otherwise.
 DEFAULT_PORT: Final = 27586
 #: The Unix socket's file name in the data directory.
-SOCKET_NAME: Final = "moat-log.sock"
 #: What error messages call the configuration when there is no file.
 EMBEDDED: Final = "(embedded default)"
 #: A Unix socket path must fit in ``sockaddr_un.sun_path`` (108 bytes with the NUL).
 MAX_SOCKET_PATH: Final = 107
-
-
-def _default_data_dir() -> FsPath:
-    # The CLI owns the default for now; imported here so that both agree.
-    from moat_log.defaults import default_data_dir
-
-    return default_data_dir()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +77,11 @@ class ListenAddress:
     def parse(cls, text: str, default_port: int = DEFAULT_PORT) -> ListenAddress:
         """``unix``, ``HOST:PORT``, ``[V6]:PORT`` or ``HOST`` (*default_port*).
 
-        Port 0 asks the system for a free port.  Raises `ValueError`.
+        Port 0 asks the system for a free port.  Raises `InvalidInputError`.
         """
         if text == "unix":
             return cls("unix")
-        host, port = host_and_port(text, default_port)
+        host, port = host_and_port(text, default_port, any_port=True)
         return cls("tcp", host, port)
 
     @property
@@ -103,8 +97,7 @@ class ListenAddress:
     def __str__(self) -> str:
         if self.kind == "unix":
             return "unix"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return join_host_port(self.host, self.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +129,7 @@ class NodeConfig:
     """
 
     node: str | None = None
-    data_dir: FsPath = field(default_factory=_default_data_dir)
+    data_dir: FsPath = field(default_factory=default_data_dir)
     listen: tuple[ListenAddress, ...] = _DEFAULT_LISTEN
     users: Mapping[str, UserConfig] = field(default_factory=lambda: MappingProxyType({}))
     max_connections: int = 256

@@ -31,6 +31,7 @@ from typing import Final
 import trio
 
 from moat_log import cycle_collector
+from moat_log.address import peer_address, socket_address
 from moat_log.errors import MoatLogError
 from moat_log.journal.group_commit import JournalWriter, open_journal
 from moat_log.journal.store import journal_dir
@@ -250,7 +251,9 @@ class _Server:
                     for listener, name in self._tcp:
                         if name == str(address):
                             opened.append(_Entrance(listener, None))
-                            self.node.addresses.append(_format(listener.socket.getsockname()))
+                            self.node.addresses.append(
+                                socket_address(listener.socket.getsockname())
+                            )
         except BaseException:
             for entrance in opened:
                 await trio.aclose_forcefully(entrance.listener)
@@ -308,7 +311,7 @@ class _Server:
     async def _serve_client(self, stream: trio.SocketStream, entrance: _Entrance) -> None:
         node = self.node
         local = entrance.local_name is not None
-        peer = entrance.local_name or _peer(stream)
+        peer = entrance.local_name or peer_address(stream)
         if self._stopping:
             return  # accepted just before the listeners closed
         if len(self._sessions) >= node.config.max_connections:
@@ -419,18 +422,3 @@ def _auth_secret(data_dir: FsPath) -> bytes:
         os.fsync(file.fileno())
     os.replace(temporary, path)
     return secret
-
-
-def _peer(stream: trio.SocketStream) -> str:
-    try:
-        return _format(stream.socket.getpeername())
-    except OSError:
-        return "a peer that already left"
-
-
-def _format(address: object) -> str:
-    """A socket address as ``HOST:PORT`` (``[HOST]:PORT`` for IPv6)."""
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address)

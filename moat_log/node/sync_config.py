@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any, Final
 
+from moat_log.address import host_and_port, join_host_port
 from moat_log.errors import ConfigError
 from moat_log.sync.auth import MIN_SECRET_SIZE
+from moat_log.sync.connection import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_AHEAD
 
 __all__ = [
     "DEFAULT_SYNC_PORT",
     "PeerAddress",
     "SyncConfig",
-    "host_and_port",
     "sync_from_table",
 ]
 
@@ -39,30 +40,21 @@ DEFAULT_SYNC_PORT: Final = 27600
 #: Seconds a node with none of its own events waits at start for its peers.
 DEFAULT_WAIT_FOR_PEERS: Final = 10.0
 MAX_WAIT_FOR_PEERS: Final = 3600
-#: Seconds an event may be timed after the node's clock.
-DEFAULT_MAX_CLOCK_AHEAD: Final = 300.0
 MAX_MAX_CLOCK_AHEAD: Final = 7 * 86400
-_KEYS: Final = {"listen", "max_clock_ahead", "peers", "secret", "secret_file", "wait_for_peers"}
-
-
-def host_and_port(text: str, default_port: int) -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` (port 0: any free port).  Raises `ValueError`."""
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError("an IPv6 address is written [ADDRESS]:PORT")
-        port_text = rest[1:] if rest else str(default_port)
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    elif ":" in text:
-        raise ValueError("write an IPv6 address in brackets: [ADDRESS]:PORT")
-    else:
-        host, port_text = text, str(default_port)
-    if not host:
-        raise ValueError("the host is missing: write HOST:PORT (0.0.0.0 for every IPv4 address)")
-    if not port_text.isascii() or not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"the port {port_text!r} is not a number 0 .. 65535")
-    return host, int(port_text)
+MAX_SYNC_HANDSHAKE_TIMEOUT: Final = 3600
+#: Connections the sync listener serves at once, authenticated or not.
+DEFAULT_SYNC_MAX_CONNECTIONS: Final = 64
+MAX_SYNC_MAX_CONNECTIONS: Final = 65536
+_KEYS: Final = {
+    "handshake_timeout",
+    "listen",
+    "max_clock_ahead",
+    "max_connections",
+    "peers",
+    "secret",
+    "secret_file",
+    "wait_for_peers",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +66,11 @@ class PeerAddress:
 
     @classmethod
     def parse(cls, text: str) -> PeerAddress:
-        """``HOST``, ``HOST:PORT`` or ``[V6]:PORT``.  Raises `ValueError`."""
-        host, port = host_and_port(text, DEFAULT_SYNC_PORT)
-        if port == 0:
-            raise ValueError("a peer's port cannot be 0")
-        return cls(host, port)
+        """``HOST``, ``HOST:PORT`` or ``[V6]:PORT``.  Raises `InvalidInputError`."""
+        return cls(*host_and_port(text, DEFAULT_SYNC_PORT))
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return join_host_port(self.host, self.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +90,12 @@ class SyncConfig:
     wait_for_peers: float = DEFAULT_WAIT_FOR_PEERS
     #: Events timed more than this many seconds after the node's clock are
     #: refused (docs/sync-protocol.md, "Events from a clock that runs ahead").
-    max_clock_ahead: float = DEFAULT_MAX_CLOCK_AHEAD
+    max_clock_ahead: float = DEFAULT_MAX_AHEAD
+    #: A connection that has not authenticated after this many seconds is
+    #: ended (goodbye ``protocol``): a stranger holds no link for long.
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    #: Connections accepted on ``listen`` at once; one more gets the goodbye ``busy``.
+    max_connections: int = DEFAULT_SYNC_MAX_CONNECTIONS
 
     def __post_init__(self) -> None:
         if len(self.secret) < MIN_SECRET_SIZE:
@@ -129,7 +122,7 @@ def sync_from_table(source: str, table: Any, base: FsPath | None) -> SyncConfig:
                 source, "sync.listen", f'must be a string like "0.0.0.0:27600", not {text!r}'
             )
         try:
-            listen = host_and_port(text, DEFAULT_SYNC_PORT)
+            listen = host_and_port(text, DEFAULT_SYNC_PORT, any_port=True)
         except ValueError as exc:
             raise _error(source, f"sync.listen {text!r}", str(exc)) from None
     peers_value = table.get("peers", [])
@@ -150,12 +143,23 @@ def sync_from_table(source: str, table: Any, base: FsPath | None) -> SyncConfig:
         high=MAX_WAIT_FOR_PEERS,
     )  # fmt: skip
     ahead = _seconds(
-        source, table, "max_clock_ahead", default=DEFAULT_MAX_CLOCK_AHEAD, low=1,
+        source, table, "max_clock_ahead", default=DEFAULT_MAX_AHEAD, low=1,
         high=MAX_MAX_CLOCK_AHEAD,
     )  # fmt: skip
+    handshake = _seconds(
+        source, table, "handshake_timeout", default=DEFAULT_HANDSHAKE_TIMEOUT, low=0.1,
+        high=MAX_SYNC_HANDSHAKE_TIMEOUT,
+    )  # fmt: skip
+    connections = table.get("max_connections", DEFAULT_SYNC_MAX_CONNECTIONS)
+    if type(connections) is not int or not 1 <= connections <= MAX_SYNC_MAX_CONNECTIONS:
+        raise _error(
+            source,
+            "sync.max_connections",
+            f"must be an integer 1 .. {MAX_SYNC_MAX_CONNECTIONS}, not {connections!r}",
+        )
     secret = _secret(source, table, base)
     try:
-        return SyncConfig(secret, listen, tuple(peers), wait, ahead)
+        return SyncConfig(secret, listen, tuple(peers), wait, ahead, handshake, connections)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

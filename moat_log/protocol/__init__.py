@@ -68,6 +68,7 @@ from .replies import (
     LiveMarker,
     Reply,
     Written,
+    node_error,
 )
 from .server import ServerConnection
 
@@ -128,6 +129,7 @@ __all__ = [
     "encode_frame",
     "make_token_verifier",
     "make_verifier",
+    "node_error",
     "parse_request",
     "salt_password",
 ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import reprlib
 
-from ..errors import InvalidInputError, MoatLogError
+from ..errors import InvalidInputError, MoatLogError, NodeError
 
 __all__ = [
     "FrameTooLargeError",
@@ -66,22 +66,12 @@ class FrameTooLargeError(MoatLogError, ValueError):
     """A message to send does not fit in one frame.  Nothing was sent."""
 
 
-class RequestError(InvalidInputError):
-    """A request failed; carries the wire error type and the request id.
+class RequestError(NodeError, InvalidInputError):
+    """A request the server cannot carry out; carries the wire error type and the request id.
 
-    Raised by `parse_request` for a request that is malformed but has a valid
-    id (the server answers it with an error reply), and meant for clients to
-    raise when an error reply arrives (`ErrorReply.exception`).
+    The server side's error: raised by `parse_request` for a request that is
+    malformed but has a valid id, and by the node's handlers; the server
+    answers it with an error reply.  A client raises the `NodeError` of the
+    reply instead (`ErrorReply.exception`), which is no `ValueError` unless
+    the request itself was bad.
     """
-
-    def __init__(self, error_type: str, message: str, *, request_id: int | None = None) -> None:
-        super().__init__(message)
-        #: The wire error type, e.g. ``"bad-request"`` (see `ErrorType`).
-        self.error_type = error_type
-        #: The message as sent on the wire.
-        self.message = message
-        #: The id of the request, or None if unknown.
-        self.request_id = request_id
-
-    def __str__(self) -> str:
-        return f"{self.error_type}: {self.message}"

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 from ..durability import Durability
 from ..errors import MoatLogError
-from ..event import Value, normalize_value
+from ..event import MAX_SOURCE_CHARS, Value, normalize_value
 from ..ids import MAX_U64, EventId, check_node_name
 from ..path import Path
 from ..timespec import TimeSpec
@@ -58,7 +58,6 @@ __all__ = [
     "parse_request",
 ]
 
-MAX_SOURCE_CHARS: Final = 256
 MAX_ID: Final = MAX_U64
 
 

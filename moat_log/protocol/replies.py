@@ -22,7 +22,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..errors import MoatLogError
+from ..errors import (
+    AuthenticationError,
+    BadRequestError,
+    MoatLogError,
+    NodeBusyError,
+    NodeError,
+    NodeStoppingError,
+    NotFoundError,
+    PermissionDeniedError,
+    StreamOverflowError,
+)
 from ..event import Event, normalize_value
 from ..ids import MAX_U64, EventId, is_node_name
 from ..path import Path, Segment
@@ -34,8 +44,9 @@ from .auth import (
     PROTOCOL_VERSION,
     ScryptParams,
 )
-from .errors import RemoteProtocolError, RequestError, show
+from .errors import RemoteProtocolError, show
 from .framing import pack_value
+from .messages import ErrorType
 
 __all__ = [
     "LIVE",
@@ -49,7 +60,30 @@ __all__ = [
     "LiveMarker",
     "Reply",
     "Written",
+    "node_error",
 ]
+
+#: The error class a script catches, by the wire error type (see `ErrorType`).
+_NODE_ERRORS: Final[dict[str, type[NodeError]]] = {
+    ErrorType.AUTH_REQUIRED: AuthenticationError,
+    ErrorType.AUTH_FAILED: AuthenticationError,
+    ErrorType.PERMISSION_DENIED: PermissionDeniedError,
+    ErrorType.NOT_FOUND: NotFoundError,
+    ErrorType.OVERFLOW: StreamOverflowError,
+    ErrorType.SHUTDOWN: NodeStoppingError,
+    ErrorType.BUSY: NodeBusyError,
+    ErrorType.BAD_REQUEST: BadRequestError,
+    ErrorType.UNKNOWN_OP: BadRequestError,
+    ErrorType.DUPLICATE_ID: BadRequestError,
+    ErrorType.INVALID_VALUE: BadRequestError,
+    ErrorType.TOO_LARGE: BadRequestError,
+}
+
+
+def node_error(error_type: str, message: str, *, request_id: int | None = None) -> NodeError:
+    """The `NodeError` subclass for an error reply of *error_type* (`NodeError` if none fits)."""
+    kind = _NODE_ERRORS.get(error_type, NodeError)
+    return kind(error_type, message, request_id=request_id)
 
 
 def _bad(what: str) -> RemoteProtocolError:
@@ -124,9 +158,9 @@ class ErrorReply:
     type: str
     message: str
 
-    def exception(self) -> RequestError:
-        """The error to raise for this reply in the caller's code."""
-        return RequestError(self.type, self.message, request_id=self.id)
+    def exception(self) -> NodeError:
+        """The error to raise for this reply in the caller's code (see `node_error`)."""
+        return node_error(self.type, self.message, request_id=self.id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,8 @@ from .messages import (
 )
 
 __all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_MAX_AHEAD",
     "DEFAULT_WANT_SIZE",
     "DEFAULT_WINDOW",
     "MAX_FRAME_SIZE",
@@ -118,6 +120,10 @@ MAX_WANTS_IN_FLIGHT: Final = 8
 DEFAULT_WINDOW: Final = 4
 #: Events a connection asks for per want unless told otherwise.
 DEFAULT_WANT_SIZE: Final = 1024
+#: Seconds a new link has to authenticate its peer (``sync.handshake_timeout``).
+DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
+#: Seconds an event's time may be after the node's clock (``sync.max_clock_ahead``).
+DEFAULT_MAX_AHEAD: Final = 300.0
 
 
 class LinkState(enum.Enum):

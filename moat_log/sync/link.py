@@ -19,10 +19,14 @@ the link ends, with a few tasks that only move bytes and events:
   `JournalWriter` (the feed tells the holdings and every link of them once
   committed), then reports a batch stored - which lets the connection ask
   for more: memory stays bounded by the window whatever the catch-up;
-* *push*: hands the connection every event the feed reports, from the
-  link's start on.  It keeps a bounded buffer of what the feed handed over
+* *push*: hands the connection every event the feed reports once the
+  peer authenticated (the link hears the feed from then on: nothing is
+  kept for a stranger).  It keeps a bounded buffer of what the feed handed over
   and reads from the journal by position when it fell behind, so a slow
   peer costs no memory.
+
+A link whose peer has not authenticated within the replicator's
+*handshake_timeout* ends with a goodbye ``protocol``.
 
 Two nodes that dial each other get two links; the one dialled by the node
 whose name sorts first is kept on both sides, the other ends with a goodbye
@@ -61,6 +65,8 @@ from ..protocol.errors import RemoteProtocolError
 from ..timespec import describe_time
 from .batches import read_batch
 from .connection import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_AHEAD,
     DEFAULT_WANT_SIZE,
     DEFAULT_WINDOW,
     MAX_WANTS_IN_FLIGHT,
@@ -81,7 +87,6 @@ from .holdings import Holdings
 from .messages import GoodbyeReason
 
 __all__ = [
-    "DEFAULT_MAX_AHEAD",
     "LinkEnded",
     "OneWay",
     "PeerStatus",
@@ -104,8 +109,6 @@ PUSH_BUFFER: Final = 4096
 PUSH_READ: Final = 1024
 #: How long a goodbye may take to go out when the link is being cancelled.
 GOODBYE_TIMEOUT: Final = 1.0
-#: Seconds an event's time may be after the node's clock (``sync.max_clock_ahead``).
-DEFAULT_MAX_AHEAD: Final = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +152,11 @@ class Replicator:
         random: Callable[[int], bytes] = os.urandom,
         one_way: OneWay | None = None,
         max_ahead: float = DEFAULT_MAX_AHEAD,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     ) -> None:
         self.writer: Final = writer
+        #: A link whose peer has not authenticated after this many seconds ends.
+        self.handshake_timeout: Final = handshake_timeout
         #: Events timed more than this many seconds after the journal's wall
         #: clock are refused (see `_Link._too_far_ahead`).
         self.max_ahead: Final = max_ahead
@@ -211,7 +217,6 @@ class Replicator:
         )
         link = _Link(self, conn, stream, dialled)
         self._links.add(link)
-        self.feed.listen(link.feed_listener)
         try:
             return await link.run()
         finally:
@@ -258,6 +263,7 @@ async def open_replicator(
     want_size: int = DEFAULT_WANT_SIZE,
     one_way: OneWay | None = None,
     max_ahead: float = DEFAULT_MAX_AHEAD,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
 ) -> AsyncIterator[Replicator]:
     """The node's `Replicator`; run ``feed.run`` beside it (the node server does).
 
@@ -272,6 +278,7 @@ async def open_replicator(
         want_size=want_size,
         one_way=one_way,
         max_ahead=max_ahead,
+        handshake_timeout=handshake_timeout,
     )
     feed.listen(replicator._stored)  # first: whatever is stored from now on is heard
     held = await trio.to_thread.run_sync(writer.journal.summary)
@@ -334,6 +341,7 @@ class _Link:
         # `_cursor + 1 ...` if it holds any.
         self._cursor = self._feed_end = replicator.feed.position
         self._buffer: list[Event] = []
+        self._authenticated = trio.Event()
 
     # --- the link ---------------------------------------------------------------
 
@@ -369,6 +377,7 @@ class _Link:
                 nursery.start_soon(self._serve)
                 nursery.start_soon(self._store)
                 nursery.start_soon(self._push)
+                nursery.start_soon(self._expect_authentication)
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
             self._record("broken", f"the connection broke: {group.exceptions[0]}", by_peer=True)
         except* MoatLogError as group:  # a bug or a damaged journal here, not the peer's doing
@@ -448,6 +457,7 @@ class _Link:
                 self._wants_in.send_nowait(event)  # the connection bounds open wants
             elif isinstance(event, Authenticated):
                 self.peer = event.peer
+                self._subscribe()
                 self.replicator._admit(self)
             elif isinstance(event, PeerSummary):
                 self.since = time.time()
@@ -535,7 +545,27 @@ class _Link:
                 return GoodbyeReason.INTERNAL, f"storing failed: {result}"
         return None
 
+    async def _expect_authentication(self) -> None:
+        """End the link if its peer has not authenticated in time: strangers do not stay."""
+        timeout = self.replicator.handshake_timeout
+        with trio.move_on_after(timeout):
+            await self._authenticated.wait()
+            return
+        if not self.ended:
+            self.end(GoodbyeReason.PROTOCOL, f"the peer did not authenticate within {timeout:g} s")
+
     # --- pushing ------------------------------------------------------------------
+
+    def _subscribe(self) -> None:
+        """Hear the feed from now on: the peer authenticated, and our summary names the rest.
+
+        The summary was taken from the holdings in the same step (no task
+        switch in between), so every event after the feed's position is one
+        the summary does not name, and none is missed.
+        """
+        self._cursor = self._feed_end = self.replicator.feed.position
+        self.replicator.feed.listen(self.feed_listener)
+        self._authenticated.set()
 
     def feed_listener(self, events: Sequence[Event]) -> None:
         """The feed hands out *events*; it is called before the feed's position moves."""

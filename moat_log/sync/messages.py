@@ -73,6 +73,7 @@ class GoodbyeReason(enum.StrEnum):
     CLOCK = "clock"  # the peer sent an event timed too far after this node's clock
     DUPLICATE_LINK = "duplicate-link"  # the two nodes have another link already
     SHUTDOWN = "shutdown"  # the node is stopping
+    BUSY = "busy"  # the node serves as many connections as it may
     INTERNAL = "internal"  # a bug or a storage failure on this node
 
 

@@ -30,6 +30,7 @@ from typing import Final
 
 import trio
 
+from ..address import join_host_port
 from ..errors import SyncLinkError
 from ..journal.store import Journal
 from .held import Held, count, subtract
@@ -64,7 +65,7 @@ async def run_one_link(
 ) -> Transfer:
     """Pull from or ship to the node at *address* (its sync port) until done."""
     host, port = address
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = join_host_port(host, port)
     started = time.monotonic()
     try:
         stream = await trio.open_tcp_stream(host, port)

@@ -12,7 +12,6 @@ import pytest
 from cli_support import SECOND, T0, Invoker, write_events
 
 from moat_log import defaults
-from moat_log.cli import _main
 from moat_log.event import Op
 from moat_log.ids import EventId
 from moat_log.projections import open_journal
@@ -352,16 +351,6 @@ async def test_version(invoke: Invoker) -> None:
 
 
 # --- data directory ------------------------------------------------------------------
-
-
-def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: FsPath) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert _main.default_data_dir() == tmp_path / "xdg" / "moat-log"
-    monkeypatch.delenv("XDG_DATA_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert _main.default_data_dir() == tmp_path / "home" / ".local" / "share" / "moat-log"
-    monkeypatch.setenv("XDG_DATA_HOME", "relative/is/ignored")  # per the XDG spec
-    assert _main.default_data_dir() == tmp_path / "home" / ".local" / "share" / "moat-log"
 
 
 async def test_data_dir_from_environment_and_default(

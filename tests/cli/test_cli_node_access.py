@@ -90,7 +90,9 @@ async def test_secrets_come_from_the_environment_or_a_file_and_only_one(
     )
 
 
-@pytest.mark.parametrize("address", ["pi1.lan", "pi1.lan:port", ":27586", "h:0", "unix:"])
+@pytest.mark.parametrize(
+    "address", ["pi1.lan", "pi1.lan:port", ":27586", "h:0", "h:99999", "fd00::1:27586", "unix:"]
+)
 async def test_a_malformed_connect_address_is_a_usage_error(
     journal_pi1: FsPath, invoke: Invoker, address: str
 ) -> None:

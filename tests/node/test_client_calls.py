@@ -6,6 +6,7 @@ import pytest
 import trio
 import trio.testing
 
+from moat_log import InvalidInputError, open_client
 from moat_log.client import NodeConnectionError, _Call
 
 
@@ -47,3 +48,22 @@ async def test_a_result_is_kept_as_given(
     with trio.fail_after(1):
         await call.wait()
     assert call.result == result and call.error is None
+
+
+@pytest.mark.parametrize(
+    ("connect", "problem"),
+    [
+        ("127.0.0.1:99999", "the port '99999' is not a number 1 .. 65535"),
+        ("127.0.0.1", "the port is missing"),
+        ("fd00::1:27586", "write an IPv6 address in brackets"),
+    ],
+)
+async def test_a_malformed_connect_address_is_refused_before_connecting(
+    connect: str, problem: str
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        async with open_client(connect=connect):
+            pass
+    message = str(caught.value)
+    assert message.startswith(f"connect={connect!r}: {problem}")
+    assert message.endswith("(or unix:PATH for a Unix socket)")

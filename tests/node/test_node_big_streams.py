@@ -17,11 +17,12 @@ from node_support import config, running_node
 
 from moat_log import open_client
 from moat_log.client import WATCH_BUFFER, Client, Stream
+from moat_log.errors import StreamOverflowError
 from moat_log.event import Event
 from moat_log.journal.change import Change
 from moat_log.path import Path
 from moat_log.projections import open_journal
-from moat_log.protocol import LIVE, RequestError
+from moat_log.protocol import LIVE
 
 PATHS = WATCH_BUFFER + 2_000
 
@@ -74,7 +75,7 @@ async def test_a_watch_bigger_than_the_buffer_dumps_it_goes_live_and_bounds_the_
                 async with trio.open_nursery() as nursery:
                     for start in range(0, WATCH_BUFFER + 10, 500):
                         nursery.start_soon(set_many, client, range(start, start + 500))
-                with pytest.raises(RequestError, match="overflow"):
+                with pytest.raises(StreamOverflowError, match="overflow"):
                     async for _ in watch:
                         pass
 

@@ -7,7 +7,7 @@ from pathlib import Path as FsPath
 import pytest
 from node_support import FAST
 
-from moat_log.cli import default_data_dir
+from moat_log.defaults import default_data_dir
 from moat_log.errors import ConfigError
 from moat_log.node import ListenAddress, NodeConfig, load_config
 from moat_log.path import Path

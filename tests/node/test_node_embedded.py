@@ -12,13 +12,13 @@ from node_support import environment
 
 import moat_log
 from moat_log.client import NodeConnectionError
-from moat_log.errors import ConfigError
+from moat_log.errors import ConfigError, NodeStoppingError
 from moat_log.event import Event
 from moat_log.journal.verify import verify_journal
 from moat_log.node import NodeConfig, NodeRunningError, serve_node
 from moat_log.path import Path
 from moat_log.projections import kv_view, open_journal
-from moat_log.protocol import LIVE, RequestError
+from moat_log.protocol import LIVE
 
 
 async def test_open_node_serves_a_client_in_this_process_and_listens_nowhere(
@@ -75,7 +75,7 @@ async def test_an_error_in_the_block_stops_the_node_in_order_then_propagates(
     async def watch_until_the_end(*, task_status: trio.TaskStatus[None]) -> None:
         async with moat_log.open_client(data_dir=data_dir) as other, other.watch(":") as watch:
             task_status.started()
-            with pytest.raises(RequestError) as caught:
+            with pytest.raises(NodeStoppingError) as caught:
                 async for _ in watch:
                     pass
             ended.append(caught.value.error_type)

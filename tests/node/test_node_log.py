@@ -26,6 +26,7 @@ from node_support import (
 
 from moat_log import open_client
 from moat_log.client import Client
+from moat_log.errors import NotFoundError, PermissionDeniedError
 from moat_log.event import Event, Op
 from moat_log.ids import MAX_U64, EventId
 from moat_log.journal import store
@@ -36,7 +37,7 @@ from moat_log.path import Path
 from moat_log.projections import open_journal
 from moat_log.projections import replay as replay_module
 from moat_log.projections.replay import state_at
-from moat_log.protocol import LIVE, RequestError
+from moat_log.protocol import LIVE
 
 T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 S = 10**9
@@ -144,7 +145,7 @@ async def test_times_naming_unknown_events_are_not_found(data_dir: FsPath) -> No
     prepare(data_dir)
     async with running_node(config(data_dir)), open_client(data_dir=data_dir) as client:
         for stream in (client.log(since="pi9:1"), client.replay("pi1:99")):
-            with pytest.raises(RequestError, match="does not hold") as caught:
+            with pytest.raises(NotFoundError, match="does not hold") as caught:
                 [item async for item in stream]
             assert caught.value.error_type == "not-found"
 
@@ -368,7 +369,7 @@ async def test_log_and_replay_need_read_access_to_their_whole_path(data_dir: FsP
                 (bob.replay(T0), "may not replay :"),
                 (bob.replay(T0, path="garage.door"), "may not replay garage.door"),
             ):
-                with pytest.raises(RequestError, match=denied) as caught:
+                with pytest.raises(PermissionDeniedError, match=denied) as caught:
                     [item async for item in stream]
                 assert caught.value.error_type == "permission-denied"
             assert await bob.value("home.kitchen") == "room"  # still connected

@@ -16,10 +16,10 @@ from node_support import RawConnection, environment, open_raw
 
 from moat_log import open_client
 from moat_log.client import NodeConnectionError
+from moat_log.errors import NodeError
 from moat_log.journal.verify import verify_journal
 from moat_log.path import Path
 from moat_log.projections import kv_view, open_journal
-from moat_log.protocol import RequestError
 from moat_log.testing import moat_log_script, read_until_ready, short_temp_dir
 
 STARTUP_TIMEOUT = 30.0
@@ -178,7 +178,7 @@ async def test_sigterm_keeps_every_acknowledged_write(served: Served) -> None:
                 path = f"load.c{client_number}.i{index:05}"
                 try:
                     await client.set(path, index)
-                except (NodeConnectionError, RequestError):
+                except (NodeConnectionError, NodeError):
                     refused += 1
                     return
                 acknowledged[path] = index

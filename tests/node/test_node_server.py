@@ -30,6 +30,12 @@ from node_support import (
 
 from moat_log import open_client
 from moat_log.client import Client, NodeConnectionError
+from moat_log.errors import (
+    AuthenticationError,
+    BadRequestError,
+    NodeStoppingError,
+    PermissionDeniedError,
+)
 from moat_log.event import Event, Op
 from moat_log.journal import store
 from moat_log.journal.verify import verify_journal
@@ -37,7 +43,7 @@ from moat_log.node import Node, NodeRunningError, serve_node
 from moat_log.node._node import READ_CHUNK
 from moat_log.path import Path
 from moat_log.projections import kv_view, open_journal
-from moat_log.protocol import LIVE, RequestError, Written
+from moat_log.protocol import LIVE, Written
 
 
 async def test_set_get_delete_list_subtree_history_status(data_dir: FsPath) -> None:
@@ -95,7 +101,7 @@ async def test_set_get_delete_list_subtree_history_status(data_dir: FsPath) -> N
 
 async def test_bad_values_are_refused_and_the_connection_goes_on(data_dir: FsPath) -> None:
     async with running_node(config(data_dir)), open_client(data_dir=data_dir) as client:
-        with pytest.raises(RequestError) as caught:
+        with pytest.raises(BadRequestError) as caught:
             await client.set("big", b"x" * (2 << 20))  # the event would be over 1 MiB
         assert caught.value.error_type in ("invalid-value", "bad-request")
         assert await client.set("small", 1)
@@ -432,12 +438,14 @@ async def test_users_need_a_login_over_tcp_and_get_their_permissions(
         async with login(user="bob", password=BOB_PASSWORD) as bob:
             assert await bob.value("home.door") == "closed"
             assert [str(e.path) async for e in bob.subtree("home")] == ["home.door"]
-            with pytest.raises(RequestError, match=r"user 'bob' may not set home\.door") as caught:
+            with pytest.raises(
+                PermissionDeniedError, match=r"user 'bob' may not set home\.door"
+            ) as caught:
                 await bob.set("home.door", "open")
             assert caught.value.error_type == "permission-denied"
-            with pytest.raises(RequestError, match=r"may not get garage\.door"):
+            with pytest.raises(PermissionDeniedError, match=r"may not get garage\.door"):
                 await bob.get("garage.door")
-            with pytest.raises(RequestError, match="may not watch :"):
+            with pytest.raises(PermissionDeniedError, match="may not watch :"):
                 async with bob.watch(":") as watch:
                     [item async for item in watch]
             assert await bob.list("home") == ["door"]  # still connected
@@ -453,6 +461,43 @@ async def test_users_need_a_login_over_tcp_and_get_their_permissions(
     assert ALICE_PASSWORD not in caplog.text and BOB_PASSWORD not in caplog.text
 
 
+async def test_except_value_error_in_a_script_does_not_swallow_a_refusal_or_a_shutdown(
+    data_dir: FsPath,
+) -> None:
+    """``except ValueError`` guards a script's own parsing; the node's refusals pass it."""
+
+    async def set_guarded(client: Client, path: str, text: str) -> str:
+        try:
+            await client.set(path, float(text))
+        except ValueError:
+            return "not a number"
+        return "written"
+
+    async with running_node(auth_config(data_dir)) as node:
+        login = partial(open_client, connect=tcp_address(node), min_scrypt_n=FAST.n)
+        async with login(user="bob", password=BOB_PASSWORD) as bob:
+            assert await set_guarded(bob, "home.t", "x") == "not a number"
+            with pytest.raises(PermissionDeniedError):
+                await set_guarded(bob, "home.t", "21.5")
+    stop = trio.Event()
+
+    async def watch_guarded(client: Client) -> str:
+        try:
+            async with client.watch("home") as watch:
+                async for item in watch:
+                    if item is LIVE:
+                        stop.set()  # the node stops: the watch ends with shutdown
+        except ValueError:
+            return "swallowed"
+        return "ended quietly"
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve_node, config(data_dir), shutdown_trigger=stop.wait))
+        async with open_client(data_dir=data_dir) as client:
+            with pytest.raises(NodeStoppingError):
+                await watch_guarded(client)
+
+
 async def test_a_wrong_password_is_refused_clearly_and_the_node_goes_on(
     data_dir: FsPath, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -460,7 +505,7 @@ async def test_a_wrong_password_is_refused_clearly_and_the_node_goes_on(
     async with running_node(auth_config(data_dir)) as node:
         login = partial(open_client, connect=tcp_address(node), min_scrypt_n=FAST.n)
         for user in ("bob", "nobody"):
-            with pytest.raises(RequestError, match="authentication failed") as caught:
+            with pytest.raises(AuthenticationError, match="authentication failed") as caught:
                 async with login(user=user, password="wrong guess"):
                     pass
             assert caught.value.error_type == "auth-failed"
@@ -506,7 +551,7 @@ async def test_stopping_ends_watches_with_shutdown_and_keeps_every_write(data_di
                     if item is LIVE:
                         stop.set()
                         break
-                with pytest.raises(RequestError, match="the node is stopping") as caught:
+                with pytest.raises(NodeStoppingError, match="the node is stopping") as caught:
                     async for _ in watch:
                         pass
                 assert caught.value.error_type == "shutdown"

@@ -50,6 +50,14 @@ secret = "{SECRET}"
     assert SECRET not in repr(sync)  # never in a log line by accident
     assert sync.wait_for_peers == 10
     assert sync.max_clock_ahead == 300
+    assert (sync.handshake_timeout, sync.max_connections) == (10, 64)
+
+
+def test_the_limits_of_strangers_are_set(tmp_path: FsPath) -> None:
+    text = f'[sync]\nsecret = "{SECRET}"\nhandshake_timeout = 2.5\nmax_connections = 8\n'
+    sync = load_config(write(tmp_path, text)).sync
+    assert sync is not None
+    assert (sync.handshake_timeout, sync.max_connections) == (2.5, 8)
 
 
 def test_wait_for_peers_takes_seconds(tmp_path: FsPath) -> None:
@@ -78,14 +86,18 @@ def test_a_secret_file_relative_to_the_config(tmp_path: FsPath) -> None:
         (f'secret = "{SECRET}"\nlisten = 27600', 'must be a string like "0.0.0.0:27600"'),
         (f'secret = "{SECRET}"\nlisten = "a:b:c"', "IPv6 address in brackets"),
         (f'secret = "{SECRET}"\npeers = "pi2"', "sync.peers: must be a list"),
-        (f'secret = "{SECRET}"\npeers = ["pi2:0"]', "a peer's port cannot be 0"),
-        (f'secret = "{SECRET}"\npeers = ["pi2:99999"]', "not a number 0 .. 65535"),
+        (f'secret = "{SECRET}"\npeers = ["pi2:0"]', "the port '0' is not a number 1 .. 65535"),
+        (f'secret = "{SECRET}"\npeers = ["pi2:99999"]', "not a number 1 .. 65535"),
+        (f'secret = "{SECRET}"\nlisten = "h:99999"', "not a number 0 .. 65535 (0: any free port)"),
         (f'secret = "{SECRET}"\npeers = [3]', "sync.peers[0]: must be a string"),
         (f'secret = "{SECRET}"\nretry = 3', "sync.retry: unknown key"),
         (f'secret = "{SECRET}"\nwait_for_peers = -1', "seconds 0 .. 3600, not -1"),
         (f'secret = "{SECRET}"\nwait_for_peers = "10"', "seconds 0 .. 3600, not '10'"),
         (f'secret = "{SECRET}"\nwait_for_peers = true', "seconds 0 .. 3600, not True"),
         (f'secret = "{SECRET}"\nmax_clock_ahead = 0', "seconds 1 .. 604800, not 0"),
+        (f'secret = "{SECRET}"\nhandshake_timeout = 0', "seconds 0.1 .. 3600, not 0"),
+        (f'secret = "{SECRET}"\nmax_connections = 0', "integer 1 .. 65536, not 0"),
+        (f'secret = "{SECRET}"\nmax_connections = 2.0', "integer 1 .. 65536, not 2.0"),
         ('secret_file = "missing.key"', "cannot read"),
     ],
 )

@@ -6,6 +6,17 @@ import msgpack
 import pytest
 from protocol_support import CHALLENGE, client_events, fixed_random, sample_event
 
+from moat_log.errors import (
+    AuthenticationError,
+    BadRequestError,
+    MoatLogError,
+    NodeBusyError,
+    NodeError,
+    NodeStoppingError,
+    NotFoundError,
+    PermissionDeniedError,
+    StreamOverflowError,
+)
 from moat_log.event import Event
 from moat_log.ids import EventId
 from moat_log.protocol import (
@@ -21,7 +32,6 @@ from moat_log.protocol import (
     LocalProtocolError,
     RemoteProtocolError,
     Reply,
-    RequestError,
     ServerConnection,
     Written,
     encode_frame,
@@ -132,8 +142,49 @@ def test_a_stream_and_its_live_marker() -> None:
         ErrorReply(watch, "shutdown", "bye"),
     ]
     error = events[2].exception()  # type: ignore[union-attr]
-    assert isinstance(error, RequestError) and error.error_type == "shutdown"
-    assert str(error) == "shutdown: bye"
+    assert isinstance(error, NodeStoppingError) and error.error_type == "shutdown"
+    assert (str(error), error.message, error.request_id) == ("shutdown: bye", "bye", watch)
+
+
+@pytest.mark.parametrize(
+    ("error_type", "kind"),
+    [
+        ("auth-required", AuthenticationError),
+        ("auth-failed", AuthenticationError),
+        ("permission-denied", PermissionDeniedError),
+        ("not-found", NotFoundError),
+        ("overflow", StreamOverflowError),
+        ("shutdown", NodeStoppingError),
+        ("busy", NodeBusyError),
+        ("bad-request", BadRequestError),
+        ("unknown-op", BadRequestError),
+        ("duplicate-id", BadRequestError),
+        ("invalid-value", BadRequestError),
+        ("too-large", BadRequestError),
+        ("cancelled", NodeError),
+        ("internal", NodeError),
+        ("a-type-of-a-later-version", NodeError),
+    ],
+)
+def test_each_error_reply_raises_the_kind_a_script_catches(
+    error_type: str, kind: type[NodeError]
+) -> None:
+    error = ErrorReply(7, error_type, "why").exception()
+    assert type(error) is kind
+    assert isinstance(error, NodeError) and isinstance(error, MoatLogError)
+    assert (error.error_type, error.message, error.request_id) == (error_type, "why", 7)
+    assert isinstance(error, ValueError) == (kind is BadRequestError)
+
+
+@pytest.mark.parametrize("error_type", ["shutdown", "permission-denied", "overflow", "busy"])
+def test_except_value_error_does_not_swallow_what_the_node_reports(error_type: str) -> None:
+    """A script guarding its own parsing with ``except ValueError`` still hears the node."""
+    error = ErrorReply(1, error_type, "why").exception()
+    with pytest.raises(NodeError):
+        try:
+            raise error
+        except ValueError:  # a script's own bad-input handler
+            pytest.fail(f"except ValueError caught {error_type}")
 
 
 def test_items_after_a_cancel_are_dropped_and_the_final_reply_arrives() -> None:

@@ -31,6 +31,8 @@ class NodeProcess:
     name: str
     base: FsPath
     peers: list[str] = field(default_factory=list)
+    #: More lines of the ``[sync]`` table, e.g. ``"max_connections = 2\n"``.
+    sync_settings: str = ""
     process: subprocess.Popen[bytes] | None = None
     sync_address: str = ""
 
@@ -49,6 +51,7 @@ class NodeProcess:
             f'node = "{self.name}"\ndata_dir = "{self.name}"\n'
             '[client]\nlisten = ["unix"]\n'
             f'[sync]\nlisten = "127.0.0.1:0"\npeers = [{peers}]\nsecret = "{SECRET}"\n'
+            + self.sync_settings
         )
         self.process = subprocess.Popen(
             [moat_log_script(), "serve", "--config", str(config), "--log-level", "info"],

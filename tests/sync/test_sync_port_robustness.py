@@ -27,13 +27,14 @@ from process_support import SECRET, NodeProcess
 from sync_support import OTHER_SECRET
 
 from moat_log import open_client
+from moat_log.errors import StreamOverflowError
 from moat_log.event import Event, Op
-from moat_log.protocol.errors import RemoteProtocolError, RequestError
-from moat_log.protocol.framing import NEED_DATA
+from moat_log.protocol.errors import RemoteProtocolError
+from moat_log.protocol.framing import NEED_DATA, FrameDecoder
 from moat_log.rangeset import RangeSet
 from moat_log.sync import ConnectionClosed, EventsWanted, Holdings, PeerSummary, SyncConnection
 from moat_log.sync.handshake import Handshake
-from moat_log.sync.messages import Push, encode
+from moat_log.sync.messages import Goodbye, Push, encode, parse_message
 
 GUARD = 60  # seconds: only against a hang, never reached by a passing test
 CATCH_UP_EVENTS = 50_000
@@ -269,6 +270,66 @@ async def received(node: NodeProcess, events: int) -> None:
                         paths.add(str(item.path))
                     if len(paths) >= events:
                         return
-        except RequestError as exc:
-            if exc.error_type != "overflow":
-                raise
+        except StreamOverflowError:
+            pass
+
+
+# --- strangers that say nothing, and too many connections ---
+
+
+def frames_of(data: bytes) -> list[object]:
+    decoder = FrameDecoder()
+    decoder.receive_data(data)
+    frames: list[object] = []
+    while (frame := decoder.next_frame()) is not NEED_DATA:
+        frames.append(parse_message(frame))
+    return frames
+
+
+@pytest.mark.slow
+async def test_a_silent_connection_is_dropped_after_the_handshake_timeout(base: FsPath) -> None:
+    node = NodeProcess("na", base, sync_settings="handshake_timeout = 0.5\n")
+    node.start()
+    try:
+        with trio.fail_after(GUARD):
+            async with await open_sync_stream(node) as stream:
+                said = frames_of(await read_to_end(stream))
+        assert [message.TYPE for message in said] == ["hello", "goodbye"]  # type: ignore[attr-defined]
+        assert said[1] == Goodbye("protocol", "the peer did not authenticate within 0.5 s")
+        assert "did not authenticate within 0.5 s" in node.stderr()
+        await set_value(node, "t.after", "the node carries on")
+    finally:
+        assert node.stop() == 0
+
+
+@pytest.mark.slow
+async def test_connections_beyond_the_limit_are_refused_while_a_peer_replicates(
+    base: FsPath,
+) -> None:
+    a = NodeProcess("na", base, sync_settings="max_connections = 2\nhandshake_timeout = 600\n")
+    b = NodeProcess("nb", base)
+    try:
+        a.start()
+        b.peers.append(a.sync_address)
+        b.start()
+        with trio.fail_after(GUARD):
+            await arrives(b, await set_value(a, "t.first", "linked"))  # nb's link: one place
+            async with await open_sync_stream(a) as silent:  # the other place
+                async with await open_sync_stream(a) as refused:
+                    said = frames_of(await read_to_end(refused))
+                busy = "the node serves 2 sync connections, its limit; try again later"
+                assert said == [Goodbye("busy", busy)]
+                await arrives(b, await set_value(a, "t.second", "still replicated"))
+                await silent.aclose()
+        assert "sync connection from 127.0.0.1:" in a.stderr()
+    finally:
+        assert b.stop() == 0
+        assert a.stop() == 0
+
+
+async def arrives(node: NodeProcess, event: Event) -> None:
+    """Watch *node* until it holds *event*."""
+    async with open_client(data_dir=node.data_dir) as client, client.watch(event.path) as items:
+        async for item in items:
+            if isinstance(item, Event) and item.id == event.id:
+                return
