@@ -191,7 +191,14 @@ async def run_node(config: NodeConfig, *, ready: Callable[[Node], object] | None
     *ready* is called with the `Node` once it accepts clients.  This is the
     whole process's main program: it takes the signals, and it freezes the
     start-up heap for the cycle collector (`cycle_collector.freeze_start_up`).
+    A second signal while it stops changes nothing: the queued writes are
+    committed all the same, and once the node has stopped, signals are
+    ignored until the process exits (a late KeyboardInterrupt would only
+    print a traceback over a clean stop: a double Ctrl-C, ``timeout -s INT``).
     """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # what the receiver below restores when it closes
+        signal.signal(signum, signal.SIG_IGN)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
 
         async def signalled() -> None:
