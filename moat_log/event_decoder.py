@@ -28,7 +28,7 @@ from .ids import EventId, is_node_name
 from .path import Path
 from .vclock import VectorClock
 
-__all__ = ["decode_event"]
+__all__ = ["decode_event", "event_from_wire"]
 
 #: A canonical event starts with a msgpack fixarray of ten; any other layout
 #: (array16, more fields) is left to the reference, which knows the messages.
@@ -59,6 +59,7 @@ class _WireEvent(msgspec.Struct, array_like=True, gc=False):
 
 
 _decode_wire = msgspec.msgpack.Decoder(_WireEvent).decode
+_convert = msgspec.convert
 _EMPTY_CLOCK: Final = VectorClock()
 _paths: dict[tuple[str | int, ...], Path] = {}
 
@@ -75,6 +76,25 @@ def decode_event(data: bytes | memoryview) -> Event:
             if event is not None:
                 return event
     return Event.unpack(bytes(data))
+
+
+def event_from_wire(fields: object) -> Event:
+    """Build an event from its unpacked wire form, like `Event.from_msgpack`.
+
+    For wire forms that arrive already unpacked inside a larger message (a
+    sync push): msgspec types the fields in C from the Python objects.
+    """
+    # msgspec would take a tuple for the path's array; the reference does not.
+    if type(fields) is list and len(fields) == 10 and type(fields[5]) is list:
+        try:
+            wire = _convert(fields, _WireEvent, strict=True)
+        except msgspec.MsgspecError:
+            pass
+        else:
+            event = _checked_event(wire)
+            if event is not None:
+                return event
+    return Event.from_msgpack(fields)
 
 
 def _checked_event(wire: _WireEvent) -> Event | None:

@@ -12,7 +12,7 @@ from test_event import events, values
 
 from moat_log.errors import InvalidEventError
 from moat_log.event import MAX_SOURCE_CHARS, Event
-from moat_log.event_decoder import decode_event
+from moat_log.event_decoder import decode_event, event_from_wire
 
 #: Field values that are wrong somewhere: wrong types, out of range, bad names.
 odd_scalars = st.one_of(
@@ -126,3 +126,19 @@ def test_damaged_bytes_get_the_same_verdict(event: Event, data: st.DataObject) -
 )
 def test_edge_cases_get_the_same_verdict(data: bytes) -> None:
     assert_same_verdict(data)
+
+
+def wire_verdict(build: object, fields: object) -> tuple[str, object]:
+    try:
+        event = build(fields)  # type: ignore[operator]
+    except InvalidEventError as exc:
+        return "refused", str(exc)
+    return "accepted", (tuple(event), [type(field) for field in event])
+
+
+@given(wire_forms() | odd_values)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@example([1, "a", 1, 0, {}, ("x",), 0, None, "", None])  # a tuple path is not an array
+@example((1, "a", 1, 0, {}, ["x"], 0, None, "", None))  # nor a tuple event
+def test_unpacked_wire_forms_get_the_same_verdict(fields: object) -> None:
+    assert wire_verdict(event_from_wire, fields) == wire_verdict(Event.from_msgpack, fields)
