@@ -51,7 +51,7 @@ class _WireEvent(msgspec.Struct, array_like=True, gc=False):
     seq: Annotated[int, Meta(ge=1)]
     hlc: Annotated[int, Meta(ge=0)]
     deps: dict[str, int]
-    path: list[str | int]
+    path: tuple[str | int, ...]  # the key of the path cache as it is
     op: Literal[0, 1]
     value: Any
     source: str
@@ -118,12 +118,11 @@ def _checked_event(wire: _WireEvent) -> Event | None:
     return Event.trusted(origin, wire.seq, wire.hlc, clock, path, op, value, source, cause_id)
 
 
-def _path(segments: list[str | int]) -> Path:
-    key = tuple(segments)
-    path = _paths.get(key)
+def _path(segments: tuple[str | int, ...]) -> Path:
+    path = _paths.get(segments)
     if path is None:
-        path = Path(key)  # raises PathSyntaxError
+        path = Path(segments)  # raises PathSyntaxError
         if len(_paths) >= _PATH_CACHE_SIZE:
             _paths.clear()
-        _paths[key] = path
+        _paths[segments] = path
     return path
