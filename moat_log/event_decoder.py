@@ -33,7 +33,7 @@ __all__ = ["decode_event", "event_from_wire"]
 #: A canonical event starts with a msgpack fixarray of ten; any other layout
 #: (array16, more fields) is left to the reference, which knows the messages.
 #: (msgspec would also accept an array longer than the struct.)
-_FIXARRAY_10: Final = b"\x9a"
+_FIXARRAY_10: Final = 0x9A
 #: Paths whose checks are remembered; past this the cache starts afresh, so a
 #: file of unique paths costs memory for this many only.
 _PATH_CACHE_SIZE: Final = 4096
@@ -66,7 +66,7 @@ _paths: dict[tuple[str | int, ...], Path] = {}
 
 def decode_event(data: bytes | memoryview) -> Event:
     """Decode and validate a packed event, like `Event.unpack`; raises `InvalidEventError`."""
-    if data[:1] == _FIXARRAY_10 and len(data) <= MAX_EVENT_BYTES:
+    if data and data[0] == _FIXARRAY_10 and len(data) <= MAX_EVENT_BYTES:
         try:
             wire = _decode_wire(data)
         except msgspec.MsgspecError:
