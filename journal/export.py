@@ -18,7 +18,7 @@ of events.
 
 Reading trusts nothing: `read_header` checks the magic and the type of every
 header field, and `iter_export` checks each block (length, zstd frame, content
-size), each event (`Event.from_msgpack`, its id listed in the header's ranges,
+size), each event (`decode_event`, its id listed in the header's ranges,
 no id twice) and, at the end, the totals and the SHA-256 of the body against
 the header.  `verify_export` is that same pass without keeping the events, and
 `import_file` runs it before writing anything, so a corrupt, truncated or
@@ -45,6 +45,7 @@ import zstandard
 
 from moat_log.errors import ExportFormatError, InvalidEventError, InvalidInputError, MoatLogError
 from moat_log.event import MAX_EVENT_BYTES, Event
+from moat_log.event_decoder import decode_event
 from moat_log.ids import MAX_U64, NODE_NAME_RE, EventId, check_node_name
 from moat_log.rangeset import RangeSet
 
@@ -659,14 +660,19 @@ class _BodyReader:
         return content
 
     def _unpack(self, content: bytes) -> list[Event]:
-        """The events of one block's content, validated."""
+        """The events of one block's content, validated.
+
+        The msgpack unpacker only finds where each event ends (``skip``
+        builds no objects); `decode_event` decodes and checks each one.
+        """
         unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(content))
         unpacker.feed(content)
+        view = memoryview(content)
         events: list[Event] = []
         offset = 0
         while offset < len(content):
             try:
-                fields = unpacker.unpack()
+                unpacker.skip()
             except msgpack.OutOfData:
                 raise self._event_error(
                     len(events) + 1, "cut off at the end of the block"
@@ -674,16 +680,18 @@ class _BodyReader:
             except Exception as exc:  # msgpack raises many unrelated types on garbage
                 raise self._event_error(len(events) + 1, f"not msgpack: {exc}") from exc
             end = unpacker.tell()
-            events.append(self._event(fields, end - offset, len(events) + 1))
+            events.append(self._event(view[offset:end], len(events) + 1))
             offset = end
         self._raw_bytes += len(content)
         return events
 
-    def _event(self, fields: object, size: int, index: int) -> Event:
-        if size > MAX_EVENT_BYTES:
-            raise self._event_error(index, f"{size} bytes exceed the limit of {MAX_EVENT_BYTES}")
+    def _event(self, data: memoryview, index: int) -> Event:
+        if len(data) > MAX_EVENT_BYTES:
+            raise self._event_error(
+                index, f"{len(data)} bytes exceed the limit of {MAX_EVENT_BYTES}"
+            )
         try:
-            event = Event.from_msgpack(fields)
+            event = decode_event(data)
         except InvalidEventError as exc:
             raise self._event_error(index, str(exc)) from exc
         listed = self._header.ranges.get(event.origin)

@@ -32,7 +32,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+from msgspec import Meta
 
 from moat_log.address import host_and_port, join_host_port
 from moat_log.defaults import SOCKET_NAME, default_data_dir
@@ -43,6 +46,7 @@ from moat_log.path import Path
 from moat_log.protocol import DEFAULT_SCRYPT_PARAMS, ScryptParams, TokenVerifier, Verifier
 from moat_log.protocol.auth import check_user_name
 from moat_log.protocol.messages import REQUEST_TYPES
+from moat_log.records import FieldError, parse, read
 
 from .sync_config import SyncConfig, sync_from_table
 
@@ -207,17 +211,45 @@ class NodeConfig:
 
 # --- reading the file ----------------------------------------------------------
 
-_TOP_KEYS: Final = {"node", "data_dir", "client", "journal", "sync"}
-_JOURNAL_KEYS: Final = {"durability", "flush_interval"}
-_CLIENT_KEYS: Final = {
-    "listen",
-    "users",
-    "max_connections",
-    "handshake_timeout",
-    "send_timeout",
-    "watch_buffer",
-}
-_USER_KEYS: Final = {"verifier", "read", "write"}
+
+class _UserTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A ``[client.users.NAME]`` table as written."""
+
+    verifier: str
+    read: Annotated[list[str], Meta(description="a list of paths")] = []
+    write: Annotated[list[str], Meta(description="a list of paths")] = []
+
+
+class _ClientTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The ``[client]`` table as written; users are read one by one (`_user`)."""
+
+    listen: (
+        Annotated[list[str], Meta(description='a list like ["unix", "127.0.0.1:27586"]')] | None
+    ) = None  # the default: _DEFAULT_LISTEN
+    users: dict[str, Any] = {}
+    max_connections: Annotated[int, Meta(ge=1)] = 256
+    handshake_timeout: Annotated[float, Meta(gt=0, description="a number of seconds > 0")] = 10.0
+    send_timeout: Annotated[float, Meta(gt=0, description="a number of seconds > 0")] = 60.0
+    watch_buffer: Annotated[int, Meta(ge=1)] = 1024
+
+
+class _JournalTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The ``[journal]`` table as written; `NodeConfig` checks the values."""
+
+    durability: Annotated[str, Meta(description='"sync" or "batched"')] = "sync"
+    flush_interval: Annotated[float, Meta(description="a number of seconds")] = (
+        DEFAULT_FLUSH_INTERVAL
+    )
+
+
+class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The whole file as written; ``[sync]`` is read by `sync_from_table`."""
+
+    node: str | None = None
+    data_dir: Annotated[str, Meta(min_length=1, description="a directory name")] | None = None
+    client: _ClientTable = _ClientTable()
+    journal: _JournalTable = _JournalTable()
+    sync: Any = None
 
 
 def _error(source: str, key: str, problem: str) -> ConfigError:
@@ -229,19 +261,6 @@ def _check(source: str, key: str, check: Any, value: Any) -> Any:
         return check(value)
     except (MoatLogError, ValueError, TypeError) as exc:
         raise _error(source, key, str(exc)) from None
-
-
-def _unknown_keys(source: str, where: str, table: Mapping[str, Any], known: set[str]) -> None:
-    for key in table:
-        if key not in known:
-            name = f"{where}.{key}" if where else key
-            raise _error(source, name, f"unknown key; known keys are {', '.join(sorted(known))}")
-
-
-def _typed(source: str, key: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise _error(source, key, f"must be {what}, not {value!r}")
-    return value
 
 
 def load_config(
@@ -275,76 +294,57 @@ def config_from_document(
     data_dir: str | os.PathLike[str] | None = None,
 ) -> NodeConfig:
     """Build the config from a parsed TOML document (see `load_config`)."""
-    _unknown_keys(source, "", document, _TOP_KEYS)
-    settings: dict[str, Any] = {"source": source}
-    if "node" in document:
-        settings["node"] = _typed(source, "node", document["node"], str, "a string")
+    try:
+        file = read(_ConfigFile, document)
+        client = file.client
+        settings: dict[str, Any] = {
+            "source": source,
+            "listen": _DEFAULT_LISTEN if client.listen is None else _listen(client.listen),
+            "users": {name: _user(name, table) for name, table in client.users.items()},
+            "max_connections": client.max_connections,
+            "handshake_timeout": client.handshake_timeout,
+            "send_timeout": client.send_timeout,
+            "watch_buffer": client.watch_buffer,
+            "durability": file.journal.durability,
+            "flush_interval": file.journal.flush_interval,
+        }
+        if file.node is not None:
+            settings["node"] = parse(check_node_name, file.node, "node")
+    except FieldError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     if data_dir is not None:
         settings["data_dir"] = FsPath(data_dir)
-    elif "data_dir" in document:
-        text = _typed(source, "data_dir", document["data_dir"], str, "a string")
-        if not text:
-            raise _error(source, "data_dir", "is empty")
-        path = FsPath(text).expanduser()
+    elif file.data_dir is not None:
+        path = FsPath(file.data_dir).expanduser()
         settings["data_dir"] = path if path.is_absolute() or base is None else base / path
-    client = _typed(source, "client", document.get("client", {}), dict, "a table")
-    _unknown_keys(source, "client", client, _CLIENT_KEYS)
-    if "listen" in client:
-        settings["listen"] = _listen(source, client["listen"])
-    for key, kind, what in (
-        ("max_connections", int, "an integer"),
-        ("watch_buffer", int, "an integer"),
-        ("handshake_timeout", (int, float), "a number of seconds"),
-        ("send_timeout", (int, float), "a number of seconds"),
-    ):
-        if key in client:
-            settings[key] = _typed(source, f"client.{key}", client[key], kind, what)
-    users = _typed(source, "client.users", client.get("users", {}), dict, "a table")
-    settings["users"] = {name: _user(source, name, table) for name, table in users.items()}
-    journal = _typed(source, "journal", document.get("journal", {}), dict, "a table")
-    _unknown_keys(source, "journal", journal, _JOURNAL_KEYS)
-    settings.update(journal)  # NodeConfig checks the values, naming the key
-    if "sync" in document:
-        settings["sync"] = sync_from_table(source, document["sync"], base)
+    if file.sync is not None:
+        settings["sync"] = sync_from_table(source, file.sync, base)
     return NodeConfig(**settings)
 
 
-def _listen(source: str, value: Any) -> tuple[ListenAddress, ...]:
-    key = "client.listen"
-    _typed(source, key, value, list, 'a list like ["unix", "127.0.0.1:27586"]')
-    if not value:
-        raise _error(source, key, "is empty: the node would serve nobody")
-    addresses = []
-    for index, item in enumerate(value):
-        item_key = f"{key}[{index}]"
-        _typed(source, item_key, item, str, "a string")
-        addresses.append(_check(source, f"{item_key} {item!r}", ListenAddress.parse, item))
-    return tuple(addresses)
+def _listen(texts: list[str]) -> tuple[ListenAddress, ...]:
+    if not texts:
+        raise FieldError("client.listen", "is empty: the node would serve nobody")
+    return tuple(
+        parse(ListenAddress.parse, text, f"client.listen[{index}]")
+        for index, text in enumerate(texts)
+    )
 
 
-def _user(source: str, name: str, table: Any) -> UserConfig:
-    key = f"client.users.{name}"
-    _check(source, key, check_user_name, name)
-    _typed(source, key, table, dict, "a table with verifier, read and write")
-    _unknown_keys(source, key, table, _USER_KEYS)
-    if "verifier" not in table:
-        raise _error(source, f"{key}.verifier", "is missing (make one with make_verifier)")
-    text = _typed(source, f"{key}.verifier", table["verifier"], str, "a string")
-    parse = TokenVerifier.parse if text.startswith("token$") else Verifier.parse
-    verifier = _check(source, f"{key}.verifier", parse, text)
-    prefixes = {}
-    for access in ("read", "write"):
-        items = _typed(source, f"{key}.{access}", table.get(access, []), list, "a list of paths")
-        prefixes[access] = tuple(
-            _check(source, f"{key}.{access}[{i}]", _parse_path, item)
-            for i, item in enumerate(items)
+def _user(name: str, table: object) -> UserConfig:
+    where = f"client.users.{name}"
+    parse(check_user_name, name, where)
+    user = read(_UserTable, table, where=where)
+    verifier: Verifier | TokenVerifier
+    if user.verifier.startswith("token$"):
+        verifier = parse(TokenVerifier.parse, user.verifier, f"{where}.verifier", quote=False)
+    else:
+        verifier = parse(Verifier.parse, user.verifier, f"{where}.verifier", quote=False)
+    prefixes = {
+        access: tuple(
+            parse(Path.parse, text, f"{where}.{access}[{index}]")
+            for index, text in enumerate(texts)
         )
+        for access, texts in (("read", user.read), ("write", user.write))
+    }
     return UserConfig(name, verifier, prefixes["read"], prefixes["write"])
-
-
-def _parse_path(text: object) -> Path:
-    if not isinstance(text, str):
-        raise TypeError(
-            f"a path is written as text (home.kitchen, ':' for everything), not {text!r}"
-        )
-    return Path.parse(text)

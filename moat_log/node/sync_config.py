@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
-from typing import Any, Final
+from typing import Annotated, Any, Final
+
+import msgspec
+from msgspec import Meta
 
 from moat_log.address import host_and_port, join_host_port
 from moat_log.errors import ConfigError
+from moat_log.records import FieldError, parse, read
 from moat_log.sync.auth import MIN_SECRET_SIZE
 from moat_log.sync.connection import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_AHEAD
 
@@ -45,16 +48,6 @@ MAX_SYNC_HANDSHAKE_TIMEOUT: Final = 3600
 #: Connections the sync listener serves at once, authenticated or not.
 DEFAULT_SYNC_MAX_CONNECTIONS: Final = 64
 MAX_SYNC_MAX_CONNECTIONS: Final = 65536
-_KEYS: Final = {
-    "handshake_timeout",
-    "listen",
-    "max_clock_ahead",
-    "max_connections",
-    "peers",
-    "secret",
-    "secret_file",
-    "wait_for_peers",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,95 +98,92 @@ class SyncConfig:
             )
 
 
+class _SyncTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The ``[sync]`` table as written; `sync_from_table` turns it into a `SyncConfig`."""
+
+    listen: Annotated[str, Meta(description='a string like "0.0.0.0:27600"')] | None = None
+    peers: Annotated[list[str], Meta(description='a list like ["pi2.local:27600"]')] = []
+    secret: str | None = None
+    secret_file: Annotated[str, Meta(min_length=1, description="a file name")] | None = None
+    wait_for_peers: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=MAX_WAIT_FOR_PEERS,
+            description=f"a number of seconds 0 .. {MAX_WAIT_FOR_PEERS}",
+        ),
+    ] = DEFAULT_WAIT_FOR_PEERS
+    max_clock_ahead: Annotated[
+        float,
+        Meta(
+            ge=1,
+            le=MAX_MAX_CLOCK_AHEAD,
+            description=f"a number of seconds 1 .. {MAX_MAX_CLOCK_AHEAD}",
+        ),
+    ] = DEFAULT_MAX_AHEAD
+    handshake_timeout: Annotated[
+        float,
+        Meta(
+            ge=0.1,
+            le=MAX_SYNC_HANDSHAKE_TIMEOUT,
+            description=f"a number of seconds 0.1 .. {MAX_SYNC_HANDSHAKE_TIMEOUT}",
+        ),
+    ] = DEFAULT_HANDSHAKE_TIMEOUT
+    max_connections: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=MAX_SYNC_MAX_CONNECTIONS,
+            description=f"an integer 1 .. {MAX_SYNC_MAX_CONNECTIONS}",
+        ),
+    ] = DEFAULT_SYNC_MAX_CONNECTIONS
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    return host_and_port(text, DEFAULT_SYNC_PORT, any_port=True)
+
+
 def sync_from_table(source: str, table: Any, base: FsPath | None) -> SyncConfig:
     """The ``[sync]`` table of the config file *source* (relative paths from *base*)."""
-    if not isinstance(table, Mapping):
-        raise _error(source, "sync", f"must be a table, not {table!r}")
-    for key in table:
-        if key not in _KEYS:
-            raise _error(
-                source, f"sync.{key}", f"unknown key; known keys are {', '.join(sorted(_KEYS))}"
-            )
-    listen = None
-    if "listen" in table:
-        text = table["listen"]
-        if not isinstance(text, str):
-            raise _error(
-                source, "sync.listen", f'must be a string like "0.0.0.0:27600", not {text!r}'
-            )
-        try:
-            listen = host_and_port(text, DEFAULT_SYNC_PORT, any_port=True)
-        except ValueError as exc:
-            raise _error(source, f"sync.listen {text!r}", str(exc)) from None
-    peers_value = table.get("peers", [])
-    if not isinstance(peers_value, list):
-        raise _error(
-            source, "sync.peers", f'must be a list like ["pi2.local:27600"], not {peers_value!r}'
-        )
-    peers = []
-    for index, item in enumerate(peers_value):
-        if not isinstance(item, str):
-            raise _error(source, f"sync.peers[{index}]", f"must be a string, not {item!r}")
-        try:
-            peers.append(PeerAddress.parse(item))
-        except ValueError as exc:
-            raise _error(source, f"sync.peers[{index}] {item!r}", str(exc)) from None
-    wait = _seconds(
-        source, table, "wait_for_peers", default=DEFAULT_WAIT_FOR_PEERS, low=0,
-        high=MAX_WAIT_FOR_PEERS,
-    )  # fmt: skip
-    ahead = _seconds(
-        source, table, "max_clock_ahead", default=DEFAULT_MAX_AHEAD, low=1,
-        high=MAX_MAX_CLOCK_AHEAD,
-    )  # fmt: skip
-    handshake = _seconds(
-        source, table, "handshake_timeout", default=DEFAULT_HANDSHAKE_TIMEOUT, low=0.1,
-        high=MAX_SYNC_HANDSHAKE_TIMEOUT,
-    )  # fmt: skip
-    connections = table.get("max_connections", DEFAULT_SYNC_MAX_CONNECTIONS)
-    if type(connections) is not int or not 1 <= connections <= MAX_SYNC_MAX_CONNECTIONS:
-        raise _error(
-            source,
-            "sync.max_connections",
-            f"must be an integer 1 .. {MAX_SYNC_MAX_CONNECTIONS}, not {connections!r}",
-        )
-    secret = _secret(source, table, base)
     try:
-        return SyncConfig(secret, listen, tuple(peers), wait, ahead, handshake, connections)
+        fields = read(_SyncTable, table, where="sync")
+        listen = None
+        if fields.listen is not None:
+            listen = parse(_listen_address, fields.listen, "sync.listen")
+        peers = tuple(
+            parse(PeerAddress.parse, text, f"sync.peers[{index}]")
+            for index, text in enumerate(fields.peers)
+        )
+    except FieldError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    secret = _secret(source, fields, base)
+    try:
+        return SyncConfig(
+            secret,
+            listen,
+            peers,
+            fields.wait_for_peers,
+            fields.max_clock_ahead,
+            fields.handshake_timeout,
+            fields.max_connections,
+        )
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def _seconds(
-    source: str, table: Mapping[str, Any], key: str, *, default: float, low: float, high: float
-) -> float:
-    value = table.get(key, default)
-    if type(value) not in (int, float) or not low <= value <= high:
-        raise _error(
-            source, f"sync.{key}", f"must be a number of seconds {low:g} .. {high:g}, not {value!r}"
-        )
-    return float(value)
-
-
-def _secret(source: str, table: Mapping[str, Any], base: FsPath | None) -> bytes:
-    if "secret" in table and "secret_file" in table:
+def _secret(source: str, table: _SyncTable, base: FsPath | None) -> bytes:
+    if table.secret is not None and table.secret_file is not None:
         raise _error(source, "sync.secret", "give either secret or secret_file, not both")
-    if "secret" in table:
-        text = table["secret"]
-        if not isinstance(text, str):
-            raise _error(source, "sync.secret", "must be a string")
-        return text.encode()
-    if "secret_file" not in table:
+    if table.secret is not None:
+        return table.secret.encode()
+    if table.secret_file is None:
         raise _error(
             source,
             "sync",
             "nodes authenticate each other with a cluster secret: add secret_file "
             "(a file only its owner can read) or secret",
         )
-    name = table["secret_file"]
-    if not isinstance(name, str) or not name:
-        raise _error(source, "sync.secret_file", "must be a file name")
-    path = FsPath(name).expanduser()
+    path = FsPath(table.secret_file).expanduser()
     if not path.is_absolute() and base is not None:
         path = base / path
     try:

@@ -27,6 +27,7 @@ import msgpack
 
 from ..errors import InvalidEventError
 from ..event import Event
+from ..event_decoder import event_from_wire
 from ..ids import MAX_U64, check_node_name
 from ..protocol.errors import RemoteProtocolError, show
 from ..protocol.framing import encode_frame, frame_bytes
@@ -353,6 +354,6 @@ def _events(wire: object) -> tuple[Event, ...]:
     if type(wire) is not list or not wire:
         raise RemoteProtocolError(f"a push's 'events' must be a non-empty array, not {show(wire)}")
     try:
-        return tuple(Event.from_msgpack(fields) for fields in wire)
+        return tuple(event_from_wire(fields) for fields in wire)
     except InvalidEventError as exc:
         raise RemoteProtocolError(f"a pushed event is invalid: {exc}") from None

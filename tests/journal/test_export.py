@@ -594,6 +594,12 @@ def wrong_bodies() -> Iterator[tuple[str, bytes, str]]:
         craft([packed(E1), packed(E2) + bad_op]),
         "event 2 in block 2 is invalid: invalid op 7",
     )
+    # Shaped like a canonical event (a fixarray of ten), typed wrong: the fast
+    # decoder hands it to the reference, which names the field.
+    bool_seq = msgpack.packb([1, "pi2", True, 102, {}, ["x"], 0, 1, "", None])
+    yield "bool seq", craft([packed(E1) + bool_seq]), f"{invalid}: invalid seq True"
+    eleven = msgpack.packb([1, "pi2", 2, 102, {}, ["x"], 0, 1, "", None, 0])
+    yield "eleven fields", craft([packed(E1) + eleven]), f"{invalid}: a version-1 event has 10"
     yield (
         "version",
         craft([packed(E1) + msgpack.packb([2, "pi2", 2])]),

@@ -83,21 +83,56 @@ def test_a_secret_file_relative_to_the_config(tmp_path: FsPath) -> None:
         ('peers = ["pi2"]', "sync: nodes authenticate each other with a cluster secret"),
         ('secret = "short"', "the cluster secret has 5 bytes; at least 16"),
         (f'secret = "{SECRET}"\nsecret_file = "k"', "either secret or secret_file"),
-        (f'secret = "{SECRET}"\nlisten = 27600', 'must be a string like "0.0.0.0:27600"'),
-        (f'secret = "{SECRET}"\nlisten = "a:b:c"', "IPv6 address in brackets"),
-        (f'secret = "{SECRET}"\npeers = "pi2"', "sync.peers: must be a list"),
-        (f'secret = "{SECRET}"\npeers = ["pi2:0"]', "the port '0' is not a number 1 .. 65535"),
+        (
+            f'secret = "{SECRET}"\nlisten = 27600',
+            'sync.listen: expected a string like "0.0.0.0:27600", got 27600',
+        ),
+        (
+            f'secret = "{SECRET}"\nlisten = "a:b:c"',
+            "sync.listen: 'a:b:c': write an IPv6 address in brackets",
+        ),
+        (
+            f'secret = "{SECRET}"\npeers = "pi2"',
+            "sync.peers: expected a list like [\"pi2.local:27600\"], got 'pi2'",
+        ),
+        (
+            f'secret = "{SECRET}"\npeers = ["pi2:0"]',
+            "sync.peers[0]: 'pi2:0': the port '0' is not a number 1 .. 65535",
+        ),
         (f'secret = "{SECRET}"\npeers = ["pi2:99999"]', "not a number 1 .. 65535"),
-        (f'secret = "{SECRET}"\nlisten = "h:99999"', "not a number 0 .. 65535 (0: any free port)"),
-        (f'secret = "{SECRET}"\npeers = [3]', "sync.peers[0]: must be a string"),
-        (f'secret = "{SECRET}"\nretry = 3', "sync.retry: unknown key"),
-        (f'secret = "{SECRET}"\nwait_for_peers = -1', "seconds 0 .. 3600, not -1"),
-        (f'secret = "{SECRET}"\nwait_for_peers = "10"', "seconds 0 .. 3600, not '10'"),
-        (f'secret = "{SECRET}"\nwait_for_peers = true', "seconds 0 .. 3600, not True"),
-        (f'secret = "{SECRET}"\nmax_clock_ahead = 0', "seconds 1 .. 604800, not 0"),
-        (f'secret = "{SECRET}"\nhandshake_timeout = 0', "seconds 0.1 .. 3600, not 0"),
-        (f'secret = "{SECRET}"\nmax_connections = 0', "integer 1 .. 65536, not 0"),
-        (f'secret = "{SECRET}"\nmax_connections = 2.0', "integer 1 .. 65536, not 2.0"),
+        (f'secret = "{SECRET}"\npeers = [3]', "sync.peers[0]: expected a string, got 3"),
+        (
+            f'secret = "{SECRET}"\nretry = 3',
+            "sync.retry: unknown key; known keys are handshake_timeout, listen, max_clock_ahead",
+        ),
+        (
+            f'secret = "{SECRET}"\nwait_for_peers = -1',
+            "sync.wait_for_peers: expected a number of seconds 0 .. 3600, got -1",
+        ),
+        (
+            f'secret = "{SECRET}"\nwait_for_peers = "10"',
+            "sync.wait_for_peers: expected a number of seconds 0 .. 3600, got '10'",
+        ),
+        (
+            f'secret = "{SECRET}"\nwait_for_peers = true',
+            "sync.wait_for_peers: expected a number of seconds 0 .. 3600, got True",
+        ),
+        (
+            f'secret = "{SECRET}"\nmax_clock_ahead = 0',
+            "sync.max_clock_ahead: expected a number of seconds 1 .. 604800, got 0",
+        ),
+        (
+            f'secret = "{SECRET}"\nhandshake_timeout = 0',
+            "sync.handshake_timeout: expected a number of seconds 0.1 .. 3600, got 0",
+        ),
+        (
+            f'secret = "{SECRET}"\nmax_connections = 0',
+            "sync.max_connections: expected an integer 1 .. 65536, got 0",
+        ),
+        (
+            f'secret = "{SECRET}"\nmax_connections = 2.0',
+            "sync.max_connections: expected an integer 1 .. 65536, got 2.0",
+        ),
         ('secret_file = "missing.key"', "cannot read"),
     ],
 )
