@@ -308,7 +308,8 @@ class MemoryJournal:
     * a `Change` becomes an event of this node with the next seq (highest own
       seq + 1), ``hlc = max(wall clock, clock + 1)`` or its ``at`` (which must
       be after the clock, else `ClockError`), and as ``deps`` the contiguous
-      ends of every other origin;
+      ends of every other origin, each raised to what the node's newest own
+      event had seen if that was more (deps never decrease);
     * a foreign `Event` is inserted (True), already held (False), or refused
       with `IntegrityError` if its id is held with other packed bytes or its
       ``(hlc, origin)`` belongs to another event.
@@ -360,13 +361,13 @@ class MemoryJournal:
             raise ClockError(f"event time {change.at} is not after the clock {self._clock}")
         if hlc > MAX_U64:
             raise ClockError(f"the clock {self._clock} has no time left after it")
-        deps = {o: held.contiguous_end() for o, held in self._held.items() if o != self.node}
         own = self._held.get(self.node)
+        deps = self._deps_after(own.max if own else 0)
         event = Event(
             self.node,
             (own.max if own else 0) + 1,
             hlc,
-            VectorClock(deps),
+            deps,
             change.path,
             change.op,
             change.value,
@@ -375,6 +376,14 @@ class MemoryJournal:
         )
         self._store(event, event.pack())
         return event
+
+    def _deps_after(self, previous_seq: int) -> VectorClock:
+        """What the next local event has seen: held contiguously, joined with its predecessor's."""
+        held = {o: seqs.contiguous_end() for o, seqs in self._held.items() if o != self.node}
+        previous = self.get(EventId(self.node, previous_seq)) if previous_seq else None
+        for origin, seq in previous.deps.items() if previous else ():
+            held[origin] = max(held.get(origin, 0), seq)
+        return VectorClock(held)
 
     def _insert(self, event: Event) -> bool:
         data = event.pack()
