@@ -4,8 +4,9 @@
   foreign `events`.
 * `FakeWallClock`: a wall clock that tests set, advance and step back, for
   ``Journal.create(dir, node, wall_clock=clock)``.
-* `kv_winners`: the KV view's winner rule as a plain fold, to compare the
-  state of nodes that hold events in different orders.
+* `kv_winners`, `kv_conflicts`: the KV view's winner and conflict rules as
+  plain folds, to compare the state of nodes that hold events in different
+  orders.
 * `MemoryJournal`: a small in-memory model of `moat_log.journal.store.Journal`
   with the same observable behaviour for writes and queries.  It is the
   reference that the journal's contract tests compare the LMDB journal with,
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path as FsPath
 from typing import Any
@@ -53,6 +54,7 @@ __all__ = [
     "event_ids",
     "events",
     "hex_dump_bytes",
+    "kv_conflicts",
     "kv_winners",
     "moat_log_script",
     "paths",
@@ -487,6 +489,29 @@ def kv_winners(events: Iterable[Event]) -> dict[Path, Event]:
         if best is None or (event.hlc, event.origin) > (best.hlc, best.origin):
             winners[event.path] = event
     return winners
+
+
+def kv_conflicts(
+    events: Iterable[Event], seen: Callable[[Event], Mapping[str, int]] | None = None
+) -> set[tuple[Path, EventId]]:
+    """The KV view's conflicts as a plain fold (docs/kv-view.md): ``{(path, loser id)}``.
+
+    Per path, the latest event of each origin (its head) that the path's
+    winner had not seen: ``seen(winner)[origin] < head.seq``.  *seen* gives
+    what an event's origin had seen when it wrote it; by default its deps.
+    """
+    events = list(events)
+    heads: dict[tuple[Path, str], int] = {}
+    for event in events:
+        key = (event.path, event.origin)
+        heads[key] = max(heads.get(key, 0), event.seq)
+    winners = kv_winners(events)
+    seen_by = (lambda event: event.deps) if seen is None else seen
+    return {
+        (path, EventId(origin, seq))
+        for (path, origin), seq in heads.items()
+        if origin != winners[path].origin and seen_by(winners[path]).get(origin, 0) < seq
+    }
 
 
 # --- real moat-log processes ---------------------------------------------------------
