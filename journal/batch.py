@@ -4,6 +4,14 @@
 the thread that opened it.  It reads the journal's clock and per-origin ranges
 from ``meta`` when it starts and writes them back in `finish`, so the whole
 batch - events, indexes and meta - commits or vanishes together.
+
+A local event's ``deps`` are the join (element-wise maximum) of what the
+journal holds contiguously of every other origin and the ``deps`` of the
+node's newest own event, which the batch reads once (one ``ids`` and one
+``events`` lookup).  The join keeps an origin's deps from ever decreasing,
+also after the node lost its data and got its own events back before the
+others' (docs/event-format.md, "deps never decrease"); a local event that
+would break it anyway is refused with `CausalityError`.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import lmdb
 import msgpack
 
 from moat_log.errors import (
+    CausalityError,
     ClockError,
     IntegrityError,
     InvalidEventError,
@@ -98,7 +107,9 @@ class WriteBatch:
         self._position = unpack_u64(cursor.key()) if cursor.last() else 0
         #: The journal's last position before this batch.
         self.after = self._position
-        self._deps: VectorClock | None = None
+        self._deps: VectorClock | None = None  # of the next local event, while valid
+        #: The deps of the node's newest own event, once read or staged.
+        self._own_deps: VectorClock | None = None
         self._node_bytes = node.encode()
         self._own_id_prefix = keys.id_prefix(node)
         held = self._ranges.get(node)
@@ -119,7 +130,7 @@ class WriteBatch:
                 return self._append(item)
             assert isinstance(item, Event)
             return self._insert(item)
-        except (ClockError, IntegrityError, InvalidEventError) as exc:
+        except (CausalityError, ClockError, IntegrityError, InvalidEventError) as exc:
             return exc
 
     def _append(self, change: Change) -> Event:
@@ -141,7 +152,7 @@ class WriteBatch:
             self._node,
             seq,
             hlc,
-            self._current_deps() if self._deps is None else self._deps,
+            self._fresh_deps() if self._deps is None else self._deps,
             change.path,
             change.op,
             change.value,
@@ -150,6 +161,7 @@ class WriteBatch:
         )
         data = event.pack()  # may refuse this item: nothing is assigned before it
         self._own_seq = seq
+        self._own_deps = event.deps
         self._position += 1
         pos = pack_u64(self._position)
         hlc_bytes = pack_u64(hlc)
@@ -206,6 +218,9 @@ class WriteBatch:
         if own:
             self._own_seq = held.max
             self._own_first = self._own_seq + 1
+            if seq == self._own_seq:  # the newest own event now: its deps bound the next
+                self._own_deps = event.deps
+                self._deps = None
         else:
             self._deps = None
         return True
@@ -232,12 +247,49 @@ class WriteBatch:
                 f"event {event.id} differs from the stored event with the same id; refused"
             )
 
-    def _current_deps(self) -> VectorClock:
-        if self._deps is None:
-            self._deps = VectorClock(
-                {o: r.contiguous_end() for o, r in self._ranges.items() if o != self._node}
+    def _fresh_deps(self) -> VectorClock:
+        """The deps of the next local event, checked against the newest own event's."""
+        previous = self._previous_deps()
+        deps = self._seen(previous)
+        behind = previous.first_decrease(deps)
+        if behind is not None:
+            raise CausalityError(
+                f"a new event of {self._node} would claim {behind}:{deps.get(behind)} while "
+                f"its event {self._node}:{self._own_seq} had seen {behind}:{previous[behind]}; "
+                "refused (deps never decrease); run 'moat-log verify'"
             )
-        return self._deps
+        self._deps = deps
+        return deps
+
+    def _seen(self, previous: VectorClock) -> VectorClock:
+        """What the node has seen: its contiguous holdings joined with *previous*."""
+        contiguous = VectorClock.trusted(
+            {
+                origin: end
+                for origin, seqs in sorted(self._ranges.items())
+                if origin != self._node and (end := seqs.contiguous_end())
+            }
+        )
+        return contiguous.join(previous)
+
+    def _previous_deps(self) -> VectorClock:
+        """The deps of the node's newest own event; empty if it has none."""
+        if self._own_deps is None:
+            if not self._own_seq:
+                self._own_deps = VectorClock()
+            else:
+                self._own_deps = _packed_deps(self._read_own(self._own_seq))
+        return self._own_deps
+
+    def _read_own(self, seq: int) -> bytes:
+        """The packed own event *seq*, which the journal holds (not one staged here)."""
+        pos = self._txn.get(self._own_id_prefix + pack_u64(seq), db=self._ids)
+        data = None if pos is None else self._txn.get(pos, db=self._events)
+        if data is None:
+            raise JournalCorruptError(
+                f"event {self._node}:{seq} is recorded as held but missing; run 'moat-log verify'"
+            )
+        return bytes(data)
 
     @property
     def stored(self) -> list[Event]:
@@ -262,6 +314,17 @@ class WriteBatch:
             for projection in self._projections:
                 projection.apply(self._txn, self._stored)
                 record_view(self._txn, self._meta, projection, self._position)
+
+
+def _packed_deps(data: bytes) -> VectorClock:
+    """The ``deps`` of a stored event, without unpacking its path or value."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(data)
+    unpacker.read_array_header()
+    for _ in range(4):  # format, origin, seq, hlc
+        unpacker.skip()
+    # Stored events hold the canonical form of validated clocks (sorted, no zeros).
+    return VectorClock.trusted(unpacker.unpack())
 
 
 def _put_sorted(

@@ -6,13 +6,18 @@ Two streaming passes, bounded memory (per-origin range sets only):
    its three index entries (``ids``, ``paths``, ``times``) exist and point
    back at it.  Since every event's index keys are distinct, equal entry
    counts then prove that no index holds anything else.
-2. Over ``ids`` in (origin, seq) order: each origin's hlc rises with its seq.
+2. Over ``ids`` in (origin, seq) order: each origin's hlc rises with its seq,
+   and its deps never decrease.
 
 Then the per-origin ranges in ``meta`` must equal the seqs actually found, the
 node's own seqs must be gapless, the clock must not be behind any event, and
 every view the journal was opened with must be at the journal's last position
 and equal to a fresh fold of the journal.
 Gaps in a foreign origin's seqs are warnings: they are events still in flight.
+Deps that decrease are warnings too: the journal holds those events as their
+origin wrote them (an older moat-log did, after it lost its data), and no
+repair can change them, but `moat-log conflicts` may list writes with them
+that were not concurrent.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ def verify_journal(
     report = VerifyReport()
     found, max_hlc = _check_events(journal, report, progress)
     _check_index_sizes(journal, report)
-    _check_hlc_order(journal, report)
+    _check_origin_order(journal, report)
     _check_ranges(journal, found, report)
     clock = journal.clock
     if clock < max_hlc:
@@ -139,25 +144,54 @@ def _check_index_sizes(journal: Journal, report: VerifyReport) -> None:
             )
 
 
-def _check_hlc_order(journal: Journal, report: VerifyReport) -> None:
-    origin, last_hlc = "", -1
+def _check_origin_order(journal: Journal, report: VerifyReport) -> None:
+    """Per origin in seq order: hlc rises, deps never decrease."""
+    previous = _Previous("", 0, -1, {})
     for chunk in batched(journal._scan("ids", b"", None), SCAN_CHUNK):
         with journal._read() as txn:
             records = [(key, txn.get(pos, db=journal._dbs["events"])) for key, pos in chunk]
         for key, data in records:
-            this_origin, seq = keys.split_id_key(key)
-            if this_origin != origin:
-                origin, last_hlc = this_origin, -1
+            origin, seq = keys.split_id_key(key)
+            if origin != previous.origin:
+                previous = _Previous(origin, 0, -1, {})
             if data is None:
                 report.problem(f"the ids entry of {origin}:{seq} points at a missing event")
                 continue
             try:
-                hlc = msgpack.unpackb(data, raw=False, strict_map_key=False)[3]
+                fields = msgpack.unpackb(data, raw=False, strict_map_key=False)
+                hlc, deps = fields[3], fields[4]
             except Exception:
-                continue
-            if hlc <= last_hlc:
+                continue  # _check_events reports the record
+            if hlc <= previous.hlc:
                 report.problem(f"event {origin}:{seq} has hlc {hlc}, not after its predecessor's")
-            last_hlc = hlc
+            deps = deps if isinstance(deps, dict) else {}  # else _check_events reports it
+            _check_deps_order(previous, seq, deps, report)
+            previous = _Previous(origin, seq, hlc, deps)
+
+
+@dataclass(frozen=True, slots=True)
+class _Previous:
+    """An origin's event before the one checked (seq 0: none yet)."""
+
+    origin: str
+    seq: int
+    hlc: int
+    deps: dict[str, int]
+
+
+def _check_deps_order(
+    previous: _Previous, seq: int, deps: dict[str, int], report: VerifyReport
+) -> None:
+    for other, seen in previous.deps.items():
+        claimed = deps.get(other, 0)
+        if claimed < seen:
+            origin = previous.origin
+            report.warnings.append(
+                f"origin {origin}: deps decrease from {origin}:{previous.seq} to {origin}:{seq} "
+                f"({other} {seen} -> {claimed}); 'moat-log conflicts' may list writes that "
+                f"{origin}:{seq} had seen"
+            )
+            return
 
 
 def _check_ranges(journal: Journal, found: dict[str, RangeSet], report: VerifyReport) -> None:

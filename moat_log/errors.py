@@ -60,6 +60,15 @@ class ClockError(JournalError, ValueError):
     """A requested event time is not after the journal's clock."""
 
 
+class CausalityError(JournalError):
+    """A new local event would claim to have seen less than its origin's previous event.
+
+    An origin's ``deps`` never decrease from one of its events to the next
+    (docs/event-format.md).  The journal refuses a local event that would
+    break this; the journal is unchanged.
+    """
+
+
 class StorageFullError(JournalError):
     """The disk (or the address space for the memory map) is full.
 

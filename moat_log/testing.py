@@ -4,8 +4,9 @@
   foreign `events`.
 * `FakeWallClock`: a wall clock that tests set, advance and step back, for
   ``Journal.create(dir, node, wall_clock=clock)``.
-* `kv_winners`: the KV view's winner rule as a plain fold, to compare the
-  state of nodes that hold events in different orders.
+* `kv_winners`, `kv_conflicts`: the KV view's winner and conflict rules as
+  plain folds, to compare the state of nodes that hold events in different
+  orders.
 * `MemoryJournal`: a small in-memory model of `moat_log.journal.store.Journal`
   with the same observable behaviour for writes and queries.  It is the
   reference that the journal's contract tests compare the LMDB journal with,
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path as FsPath
 from typing import Any
@@ -53,6 +54,7 @@ __all__ = [
     "event_ids",
     "events",
     "hex_dump_bytes",
+    "kv_conflicts",
     "kv_winners",
     "moat_log_script",
     "paths",
@@ -308,7 +310,8 @@ class MemoryJournal:
     * a `Change` becomes an event of this node with the next seq (highest own
       seq + 1), ``hlc = max(wall clock, clock + 1)`` or its ``at`` (which must
       be after the clock, else `ClockError`), and as ``deps`` the contiguous
-      ends of every other origin;
+      ends of every other origin, each raised to what the node's newest own
+      event had seen if that was more (deps never decrease);
     * a foreign `Event` is inserted (True), already held (False), or refused
       with `IntegrityError` if its id is held with other packed bytes or its
       ``(hlc, origin)`` belongs to another event.
@@ -360,13 +363,13 @@ class MemoryJournal:
             raise ClockError(f"event time {change.at} is not after the clock {self._clock}")
         if hlc > MAX_U64:
             raise ClockError(f"the clock {self._clock} has no time left after it")
-        deps = {o: held.contiguous_end() for o, held in self._held.items() if o != self.node}
         own = self._held.get(self.node)
+        deps = self._deps_after(own.max if own else 0)
         event = Event(
             self.node,
             (own.max if own else 0) + 1,
             hlc,
-            VectorClock(deps),
+            deps,
             change.path,
             change.op,
             change.value,
@@ -375,6 +378,14 @@ class MemoryJournal:
         )
         self._store(event, event.pack())
         return event
+
+    def _deps_after(self, previous_seq: int) -> VectorClock:
+        """What the next local event has seen: held contiguously, joined with its predecessor's."""
+        held = {o: seqs.contiguous_end() for o, seqs in self._held.items() if o != self.node}
+        previous = self.get(EventId(self.node, previous_seq)) if previous_seq else None
+        for origin, seq in previous.deps.items() if previous else ():
+            held[origin] = max(held.get(origin, 0), seq)
+        return VectorClock(held)
 
     def _insert(self, event: Event) -> bool:
         data = event.pack()
@@ -478,6 +489,29 @@ def kv_winners(events: Iterable[Event]) -> dict[Path, Event]:
         if best is None or (event.hlc, event.origin) > (best.hlc, best.origin):
             winners[event.path] = event
     return winners
+
+
+def kv_conflicts(
+    events: Iterable[Event], seen: Callable[[Event], Mapping[str, int]] | None = None
+) -> set[tuple[Path, EventId]]:
+    """The KV view's conflicts as a plain fold (docs/kv-view.md): ``{(path, loser id)}``.
+
+    Per path, the latest event of each origin (its head) that the path's
+    winner had not seen: ``seen(winner)[origin] < head.seq``.  *seen* gives
+    what an event's origin had seen when it wrote it; by default its deps.
+    """
+    events = list(events)
+    heads: dict[tuple[Path, str], int] = {}
+    for event in events:
+        key = (event.path, event.origin)
+        heads[key] = max(heads.get(key, 0), event.seq)
+    winners = kv_winners(events)
+    seen_by = (lambda event: event.deps) if seen is None else seen
+    return {
+        (path, EventId(origin, seq))
+        for (path, origin), seq in heads.items()
+        if origin != winners[path].origin and seen_by(winners[path]).get(origin, 0) < seq
+    }
 
 
 # --- real moat-log processes ---------------------------------------------------------

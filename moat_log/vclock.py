@@ -81,6 +81,29 @@ class VectorClock(Mapping[str, int]):
         """True if an event with this clock had seen *event_id*."""
         return self._entries.get(event_id.origin, 0) >= event_id.seq
 
+    def join(self, other: Mapping[str, int]) -> VectorClock:
+        """The element-wise maximum: everything either clock had seen."""
+        joined = dict(self._entries)
+        changed = False
+        for origin, seq in other.items():
+            if seq > joined.get(origin, 0):
+                joined[origin] = seq
+                changed = True
+        if not changed:
+            return self
+        return VectorClock.trusted(dict(sorted(joined.items())))
+
+    def first_decrease(self, later: Mapping[str, int]) -> str | None:
+        """An origin for which *later* claims less than this clock, or None if none does.
+
+        An origin's events carry clocks that never decrease (docs/event-format.md,
+        "deps never decrease"): this names the first origin that breaks it.
+        """
+        for origin, seq in self._entries.items():
+            if later.get(origin, 0) < seq:
+                return origin
+        return None
+
     def to_msgpack(self) -> dict[str, int]:
         """The wire form: a map sorted by origin."""
         return self._entries

@@ -9,10 +9,12 @@ import pytest
 from cli_support import Invoker, write_events
 
 from moat_log.cli import _output
+from moat_log.event import Event, Op
 from moat_log.journal import verify as verify_module
 from moat_log.journal.export import MAGIC
 from moat_log.journal.store import Journal
 from moat_log.journal.verify import VerifyReport
+from moat_log.path import Path
 from moat_log.projections import open_journal
 
 
@@ -161,6 +163,19 @@ async def test_verify_ok(invoke: Invoker, source: FsPath) -> None:
     assert (await invoke("verify")).stdout == "OK: 4 events checked, 0 warnings\n"
     report = json.loads((await invoke("--json", "verify")).stdout)
     assert report == {"ok": True, "events": 4, "problem_count": 0, "problems": [], "warnings": []}
+
+
+async def test_verify_warns_of_deps_that_decrease(invoke: Invoker, journal_pi1: FsPath) -> None:
+    """The issue's events of an older n1, which wrote after it lost its data."""
+    with open_journal(journal_pi1) as journal:
+        for seq, deps in ((8815, {"n2": 5450, "n3": 5633}), (8816, {"n2": 5451, "n3": 70})):
+            journal.insert(Event("n1", seq, seq, deps, Path(("home", "p")), Op.SET, seq))
+    lines = (await invoke("verify")).stdout.splitlines()
+    assert (
+        "warning: origin n1: deps decrease from n1:8815 to n1:8816 (n3 5633 -> 70); "
+        "'moat-log conflicts' may list writes that n1:8816 had seen"
+    ) in lines
+    assert lines[-1] == "OK: 2 events checked, 2 warnings"  # and seqs 1-8814 missing
 
 
 async def test_verify_problems_exit_1(

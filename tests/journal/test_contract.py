@@ -236,6 +236,36 @@ def test_deps_include_events_earlier_in_the_same_batch(journal: AnyJournal) -> N
     assert [e.seq for e in events] == [1, 2, 10], "own seqs continue after the inserted a:9"
 
 
+def test_deps_never_fall_behind_the_newest_own_event(journal: AnyJournal) -> None:
+    """A node that lost its data got its own events back, but few of the others'."""
+    journal.write_batch([foreign("b", seq, NOW - 100 + seq) for seq in (1, 2)])
+    journal.insert(foreign("a", 1, NOW - 50, deps={"b": 30, "c": 7}))
+    event = journal.append(Change(p("x"), 1))
+    assert event.deps == VectorClock({"b": 30, "c": 7}), "what its previous event had seen"
+    journal.write_batch([foreign("b", seq, NOW - 100 + seq) for seq in range(3, 41)])
+    assert journal.append(Change(p("x"), 2)).deps == VectorClock({"b": 40, "c": 7})
+
+
+def test_deps_follow_own_events_restored_in_the_same_batch(journal: AnyJournal) -> None:
+    results = journal.write_batch(
+        [
+            foreign("b", 1, NOW - 10),
+            Change(p("x"), 1),
+            foreign("a", 2, NOW - 5, deps={"b": 9}),  # own event back, newer than a:1
+            Change(p("x"), 2),
+            foreign("a", 5, NOW - 3, deps={"b": 12}),
+            foreign("a", 4, NOW - 4, deps={"b": 1}),  # older than a:5: does not count
+            Change(p("x"), 3),
+        ]
+    )
+    local = [r for r in results if isinstance(r, Event)]
+    assert [(e.seq, e.deps) for e in local] == [
+        (1, VectorClock({"b": 1})),
+        (3, VectorClock({"b": 9})),
+        (6, VectorClock({"b": 12})),
+    ]
+
+
 # --------------------------------------------------------------------- foreign events
 
 
@@ -623,6 +653,11 @@ class JournalAgainstModel(RuleBasedStateMachine):
         want = self.model.write_batch(items)
         got = self.journal.write_batch(items)
         assert_same_results(got, want)
+        for result in got:
+            if isinstance(result, Event) and result.seq > 1:  # deps never decrease
+                previous = self.journal.get(EventId(NODE, result.seq - 1))
+                assert previous is not None
+                assert previous.deps.first_decrease(result.deps) is None, (previous, result)
         # HLC: a local event is later than everything the journal held before it.
         newest = held_before
         for item, result in zip(items, got, strict=True):
@@ -646,6 +681,21 @@ class JournalAgainstModel(RuleBasedStateMachine):
     def write_mixed_batch(self, data: st.DataObject, move: int, kinds: list[bool]) -> None:
         self.clock.advance(move)
         self.write([self.change(data) if local else self.foreign_item(data) for local in kinds])
+
+    @rule(data=st.data(), count=st.integers(1, 3))
+    def own_events_come_back(self, data: st.DataObject, count: int) -> None:
+        """Own events the node wrote before it lost its data, with what they had seen.
+
+        Their deps may name events of other origins the journal does not hold.
+        """
+        own = self.model.summary().get(NODE)
+        seq, hlc = (own.max if own else 0), self.model.clock
+        restored: list[Change | Event] = []
+        for _ in range(count):
+            seq, hlc = seq + 1, hlc + data.draw(HLC_STEPS)
+            deps = {o: data.draw(st.integers(0, len(made) + 3)) for o, made in self.made.items()}
+            restored.append(Event(NODE, seq, hlc, VectorClock(deps), p("x"), Op.SET, seq, "old"))
+        self.write(restored)
 
     @rule()
     def reopen(self) -> None:

@@ -117,3 +117,27 @@ def _hlc(journal: Journal, origin: str, seq: int) -> int:
     event = journal.get(EventId(origin, seq))
     assert event is not None
     return event.hlc
+
+
+def test_deps_that_decrease_are_reported_with_both_event_ids(tmp_path: FsPath) -> None:
+    """Written by an older moat-log: held as written, reported, the journal still consistent."""
+    with Journal.create(tmp_path, "n2") as journal:
+        journal.write_batch(
+            [
+                Event("n1", 8814, 10, {"n2": 5000}, Path(("x",)), Op.SET),
+                Event("n1", 8815, 20, {"n2": 5450, "n3": 5633}, Path(("x",)), Op.SET),
+                Event("n1", 8816, 30, {"n2": 5451, "n3": 70}, Path(("x",)), Op.SET),
+                Event("n1", 8818, 40, {"n2": 5451, "n3": 70}, Path(("x",)), Op.SET),
+                Event("n3", 1, 50, {"n1": 9}, Path(("x",)), Op.SET),
+                Event("n3", 2, 60, {}, Path(("x",)), Op.SET),
+            ]
+        )
+        report = verify_journal(journal)
+    assert report.ok, report.problems
+    decreasing = [w for w in report.warnings if "deps decrease" in w]
+    assert decreasing == [
+        "origin n1: deps decrease from n1:8815 to n1:8816 (n3 5633 -> 70); "
+        "'moat-log conflicts' may list writes that n1:8816 had seen",
+        "origin n3: deps decrease from n3:1 to n3:2 (n1 9 -> 0); "
+        "'moat-log conflicts' may list writes that n3:2 had seen",
+    ]

@@ -118,6 +118,12 @@ class SimNode:
         self.pending.clear()
         self.holdings = Holdings(self.journal.summary(), lookup=self.journal.get)
 
+    def wipe(self) -> None:
+        """Lose the journal too (a new SD card); the clock and the name stay."""
+        self.pending.clear()
+        self.journal = MemoryJournal(self.name, wall_clock=self.clock)
+        self.holdings = Holdings(lookup=self.journal.get)
+
     def event_set(self) -> set[bytes]:
         return {event.pack() for _, event in self.journal.scan()}
 

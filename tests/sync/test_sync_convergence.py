@@ -7,9 +7,17 @@ its nodes do: writes on any node (with clocks that jump and step back),
 sending, delivering any number of bytes in any direction, serving wants with
 full or short batches, storing received events in any order, pushing what the
 journal stored, cutting links (bytes in flight are lost), reconnecting them
-(a new handshake), and restarting nodes (every link and everything not yet
-stored is lost; the journal survives).  Events therefore reach a node over
-several paths, out of order, and twice.
+(a new handshake), restarting nodes (every link and everything not yet
+stored is lost; the journal survives), and wiping a node: its journal is
+lost too, and it gets its own events back from its peers before it writes
+again, as a node does before it serves (moat_log.node._recover), while it
+still lacks most of the others'.  Events therefore reach a node over several
+paths, out of order, and twice.
+
+Every write checks that the writer's deps do not decrease from its previous
+event, and records what the writer had seen: everything it held
+contiguously at any of its writes so far.  The test's memory of that
+survives a wipe; the node's survives only in its events.
 
 `heal_and_check` (a rule, and again at the end of every run) reconnects every
 link and runs the network until nothing moves.  Then:
@@ -17,6 +25,9 @@ link and runs the network until nothing moves.  Then:
 * every node holds the same events, and nothing written anywhere is missing;
 * every node's KV view (the winner per path, by greatest ``(hlc, origin)``)
   is byte-identical, and equal to the fold of the union of all events;
+* per origin, deps never decrease from one event to the next, and the KV
+  conflicts computed from deps are those of the record of what each writer
+  had seen;
 * every node's `Holdings` agree with its journal, and nothing is left
   requested;
 * a fresh reconnect of every link exchanges summaries only, no event.
@@ -31,15 +42,21 @@ docs/sync-protocol.md, "Duplicates").
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from itertools import pairwise
+
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sync_support import SimLink, SimNode, settle
 
 from moat_log.event import Event
+from moat_log.ids import EventId
 from moat_log.path import Path
+from moat_log.rangeset import RangeSet
 from moat_log.sync import MAX_BATCH_CONTENT
-from moat_log.testing import kv_winners
+from moat_log.testing import kv_conflicts, kv_winners
+from moat_log.vclock import VectorClock
 
 PATHS = [(), ("a",), ("a", 1), ("b",), ("b", "c")]
 Edge = tuple[int, int]
@@ -52,6 +69,11 @@ class SyncNetwork(RuleBasedStateMachine):
         self.links: dict[Edge, SimLink | None] = {}
         self.written: set[bytes] = set()
         self.retired_duplicates = 0  # received twice over links that are gone
+        #: Per node, what it had seen at its writes so far (kept across wipes).
+        self.knew: dict[str, VectorClock] = {}
+        #: Per event written, what its writer had seen then; per origin, its newest.
+        self.seen: dict[EventId, VectorClock] = {}
+        self.newest: dict[str, Event] = {}
         self.window = self.want_size = 1
         self.batch_bytes = MAX_BATCH_CONTENT
 
@@ -109,14 +131,28 @@ class SyncNetwork(RuleBasedStateMachine):
     ) -> None:
         node = data.draw(st.sampled_from(self.nodes), label="writer")
         node.clock.advance(step)  # clocks drift and step back; the hlc copes
-        self.written.add(node.write(path, value, delete=delete).pack())
+        self.record(node, node.write(path, value, delete=delete))
 
     @rule(data=st.data(), count=st.integers(2, 12), value=st.integers(0, 9))
     def write_burst(self, data: st.DataObject, count: int, value: int) -> None:
         """A node writes several events in a row (so catch-ups take several wants)."""
         node = data.draw(st.sampled_from(self.nodes), label="writer")
         for i in range(count):
-            self.written.add(node.write(PATHS[i % len(PATHS)], value + i).pack())
+            self.record(node, node.write(PATHS[i % len(PATHS)], value + i))
+
+    def record(self, node: SimNode, event: Event) -> None:
+        """Note a write and what its writer had seen; its deps must not decrease."""
+        self.written.add(event.pack())
+        held = node.journal.summary()
+        now = VectorClock({o: r.contiguous_end() for o, r in held.items() if o != node.name})
+        knew = self.knew[node.name] = self.knew.get(node.name, VectorClock()).join(now)
+        self.seen[event.id] = knew
+        previous = self.newest.get(node.name)
+        if previous is not None:
+            assert event.seq == previous.seq + 1
+            behind = previous.deps.first_decrease(event.deps)
+            assert behind is None, f"{event.id} claims less of {behind} than {previous.id}"
+        self.newest[node.name] = event
 
     @rule(data=st.data())
     def store(self, data: st.DataObject) -> None:
@@ -179,6 +215,52 @@ class SyncNetwork(RuleBasedStateMachine):
                 self.cut(edge)
         self.nodes[index].restart()
 
+    @rule(data=st.data(), write_at_once=st.booleans())
+    def wipe_and_recover(self, data: st.DataObject, write_at_once: bool) -> None:
+        """A node loses its data and gets its own events back before it writes again.
+
+        First its links run until its neighbours hold all its events: a node
+        that lost events no peer held would fork its history (a case the tips
+        detect, tests/sync/test_sync_forks.py).  With *write_at_once* it
+        writes as soon as it serves, like the reproduction of the issue.
+        """
+        writers = [i for i, node in enumerate(self.nodes) if node.name in self.newest]
+        index = data.draw(st.sampled_from(writers or range(len(self.nodes))), label="wipe")
+        node = self.nodes[index]
+        links = self.reconnect_all_of(index)
+        run_until(links, lambda: self.neighbours_hold_all_of(index))
+        offered = self.own_held_by_neighbours(index)
+        node.wipe()
+        links = self.reconnect_all_of(index)
+        own = node.journal.summary
+        run_until(links, lambda: offered.issubset(own().get(node.name, RangeSet())))
+        if write_at_once:
+            self.record(node, node.write(PATHS[1], data.draw(st.integers(0, 9))))
+
+    def reconnect_all_of(self, index: int) -> list[SimLink]:
+        """New connections on every link of a node (a node that starts dials its peers)."""
+        links = []
+        for edge in self.links:
+            if index in edge:
+                self.cut(edge)
+                link = self.links[edge] = self.connect(edge)
+                links.append(link)
+        return links
+
+    def neighbours(self, index: int) -> list[SimNode]:
+        return [self.nodes[b if a == index else a] for a, b in self.links if index in (a, b)]
+
+    def own_held_by_neighbours(self, index: int) -> RangeSet:
+        name = self.nodes[index].name
+        held = RangeSet()
+        for peer in self.neighbours(index):
+            held |= peer.journal.summary().get(name, RangeSet())
+        return held
+
+    def neighbours_hold_all_of(self, index: int) -> bool:
+        own = self.nodes[index].journal.summary().get(self.nodes[index].name, RangeSet())
+        return own.issubset(self.own_held_by_neighbours(index))
+
     @precondition(lambda self: self.nodes)
     @rule()
     def heal_and_check(self) -> None:
@@ -208,9 +290,12 @@ class SyncNetwork(RuleBasedStateMachine):
             assert node.event_set() == union, f"{node.name} differs"
             assert node.holdings.requested == {}
             assert not node.pending
-        expected = _packed(kv_winners(_events_of(union)))
+        events = _events_of(union)
+        expected = _packed(kv_winners(events))
         for node in self.nodes:
             assert _packed(kv_winners(e for _, e in node.journal.scan())) == expected
+        check_deps_never_decrease(events)
+        assert kv_conflicts(events) == kv_conflicts(events, seen=lambda e: self.seen[e.id])
 
     def check_reconnect_sends_no_events(self) -> None:
         for edge in self.links:
@@ -230,6 +315,38 @@ class SyncNetwork(RuleBasedStateMachine):
     def teardown(self) -> None:
         if self.nodes:
             self.heal_and_check()
+
+
+def run_until(links: list[SimLink], done: Callable[[], bool]) -> None:
+    """Run *links* (deliver, serve, store, push) until *done*; a recovery stops there.
+
+    Peers serve wants in request order, so a node recovering its own events
+    gets those of origins named before its own too, and the others' only partly.
+    """
+    nodes = {end.node.name: end.node for link in links for end in link.ends.values()}
+    for _ in range(10_000):
+        if done():
+            return
+        for link in links:
+            for end in link.ends.values():
+                end.pump_feed()
+            link.collect()
+            for sender in sorted(link.ends):
+                link.deliver(sender)
+        for node in nodes.values():
+            while node.pending:
+                node.store_pending()
+    raise AssertionError("the links stopped moving before they were done")
+
+
+def check_deps_never_decrease(events: list[Event]) -> None:
+    """Per origin in seq order, every event's deps cover its predecessor's."""
+    by_origin: dict[str, list[Event]] = {}
+    for event in sorted(events, key=lambda e: e.id):
+        by_origin.setdefault(event.origin, []).append(event)
+    for origin_events in by_origin.values():
+        for before, after in pairwise(origin_events):
+            assert before.deps.first_decrease(after.deps) is None, f"{before.id} -> {after.id}"
 
 
 def _events_of(packed: set[bytes]) -> list[Event]:
