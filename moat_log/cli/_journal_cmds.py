@@ -24,7 +24,7 @@ from moat_log.timespec import format_time
 from ._ingest import IngestSummary, LineParser, ingest
 from ._main import Settings, cli
 from ._node_access import open_access
-from ._output import counted, print_json, progress_bar, took, value_text, written_json
+from ._output import counted, print_json, printable, progress_bar, took, value_text, written_json
 from ._values import default_source, parse_value
 
 _SOURCE_HELP = "Who caused the change [default: cli:$USER]."
@@ -146,9 +146,9 @@ async def _write_and_print(settings: Settings, change: Change, durability: str |
         print_json(written_json(change, written))
         return
     if change.op is Op.DELETE:
-        what = f"deleted {change.path}"
+        what = f"deleted {printable(str(change.path))}"
     else:
-        what = f"{change.path} = {value_text(change.value)}"
+        what = f"{printable(str(change.path))} = {value_text(change.value)}"
     click.echo(f"{written.id}  {format_time(written.hlc)}  {what}")
 
 

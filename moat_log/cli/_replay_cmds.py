@@ -130,7 +130,7 @@ def _finish(progress: Callable[[int], None] | None, journal: Journal) -> None:
 
 def _scope(prefix: Path) -> str:
     """`` at or below PREFIX`` for messages; nothing for the root (every path)."""
-    return f" at or below {prefix}" if prefix else ""
+    return f" at or below {printable(str(prefix))}" if prefix else ""
 
 
 def _paths(count: int) -> str:

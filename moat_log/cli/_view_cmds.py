@@ -16,6 +16,7 @@ from ._output import (
     json_value,
     print_json,
     print_table,
+    printable,
     value_row,
     value_text,
 )
@@ -52,7 +53,7 @@ async def get(settings: Settings, *, path: str) -> None:
     click.echo(value_text(event.value))
     click.echo(
         f"  set by {event.id} at {format_time(event.hlc)}"
-        + (f" from {event.source}" if event.source else ""),
+        + (f" from {printable(event.source)}" if event.source else ""),
         err=True,
     )
 
@@ -85,7 +86,7 @@ async def ls(settings: Settings, *, path: str | None, recursive: bool) -> None:
             print_json([str(prefix / child) for child in children])
         else:
             for child in children:
-                click.echo(str(prefix / child))
+                click.echo(printable(str(prefix / child)))
         return
     if settings.as_json:
         print_json({str(event.path): json_value(event.value) for event in events})
@@ -126,7 +127,7 @@ async def conflicts(settings: Settings, *, path: str | None) -> None:
         )
         return
     if not found:
-        click.echo(f"no conflicts under {prefix}")
+        click.echo(f"no conflicts under {printable(str(prefix))}")
         return
     rows = [
         (

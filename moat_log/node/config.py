@@ -281,6 +281,11 @@ def load_config(
         raise ConfigError(f"{source}: cannot read the config file: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{source}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); a TOML file is UTF-8"
+        ) from None
     return config_from_document(
         document, source=source, base=FsPath(file).parent, data_dir=data_dir
     )
