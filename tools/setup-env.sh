@@ -41,7 +41,8 @@ if [ ! -e "$stamp" ]; then
     # (journal/ -> moat_log.journal, the layout DESIGN.md asks for) that
     # folders named like the package may shadow it; none here does (the
     # mapped folders are imported as moat_log.*, never by their own names,
-    # which tests/test_packaging.py checks), so the warning is silenced.
+    # and the wheel test in tests/test_packaging.py builds them so), so the
+    # warning is silenced.
     PYTHONWARNINGS="ignore:Editable installation" \
         .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
     touch "$stamp"
