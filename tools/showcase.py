@@ -54,10 +54,8 @@ def write_sample_day(path: Path, *, lines: int = 5000, seed: int = 7) -> None:
 
 def run(*args: str) -> None:
     shown = " ".join(shlex.quote(a) for a in ("moat-log", *args))
-    if sys.stdout.isatty():  # bold on a terminal; plain text into a file or a pipe
-        shown = f"\033[1m$ {shown}\033[0m"
-    else:
-        shown = f"$ {shown}"
+    # bold on a terminal; plain text into a file or a pipe
+    shown = f"\033[1m$ {shown}\033[0m" if sys.stdout.isatty() else f"$ {shown}"
     print(f"\n{shown}", flush=True)
     moat_log = shutil.which("moat-log") or str(Path(sys.executable).parent / "moat-log")
     subprocess.run([moat_log, *args], check=True)
