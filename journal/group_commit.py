@@ -33,6 +33,7 @@ from moat_log.event import Event
 
 from .batch import WriteResult
 from .change import Change
+from .item import FeedItem
 from .store import Journal
 
 log = logging.getLogger("moat_log.journal")
@@ -88,10 +89,10 @@ class JournalWriter:
         journal: Journal,
         *,
         max_batch: int = 8192,
-        on_commit: Callable[[int, list[Event]], None] | None = None,
+        on_commit: Callable[[int, list[FeedItem]], None] | None = None,
     ) -> None:
         self.journal = journal
-        #: Told of each commit (the position before it, the events it stored)
+        #: Told of each commit (the position before it, the items it stored)
         #: before its callers are answered: see `moat_log.journal.feed`.
         self.on_commit = on_commit
         self._max_batch = max_batch
@@ -186,8 +187,8 @@ class JournalWriter:
             batch.fail(JournalClosedError(f"the write was interrupted: {exc!r}"))
             raise
         else:
-            if self.on_commit is not None and committed.stored:
-                self.on_commit(committed.after, committed.stored)
+            if self.on_commit is not None and committed.items:
+                self.on_commit(committed.after, committed.items)
             batch.answer(committed.results)
 
     async def close(self) -> None:
@@ -202,7 +203,7 @@ async def open_journal(
     data_dir: str | os.PathLike[str],
     *,
     node: str | None = None,
-    on_commit: Callable[[int, list[Event]], None] | None = None,
+    on_commit: Callable[[int, list[FeedItem]], None] | None = None,
     **kwargs: Any,
 ) -> AsyncIterator[JournalWriter]:
     """Open (with *node*: create if needed) a journal and run its writer.

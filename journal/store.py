@@ -56,7 +56,14 @@ from moat_log.path import Path
 from moat_log.rangeset import RangeSet
 
 from . import keys
-from .batch import CommittedBatch, WriteBatch, WriteResult, load_ranges, record_view
+from .batch import (
+    CommittedBatch,
+    WriteBatch,
+    WriteResult,
+    greatest_before,
+    load_ranges,
+    record_view,
+)
 from .change import Change
 from .keys import MetaKey, pack_u64, unpack_u64
 from .projection import TxnProjection
@@ -349,7 +356,7 @@ class Journal:
         )
         results = [batch.write(item) for item in items]
         batch.finish()
-        return CommittedBatch(results, batch.after, batch.stored)
+        return CommittedBatch(results, batch.after, batch.items)
 
     def _write(self, work: Callable[[lmdb.Transaction], _T]) -> _T:
         """Run *work* in one durable write transaction, growing the map as needed."""
@@ -432,6 +439,15 @@ class Journal:
         """``(position, event)`` in arrival order on this node."""
         for pos, data in self.scan_raw(start, end, reverse=reverse):
             yield pos, _unpack(data, pos)
+
+    def greatest_before(self, path: Path, position: int) -> tuple[int, str] | None:
+        """The greatest ``(hlc, origin)`` of *path*'s events stored below *position*.
+
+        None if it has none there.  An event at *position* on *path* is the
+        path's new winner exactly when it is greater (`moat_log.journal.item`).
+        """
+        with self._read() as txn:
+            return greatest_before(txn, self._dbs["paths"], keys.cached_path_key(path), position)
 
     def by_origin(self, origin: str, first: int = 1, last: int | None = None) -> Iterator[Event]:
         """One origin's events with seqs ``first..last`` in seq order (for shipping)."""

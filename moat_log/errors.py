@@ -78,3 +78,18 @@ class ConfigError(InvalidInputError):
 
 class SyncLinkError(MoatLogError):
     """A one-shot sync link (``pull``, ``ship``) could not connect or ended before its end."""
+
+
+class FeedOverflowError(JournalError):
+    """A journal feed subscriber fell too far behind and its subscription ended.
+
+    Everything up to `position` was delivered; subscribe again with
+    ``after=position`` to go on from there (reading the rest from the journal).
+    """
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.position = position
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (str(self), self.position)
