@@ -1,7 +1,7 @@
 """The journal feed: every event a journal stores, in position order, whoever stored it.
 
-The feed is the node's one in-process bus (docs/architecture.md, "the
-node's bus"): every part that reacts to committed events subscribes to it::
+The feed is the node's one in-process bus: every part that reacts to
+committed events subscribes to it::
 
     with feed.subscribe(after=checkpoint, prefix=Path.parse("home")) as subscription:
         async for item in subscription:      # a FeedItem
@@ -77,6 +77,8 @@ Listener = Callable[[Sequence[Event]], None]
 
 #: Events read from the journal per worker-thread call while filling a gap.
 GAP_CHUNK: Final = 1024
+#: Subscriptions reading from the journal at once (see `JournalFeed.catch_up_limiter`).
+CATCH_UP_THREADS: Final = 2
 #: How often the feed looks for commits of other processes at the journal's end.
 POLL_INTERVAL: Final = 0.25
 
@@ -116,9 +118,17 @@ class JournalFeed:
     """Hands every event stored in *journal* after *position* to its subscribers."""
 
     def __init__(
-        self, journal: Journal, *, position: int | None = None, poll_interval: float = POLL_INTERVAL
+        self,
+        journal: Journal,
+        *,
+        position: int | None = None,
+        poll_interval: float = POLL_INTERVAL,
+        catch_up_threads: int = CATCH_UP_THREADS,
     ) -> None:
         self.journal: Final = journal
+        #: Bounds the worker threads of subscriptions catching up at once, so
+        #: that many of them never keep the group-commit writer from a thread.
+        self.catch_up_limiter: Final = trio.CapacityLimiter(catch_up_threads)
         #: The last position handed to the listeners.
         self.position = journal.last_position if position is None else position
         self._poll_interval = poll_interval

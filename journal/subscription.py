@@ -99,6 +99,11 @@ class SubscriptionState:
             return self._buffer[0].position - 1
         return max(self._seen, self._floor)
 
+    @property
+    def buffered(self) -> int:
+        """Items waiting to be taken."""
+        return len(self._buffer)
+
     def wants(self, item: FeedItem) -> bool:
         """Whether *item* is for this subscription (after the start, under the prefix)."""
         if item.position <= self._floor:
@@ -243,7 +248,9 @@ class Subscription:
             wanted = state.to_read(self._feed.position)
             if wanted is not None:
                 # Not abandoned on cancellation: the read's result is kept.
-                read = await trio.to_thread.run_sync(self._reader, *wanted)
+                read = await trio.to_thread.run_sync(
+                    self._reader, *wanted, limiter=self._feed.catch_up_limiter
+                )
                 state.read(wanted[1], read, self._feed.position)
                 continue
             if not state.live:
