@@ -192,6 +192,11 @@ class JournalFeed:
         self._subscriptions.append(subscription)
         return subscription
 
+    @property
+    def subscriptions(self) -> int:
+        """How many subscriptions are open."""
+        return len(self._subscriptions)
+
     def _unsubscribe(self, subscription: Subscription) -> None:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
