@@ -424,6 +424,13 @@ class Journal:
         with self._read() as txn:
             return load_ranges(txn, self._dbs["meta"])
 
+    def summary_at(self) -> tuple[dict[str, RangeSet], int]:
+        """`summary` and the last position, read together: the summary is positions 1 .. it."""
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._dbs["events"])
+            position = unpack_u64(cursor.key()) if cursor.last() else 0
+            return load_ranges(txn, self._dbs["meta"]), position
+
     def scan_raw(
         self, start: int = 1, end: int | None = None, *, reverse: bool = False
     ) -> Iterator[tuple[int, bytes]]:

@@ -84,10 +84,9 @@ from moat_log.protocol import (
     Written,
 )
 
-from ._log import Follower, LogSelection, held_events, is_held, resolve_time, selection_of
+from ._log import LogSelection, held_events, resolve_time, selection_of
 from ._node import Node
 from ._outbox import Outbox
-from ._watch import Subscription
 
 __all__ = ["ClientSession"]
 
@@ -468,11 +467,6 @@ class ClientSession:
             except FeedOverflowError:
                 raise _fell_behind(size, "watch") from None
 
-    async def _live_item(self, request: Request, subscription: Subscription, event: Event) -> None:
-        if subscription.overflowed:
-            raise _fell_behind(subscription.size, request.OP)
-        await self._item(request, event)
-
     async def _log(self, request: LogRequest) -> None:
         node = self.node
         selection = await node.read(partial(selection_of, node.journal, request))
@@ -487,24 +481,22 @@ class ClientSession:
     async def _follow_log(self, request: LogRequest, selection: LogSelection) -> None:
         """The held events, the marker, then the new ones (see `moat_log.node._log`)."""
         node = self.node
-        follower = Follower(selection, node.config.watch_buffer)
-        buffer = follower.buffer
-        node.feed.listen(follower)  # before the summary is taken
-        try:
-            summary = await node.read(node.journal.summary)
-            events = held_events(node.journal, selection, summary, request.limit)
-            while chunk := await node.read_chunk(events):
-                if buffer.overflowed:
-                    raise _fell_behind(buffer.size, request.OP)
-                for event in chunk:
-                    await self._item(request, event)
-            await self._item(request, LIVE)
-            while (new := await buffer.receive()) is not None:
-                if not is_held(summary, new):  # else the initial read had it
-                    await self._live_item(request, buffer, new)
-            raise _fell_behind(buffer.size, request.OP)
-        finally:
-            node.feed.unlisten(follower)
+        summary, position = await node.read(node.journal.summary_at)
+        events = held_events(node.journal, selection, summary, request.limit)
+        while chunk := await node.read_chunk(events):
+            for event in chunk:
+                await self._item(request, event)
+        await self._item(request, LIVE)
+        size = node.config.watch_buffer
+        matches = selection.matches
+        with node.feed.subscribe(after=position, prefix=selection.prefix, limit=size) as new:
+            try:
+                while True:
+                    for item in await new.receive_batch():
+                        if matches(item.event):
+                            await self._item(request, item.event)
+            except FeedOverflowError:
+                raise _fell_behind(size, request.OP) from None
 
     async def _replay(self, request: ReplayRequest) -> None:
         node = self.node
