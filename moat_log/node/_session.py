@@ -70,6 +70,7 @@ from moat_log.protocol import (
     HistoryRequest,
     ListRequest,
     LogRequest,
+    PackedEvent,
     ProtocolError,
     Rejected,
     RemoteProtocolError,
@@ -463,7 +464,7 @@ class ClientSession:
                     await self._item(request, event)
                 await self._item(request, LIVE)
                 async for item in watch.changes():
-                    await self._item(request, item.event)
+                    await self._item(request, PackedEvent(item.packed))
             except FeedOverflowError:
                 raise _fell_behind(size, "watch") from None
 
@@ -494,7 +495,7 @@ class ClientSession:
                 while True:
                     for item in await new.receive_batch():
                         if matches(item.event):
-                            await self._item(request, item.event)
+                            await self._item(request, PackedEvent(item.packed))
             except FeedOverflowError:
                 raise _fell_behind(size, request.OP) from None
 

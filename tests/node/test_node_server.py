@@ -275,6 +275,34 @@ async def test_a_write_reads_nothing_back_for_its_watchers(
     assert reads == []
 
 
+async def test_an_event_is_packed_once_for_all_its_watchers(
+    data_dir: FsPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with (
+        running_node(config(data_dir)),
+        open_client(data_dir=data_dir) as client,
+        client.watch("home") as first,
+        client.watch("home") as second,
+        client.log(path="home", follow=True) as log,
+    ):
+        for stream in (first, second, log):
+            assert await stream.__anext__() is LIVE
+        packed = 0
+        pack = Event.pack
+
+        def counting(event: Event) -> bytes:
+            nonlocal packed
+            packed += 1
+            return pack(event)
+
+        monkeypatch.setattr(Event, "pack", counting)
+        await client.set("home.x", 1)
+        with trio.fail_after(10):
+            for stream in (first, second, log):
+                assert (await stream.__anext__()).value == 1
+    assert packed == 1  # by the journal's write; the three streams send its bytes
+
+
 async def test_a_watch_hears_of_another_process_writes(data_dir: FsPath) -> None:
     async with (
         running_node(config(data_dir)),
