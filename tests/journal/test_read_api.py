@@ -16,7 +16,7 @@ def test_views_read_through_public_methods(tmp_path: FsPath) -> None:
         journal.append(Change(Path.parse("b"), 2))
         with journal.read_transaction() as txn:
             stored = txn.get(keys.pack_u64(1), db=journal.database("events"))
-        assert bytes(stored) == first.pack()
+        assert stored is not None and bytes(stored) == first.pack()
         scanned = list(journal.scan_database("events", keys.pack_u64(1), keys.pack_u64(2)))
         assert scanned == [(keys.pack_u64(1), first.pack())]  # hi is exclusive
         newest_first = list(journal.scan_database("events", b"", None, reverse=True))

@@ -267,7 +267,12 @@ async def test_a_write_reads_nothing_back_for_its_watchers(
         assert await watch.__anext__() is LIVE
         reads: list[Path] = []
         get = node.kv.get
-        monkeypatch.setattr(node.kv, "get", lambda path: reads.append(path) or get(path))
+
+        def counting_get(path: Path) -> Event | None:
+            reads.append(path)
+            return get(path)
+
+        monkeypatch.setattr(node.kv, "get", counting_get)
         await client.set("home.x", 1)
         with trio.fail_after(10):
             change = await watch.__anext__()
