@@ -38,6 +38,7 @@ from moat_log.vclock import VectorClock
 
 from . import keys
 from .change import Change
+from .item import FeedItem, WinnerKey
 from .keys import MetaKey, pack_u64, unpack_u64
 from .projection import StoredEvent, TxnProjection
 
@@ -51,13 +52,19 @@ WriteResult = Event | bool | MoatLogError
 class CommittedBatch:
     """What one write transaction did, once it is committed.
 
-    ``stored`` are the events it added, at positions ``after + 1``,
-    ``after + 2``, ... (inserts of events already held store nothing).
+    ``items`` are the events it added, at positions ``after + 1``,
+    ``after + 2``, ..., with the bytes it wrote and whether each was its
+    path's new winner (inserts of events already held store nothing).
     """
 
     results: list[WriteResult]
     after: int
-    stored: list[Event]
+    items: list[FeedItem]
+
+    @property
+    def stored(self) -> list[Event]:
+        """The events it added, in position order."""
+        return [item.event for item in self.items]
 
 
 def record_view(txn: lmdb.Transaction, meta: Any, projection: TxnProjection, position: int) -> None:
@@ -67,6 +74,31 @@ def record_view(txn: lmdb.Transaction, meta: Any, projection: TxnProjection, pos
         msgpack.packb([projection.version, position]),
         db=meta,
     )
+
+
+def greatest_before(
+    txn: lmdb.Transaction, paths: Any, path_key: bytes, position: int
+) -> WinnerKey | None:
+    """The greatest ``(hlc, origin)`` of the path's events stored below *position*.
+
+    *path_key* is the path's key in ``paths``.  Reads that path's entries
+    backwards and skips those stored at *position* or later: none inside
+    the write transaction (everything there is older than the batch), and
+    normally few when reading back, as events mostly arrive in time order.
+    """
+    prefix = path_key + b"\x00"
+    cursor = txn.cursor(db=paths)
+    found = cursor.set_range(path_key + b"\x01")  # just past the path's own entries
+    found = cursor.prev() if found else cursor.last()
+    while found:
+        key = bytes(cursor.key())
+        if not key.startswith(prefix):
+            return None
+        if unpack_u64(cursor.value()) < position:
+            head = len(prefix)
+            return unpack_u64(key[head : head + 8]), key[head + 8 :].decode()
+        found = cursor.prev()
+    return None
 
 
 def load_ranges(txn: lmdb.Transaction, meta: Any) -> dict[str, RangeSet]:
@@ -95,6 +127,8 @@ class WriteBatch:
     ) -> None:
         self._projections = projections
         self._stored: list[StoredEvent] = []  # what this batch added, for the views
+        self._winners: list[bool] = []  # per stored event: its path's new winner?
+        self._best: dict[bytes, WinnerKey] = {}  # path key -> greatest (hlc, origin) so far
         self._txn = txn
         self._events, self._ids = dbs["events"], dbs["ids"]
         self._paths, self._times, self._meta = dbs["paths"], dbs["times"], dbs["meta"]
@@ -167,10 +201,12 @@ class WriteBatch:
         hlc_bytes = pack_u64(hlc)
         self._staged_events.append((pos, data))
         self._stored.append((event, data))
+        # Its hlc is above everything the journal holds: always the new winner.
+        self._winners.append(True)
+        path_key = keys.cached_path_key(change.path)
+        self._best[path_key] = (hlc, self._node)
         self._staged_ids.append((self._own_id_prefix + pack_u64(seq), pos))
-        self._staged_paths.append(
-            (keys.cached_path_key(change.path) + b"\x00" + hlc_bytes + self._node_bytes, pos)
-        )
+        self._staged_paths.append((path_key + b"\x00" + hlc_bytes + self._node_bytes, pos))
         self._staged_times[hlc_bytes + self._node_bytes] = pos
         self._clock = hlc
         return event
@@ -206,11 +242,13 @@ class WriteBatch:
             )
         self._position += 1
         pos = pack_u64(self._position)
+        path_key = keys.cached_path_key(event.path)
+        self._winners.append(self._wins(path_key, hlc, origin))
         self._staged_events.append((pos, data))
         self._stored.append((event, data))
         self._staged_ids.append((id_key, pos))
         self._staged_by_id[id_key] = data
-        self._staged_paths.append((keys.cached_path_key(event.path) + b"\x00" + time_key, pos))
+        self._staged_paths.append((path_key + b"\x00" + time_key, pos))
         self._staged_times[time_key] = pos
         held.add(seq)
         self._changed.add(origin)
@@ -223,6 +261,18 @@ class WriteBatch:
                 self._deps = None
         else:
             self._deps = None
+        return True
+
+    def _wins(self, path_key: bytes, hlc: int, origin: str) -> bool:
+        """Whether a foreign event is its path's new winner (call before it is staged)."""
+        key = (hlc, origin)
+        if hlc <= self._clock:  # not above everything seen: compare with the path's best
+            best = self._best.get(path_key)
+            if best is None:
+                best = greatest_before(self._txn, self._paths, path_key, self.after + 1)
+            if best is not None and key <= best:
+                return False
+        self._best[path_key] = key
         return True
 
     def _origin_keys(self, origin: str) -> tuple[bytes, bytes]:
@@ -292,9 +342,15 @@ class WriteBatch:
         return bytes(data)
 
     @property
-    def stored(self) -> list[Event]:
-        """The events this batch added, in position order."""
-        return [event for event, _ in self._stored]
+    def items(self) -> list[FeedItem]:
+        """The events this batch added, in position order, as the feed hands them out."""
+        first = self.after + 1
+        return [
+            FeedItem(first + index, event, data, winner)
+            for index, ((event, data), winner) in enumerate(
+                zip(self._stored, self._winners, strict=True)
+            )
+        ]
 
     def finish(self) -> None:
         """Write the staged entries, the changed ranges and the clock."""

@@ -54,6 +54,7 @@ from moat_log.event import Event
 
 from .batch import WriteResult
 from .change import Change
+from .item import FeedItem
 from .store import Journal
 
 log = logging.getLogger("moat_log.journal")
@@ -112,7 +113,7 @@ class JournalWriter:
         journal: Journal,
         *,
         max_batch: int = 8192,
-        on_commit: Callable[[int, list[Event]], None] | None = None,
+        on_commit: Callable[[int, list[FeedItem]], None] | None = None,
         durability: Durability = Durability.SYNC,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
     ) -> None:
@@ -121,7 +122,7 @@ class JournalWriter:
         self.durability = Durability.parse(durability)
         #: Seconds a batched request waits at most for its commit.
         self.flush_interval = flush_interval
-        #: Told of each commit (the position before it, the events it stored)
+        #: Told of each commit (the position before it, the items it stored)
         #: before its callers are answered: see `moat_log.journal.feed`.
         self.on_commit = on_commit
         self._max_batch = max_batch
@@ -257,8 +258,8 @@ class JournalWriter:
             raise
         else:
             try:
-                if self.on_commit is not None and committed.stored:
-                    self.on_commit(committed.after, committed.stored)
+                if self.on_commit is not None and committed.items:
+                    self.on_commit(committed.after, committed.items)
             finally:  # durable either way: a raising listener ends the writer after this
                 batch.answer(committed.results)
 
@@ -274,7 +275,7 @@ async def open_journal(
     data_dir: str | os.PathLike[str],
     *,
     node: str | None = None,
-    on_commit: Callable[[int, list[Event]], None] | None = None,
+    on_commit: Callable[[int, list[FeedItem]], None] | None = None,
     durability: Durability = Durability.SYNC,
     flush_interval: float = DEFAULT_FLUSH_INTERVAL,
     **kwargs: Any,

@@ -12,8 +12,9 @@ opens the journal without one of those views may read but not write: it
 would leave the view behind.  A view that is new, or whose version changed,
 is rebuilt from the journal when the journal is opened, in one transaction.
 
-The journal never imports a projection (DESIGN.md: projections depend on the
-journal, not the other way round); they are handed to `Journal.open`.
+The journal never imports a projection (docs/architecture.md, "Layers":
+projections depend on the journal, not the other way round); they are
+handed to `Journal.open`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class TxnProjection(Protocol):
         """Fold newly stored *events* into the view, inside *txn*.
 
         Must be a deterministic function of the set of events ever applied,
-        whatever their order and batching (DESIGN.md, principle 2).
+        whatever their order and batching (docs/architecture.md, principle 2).
         """
 
     def check(self) -> list[str]:

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any, TypeVar, cast
@@ -56,7 +56,14 @@ from moat_log.path import Path
 from moat_log.rangeset import RangeSet
 
 from . import keys
-from .batch import CommittedBatch, WriteBatch, WriteResult, load_ranges, record_view
+from .batch import (
+    CommittedBatch,
+    WriteBatch,
+    WriteResult,
+    greatest_before,
+    load_ranges,
+    record_view,
+)
 from .change import Change
 from .keys import MetaKey, pack_u64, unpack_u64
 from .projection import TxnProjection
@@ -277,6 +284,32 @@ class Journal:
     def path(self) -> FsPath:
         return FsPath(self._env.path())
 
+    # ------------------------------------------------------ reading, for views
+
+    def read_transaction(self) -> AbstractContextManager[lmdb.Transaction]:
+        """A read-only LMDB transaction, for a view's or a check's own reads.
+
+        Keep it short (a few thousand records): a reader holds the pages it
+        sees from being reused.  It follows map resizes by other processes.
+        """
+        return self._read()
+
+    def database(self, name: str) -> Any:
+        """The handle of one of the journal's own databases, for a `read_transaction`.
+
+        *name*: ``events``, ``ids``, ``paths``, ``times`` or ``meta``.
+        """
+        return self._dbs[name]
+
+    def scan_database(
+        self, db: str | Any, lo: bytes, hi: bytes | None, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """A database's entries with ``lo <= key < hi`` (None: to the end), in key order.
+
+        Read in short transactions; *db* is a `database` name or a view's handle.
+        """
+        return self._scan(db, lo, hi, reverse=reverse)
+
     # ----------------------------------------------------------- transactions
 
     @contextmanager
@@ -349,7 +382,7 @@ class Journal:
         )
         results = [batch.write(item) for item in items]
         batch.finish()
-        return CommittedBatch(results, batch.after, batch.stored)
+        return CommittedBatch(results, batch.after, batch.items)
 
     def _write(self, work: Callable[[lmdb.Transaction], _T]) -> _T:
         """Run *work* in one durable write transaction, growing the map as needed."""
@@ -417,6 +450,13 @@ class Journal:
         with self._read() as txn:
             return load_ranges(txn, self._dbs["meta"])
 
+    def summary_at(self) -> tuple[dict[str, RangeSet], int]:
+        """`summary` and the last position, read together: the summary is positions 1 .. it."""
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._dbs["events"])
+            position = unpack_u64(cursor.key()) if cursor.last() else 0
+            return load_ranges(txn, self._dbs["meta"]), position
+
     def scan_raw(
         self, start: int = 1, end: int | None = None, *, reverse: bool = False
     ) -> Iterator[tuple[int, bytes]]:
@@ -432,6 +472,15 @@ class Journal:
         """``(position, event)`` in arrival order on this node."""
         for pos, data in self.scan_raw(start, end, reverse=reverse):
             yield pos, _unpack(data, pos)
+
+    def greatest_before(self, path: Path, position: int) -> tuple[int, str] | None:
+        """The greatest ``(hlc, origin)`` of *path*'s events stored below *position*.
+
+        None if it has none there.  An event at *position* on *path* is the
+        path's new winner exactly when it is greater (`moat_log.journal.item`).
+        """
+        with self._read() as txn:
+            return greatest_before(txn, self._dbs["paths"], keys.cached_path_key(path), position)
 
     def by_origin(self, origin: str, first: int = 1, last: int | None = None) -> Iterator[Event]:
         """One origin's events with seqs ``first..last`` in seq order (for shipping)."""

@@ -146,3 +146,18 @@ class BadRequestError(NodeError, ValueError):
     ``bad-request``, ``unknown-op``, ``duplicate-id``, ``invalid-value`` or
     ``too-large``: the request itself was wrong.
     """
+
+
+class FeedOverflowError(JournalError):
+    """A journal feed subscriber fell too far behind and its subscription ended.
+
+    Everything up to `position` was delivered; subscribe again with
+    ``after=position`` to go on from there (reading the rest from the journal).
+    """
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.position = position
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (str(self), self.position)

@@ -11,10 +11,12 @@ import trio
 
 from moat_log.event import Event
 from moat_log.ids import check_node_name
+from moat_log.journal.feed import JournalFeed, Overflow
 from moat_log.journal.selection import EventSelection
 from moat_log.journal.store import Journal, JournalStats
 from moat_log.path import Path
 from moat_log.rangeset import RangeSet
+from moat_log.streams import single_errors_unwrapped
 from moat_log.timespec import format_time
 
 from ._main import FOLLOW_INTERVAL, Settings, cli
@@ -82,16 +84,15 @@ async def log(
             check_node_name(origin) if origin is not None else None,
         )
         printer = EventPrinter(as_json=settings.as_json)
-        # Events held now (`held`) are shown by the scan below; events at
-        # positions after `position` and not in `held` by the follow loop.
-        # Reading the position first makes every event land in exactly one.
-        position = journal.last_position
-        held = journal.summary()
+        # Events held now (`held`) are shown by the scan below, events stored
+        # after `position` by the follow loop: read together, they split the
+        # journal in two.
+        held, position = journal.summary_at()
         printer.print_events(_initial_events(journal, selection, held, limit))
         printer.flush()
         if follow:
             printer.live()  # as watch: what follows is new
-            await _follow(journal, selection, printer, position, held)
+            await _follow(journal, selection, printer, position)
 
 
 def _initial_events(
@@ -107,26 +108,27 @@ def _initial_events(
 
 
 async def _follow(
-    journal: Journal,
-    selection: EventFilter,
-    printer: EventPrinter,
-    position: int,
-    shown: dict[str, RangeSet],
+    journal: Journal, selection: EventFilter, printer: EventPrinter, position: int
 ) -> None:
-    """Print events stored after *position* that were not *shown*, until Ctrl-C."""
+    """Print the matching events stored after *position*, as they come, until Ctrl-C.
 
-    def new(event: Event) -> bool:
-        return selection.matches(event) and event.seq not in shown.get(event.origin, _EMPTY)
-
+    A journal feed of this process (the node's own code) looks for other
+    processes' writes every `FOLLOW_INTERVAL` seconds.
+    """
+    feed = JournalFeed(journal, position=position, poll_interval=FOLLOW_INTERVAL)
     try:
-        while True:
-            await trio.sleep(FOLLOW_INTERVAL)
-            last = journal.last_position
-            if last > position:
-                events = (event for _, event in journal.scan(position + 1, last))
-                printer.print_events(filter(new, events))
-                printer.flush()
-                position = last
+        with single_errors_unwrapped():
+            async with trio.open_nursery() as nursery:
+                await nursery.start(feed.run)
+                with feed.subscribe(
+                    after=position, prefix=selection.prefix, on_overflow=Overflow.CATCH_UP
+                ) as new:
+                    while True:
+                        items = await new.receive_batch()
+                        printer.print_events(
+                            item.event for item in items if selection.matches(item.event)
+                        )
+                        printer.flush()
     except KeyboardInterrupt:
         return
 

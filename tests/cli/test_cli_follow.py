@@ -22,15 +22,15 @@ async def test_follow_shows_each_event_once(
 ) -> None:
     with open_journal(journal_pi1) as journal:
         journal.append(Change(Path(["a"]), 1))
-    real_summary = Journal.summary
+    real_summary_at = Journal.summary_at
     real_position = Journal.last_position.fget  # type: ignore[attr-defined]
     polls = 0
 
-    def summary(self: Journal) -> dict[str, RangeSet]:
-        # An append between reading the position and the summary: the
+    def summary_at(self: Journal) -> tuple[dict[str, RangeSet], int]:
+        # An append just before the summary and position are read: the
         # initial listing shows it, so the follow loop must not.
         self.append(Change(Path(["b"]), 2))
-        return real_summary(self)
+        return real_summary_at(self)
 
     def last_position(self: Journal) -> int:
         nonlocal polls
@@ -42,7 +42,7 @@ async def test_follow_shows_each_event_once(
         position: int = real_position(self)
         return position
 
-    monkeypatch.setattr(Journal, "summary", summary)
+    monkeypatch.setattr(Journal, "summary_at", summary_at)
     monkeypatch.setattr(Journal, "last_position", property(last_position))
     monkeypatch.setattr(_query_cmds, "FOLLOW_INTERVAL", 0)
     result = await invoke("--json", "log", "--follow")

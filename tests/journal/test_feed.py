@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from moat_log.event import Event
 from moat_log.ids import EventId
 from moat_log.journal.change import Change
-from moat_log.journal.feed import JournalFeed
+from moat_log.journal.feed import FeedItem, JournalFeed
 from moat_log.journal.group_commit import open_journal
 from moat_log.journal.store import Journal
 from moat_log.path import Path
@@ -246,10 +246,10 @@ async def test_a_commit_reported_while_the_gap_reader_reads_it_is_heard_once(
         stored = journal.commit([change("x", 1), change("y", 2)])  # not reported yet
         real_read = feed._read
 
-        def read_then_report(start: int, end: int) -> list[Event]:
-            events = real_read(start, end)
-            trio.from_thread.run_sync(feed.committed, stored.after, stored.stored)
-            return events
+        def read_then_report(start: int, end: int) -> list[FeedItem]:
+            items = real_read(start, end)
+            trio.from_thread.run_sync(feed.committed, stored.after, stored.items)
+            return items
 
         monkeypatch.setattr(feed, "_read", read_then_report)
         async with trio.open_nursery() as nursery:

@@ -30,6 +30,7 @@ from moat_log.ids import EventId
 from moat_log.journal.batch import CommittedBatch
 from moat_log.journal.change import Change
 from moat_log.journal.group_commit import JournalWriter, open_journal
+from moat_log.journal.item import FeedItem
 from moat_log.journal.store import Journal
 from moat_log.path import Path
 from moat_log.rangeset import RangeSet
@@ -571,7 +572,7 @@ async def test_a_raising_on_commit_still_answers_its_batch_and_shutdown_finishes
     crashed: list[BaseException] = []
     told: list[int] = []
 
-    def on_commit(after: int, events: list[Event]) -> None:
+    def on_commit(after: int, items: list[FeedItem]) -> None:
         told.append(after)
         if len(told) == 2:
             raise RuntimeError("a bug in a commit listener")

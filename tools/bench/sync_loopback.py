@@ -23,14 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path as FsPath
 
 import trio
 
-from moat_log.event import Event
 from moat_log.journal.change import Change
 from moat_log.path import Path
 from moat_log.projections import open_journal
@@ -64,19 +63,7 @@ def fill(directory: FsPath, count: int) -> None:
 
 
 async def until_held(replicator: Replicator, origin: str, seq: int) -> None:
-    if replicator.holdings.holds(origin, seq):
-        return
-    done = trio.Event()
-
-    def listener(_: Sequence[Event]) -> None:
-        if replicator.holdings.holds(origin, seq):
-            done.set()
-
-    replicator.feed.listen(listener)
-    try:
-        await done.wait()
-    finally:
-        replicator.feed.unlisten(listener)
+    await replicator.wait_until(lambda r: r.holdings.holds(origin, seq))
 
 
 async def serve(directory: FsPath) -> None:
