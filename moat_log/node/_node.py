@@ -22,6 +22,7 @@ from moat_log.journal.change import Change
 from moat_log.journal.feed import JournalFeed
 from moat_log.journal.group_commit import JournalWriter
 from moat_log.projections import kv_view
+from moat_log.projections.runner import RunnerState
 from moat_log.protocol import PROTOCOL_VERSION, Authenticator, TokenVerifier, Verifier
 
 from ._in_process import InProcessListener
@@ -65,6 +66,8 @@ class Node:
         self.addresses: list[str] = []
         #: The node's replication (`moat_log.node._sync.SyncState`), if configured.
         self.sync: Any = None
+        #: Each side-effect projection's runner (`moat_log.projections.runner`), by name.
+        self.side_effects: dict[str, RunnerState] = {}
         #: Connections from this process (`connect_in_process`); the server accepts them.
         self.in_process: Final = InProcessListener()
         self.connections = 0
@@ -134,6 +137,10 @@ class Node:
             "views": {
                 name: {"version": version, "checkpoint": checkpoint}
                 for name, (version, checkpoint) in sorted(self.journal.views().items())
+            },
+            "side_effects": {
+                name: state.status(stats.last_position)
+                for name, state in sorted(self.side_effects.items())
             },
             "connections": self.connections,
             "listen": list(self.addresses),

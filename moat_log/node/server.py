@@ -21,7 +21,7 @@ import os
 import signal
 import socket
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
@@ -35,6 +35,8 @@ from moat_log.errors import MoatLogError
 from moat_log.journal.group_commit import open_journal
 from moat_log.journal.store import journal_dir
 from moat_log.projections import default_views
+from moat_log.projections.runner import run_side_effects
+from moat_log.projections.side_effect import SideEffectProjection, check_side_effects
 from moat_log.protocol import ServerConnection
 from moat_log.streams import single_errors_unwrapped
 
@@ -70,20 +72,24 @@ async def _never() -> None:
 async def serve_node(
     config: NodeConfig,
     *,
+    projections: Iterable[SideEffectProjection] = (),
     shutdown_trigger: Callable[[], Awaitable[object]] = _never,
     task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a node on *config* until *shutdown_trigger* returns (or until cancelled).
 
-    Reports the `Node` (its name, addresses) to ``nursery.start`` once it
-    accepts clients.
+    The node runs each of the side-effect *projections* behind its journal
+    (`moat_log.projections.side_effect`).  Reports the `Node` (its name,
+    addresses) to ``nursery.start`` once it accepts clients.
     """
+    side_effects = check_side_effects(projections)
     with single_errors_unwrapped():
-        await _serve_node(config, shutdown_trigger, task_status)
+        await _serve_node(config, side_effects, shutdown_trigger, task_status)
 
 
 async def _serve_node(
     config: NodeConfig,
+    side_effects: list[SideEffectProjection],
     shutdown_trigger: Callable[[], Awaitable[object]],
     task_status: trio.TaskStatus[Node],
 ) -> None:
@@ -101,6 +107,9 @@ async def _serve_node(
         server = _Server(node)
         async with trio.open_nursery() as background:
             await background.start(node.feed.run)
+            node.side_effects = await background.start(
+                run_side_effects, node.journal, node.feed, side_effects
+            )
             if config.sync is not None:
                 node.sync = await background.start(run_sync, node, config.sync)
                 # a node others dial, but that dials none, does not wait for them
