@@ -270,6 +270,7 @@ async def test_a_failing_projection_does_not_stop_the_others(
             "last_error": None,
         }
     assert healthy.positions == list(range(1, 21))
+    assert "broken" not in run.saved_checkpoints  # never a checkpoint past a failing batch
     assert {tuple(batch) for batch in broken.batches} == {tuple(broken.batches[0])}
 
 
