@@ -46,10 +46,10 @@ def run_child(data_dir: FsPath, target_dir: FsPath, *, kill_after: int | None) -
         try:
             for line in child.stdout:
                 lines.append(line.strip())
-                if kill_after is not None and line.startswith("applied "):
-                    if int(line.split()[1]) >= kill_after:
-                        child.send_signal(signal.SIGKILL)
-                        break
+                applied = int(line.split()[1]) if line.startswith("applied ") else 0
+                if kill_after is not None and applied >= kill_after:
+                    child.send_signal(signal.SIGKILL)
+                    break
         finally:
             watchdog.cancel()
             child.wait()
