@@ -56,6 +56,7 @@ __all__ = [
     "RunnerState",
     "run_side_effect",
     "run_side_effects",
+    "side_effect_status",
 ]
 
 log = logging.getLogger("moat_log.projections")
@@ -179,6 +180,23 @@ class RunnerState:
             "failures": self.failures,
             "last_error": self.last_error,
         }
+
+
+def side_effect_status(
+    states: dict[str, RunnerState], checkpoints: dict[str, int], last_position: int
+) -> dict[str, dict[str, Any]]:
+    """The status entry of every side-effect projection, by name.
+
+    *states* are the runners of this process; *checkpoints* what the journal
+    holds (`Journal.checkpoints`), whose projections without a runner here
+    are ``not running``.
+    """
+    entries = {name: state.status(last_position) for name, state in states.items()}
+    for name, checkpoint in checkpoints.items():
+        if name not in entries:
+            entries[name] = RunnerState(name, checkpoint).status(last_position)
+            entries[name]["state"] = "not running"
+    return dict(sorted(entries.items()))
 
 
 async def run_side_effects(

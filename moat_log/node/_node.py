@@ -22,7 +22,7 @@ from moat_log.journal.change import Change
 from moat_log.journal.feed import JournalFeed
 from moat_log.journal.group_commit import JournalWriter
 from moat_log.projections import kv_view
-from moat_log.projections.runner import RunnerState
+from moat_log.projections.runner import RunnerState, side_effect_status
 from moat_log.protocol import PROTOCOL_VERSION, Authenticator, TokenVerifier, Verifier
 
 from ._in_process import InProcessListener
@@ -138,10 +138,9 @@ class Node:
                 name: {"version": version, "checkpoint": checkpoint}
                 for name, (version, checkpoint) in sorted(self.journal.views().items())
             },
-            "side_effects": {
-                name: state.status(stats.last_position)
-                for name, state in sorted(self.side_effects.items())
-            },
+            "side_effects": side_effect_status(
+                self.side_effects, self.journal.checkpoints(), stats.last_position
+            ),
             "connections": self.connections,
             "listen": list(self.addresses),
             **({"sync": self.sync.status()} if self.sync is not None else {}),
