@@ -1,4 +1,4 @@
-"""Side-effect projections in ``moat-log status`` and ``projection list``: checkpoint, lag, state."""
+"""Side-effect projections in `status` and `projection list`: checkpoint, lag, state."""
 
 from __future__ import annotations
 
