@@ -37,7 +37,7 @@ The feed keeps `position`, the last position handed out.
 
 `caught_up(position)` waits until everything up to *position* was handed
 out; a watch needs that between reading its dump and going live
-(`moat_log.node._watch`).
+(`moat_log.projections.watch`).
 
 Besides subscriptions, a *listener* (`listen`) is a plain function called on
 the trio thread with a list of consecutive events.  It must not block and
@@ -191,6 +191,11 @@ class JournalFeed:
         subscription = Subscription(self, state, JournalReader(self.journal, prefix))
         self._subscriptions.append(subscription)
         return subscription
+
+    @property
+    def subscriptions(self) -> int:
+        """How many subscriptions are open."""
+        return len(self._subscriptions)
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         if subscription in self._subscriptions:

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any, TypeVar, cast
@@ -332,6 +332,32 @@ class Journal:
     def path(self) -> FsPath:
         return FsPath(self._env.path())
 
+    # ------------------------------------------------------ reading, for views
+
+    def read_transaction(self) -> AbstractContextManager[lmdb.Transaction]:
+        """A read-only LMDB transaction, for a view's or a check's own reads.
+
+        Keep it short (a few thousand records): a reader holds the pages it
+        sees from being reused.  It follows map resizes by other processes.
+        """
+        return self._read()
+
+    def database(self, name: str) -> Any:
+        """The handle of one of the journal's own databases, for a `read_transaction`.
+
+        *name*: ``events``, ``ids``, ``paths``, ``times`` or ``meta``.
+        """
+        return self._dbs[name]
+
+    def scan_database(
+        self, db: str | Any, lo: bytes, hi: bytes | None, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """A database's entries with ``lo <= key < hi`` (None: to the end), in key order.
+
+        Read in short transactions; *db* is a `database` name or a view's handle.
+        """
+        return self._scan(db, lo, hi, reverse=reverse)
+
     # ----------------------------------------------------------- transactions
 
     @contextmanager
@@ -471,6 +497,13 @@ class Journal:
         """Per origin, the set of seqs held."""
         with self._read() as txn:
             return load_ranges(txn, self._dbs["meta"])
+
+    def summary_at(self) -> tuple[dict[str, RangeSet], int]:
+        """`summary` and the last position, read together: the summary is positions 1 .. it."""
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._dbs["events"])
+            position = unpack_u64(cursor.key()) if cursor.last() else 0
+            return load_ranges(txn, self._dbs["meta"]), position
 
     def scan_raw(
         self, start: int = 1, end: int | None = None, *, reverse: bool = False

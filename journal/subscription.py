@@ -104,6 +104,11 @@ class SubscriptionState:
         """Items waiting to be taken."""
         return len(self._buffer)
 
+    @property
+    def ended(self) -> bool:
+        """An overflow ended it (`Overflow.RAISE`): `take` raises once the buffer is empty."""
+        return self._ended_at is not None
+
     def wants(self, item: FeedItem) -> bool:
         """Whether *item* is for this subscription (after the start, under the prefix)."""
         if item.position <= self._floor:
@@ -257,6 +262,45 @@ class Subscription:
                 continue  # to_read has just made it live, or there is an error to take
             await self._wakeup.wait()
             self._wakeup = trio.Event()
+
+    async def receive_through(self, position: int) -> list[FeedItem]:
+        """Everything it holds up to at least *position*, perhaps nothing (and perhaps more).
+
+        Waits until the feed has handed out *position* (`JournalFeed.caught_up`),
+        reads from the journal while catching up, and then returns without
+        waiting for anything newer: afterwards `position` is at least
+        *position*.  A watch needs this between reading a chunk of its dump
+        and going on.  Raises as `receive_batch` does; `FeedOverflowError`
+        only once what came before it was returned.
+        """
+        if self._receiving:
+            raise trio.BusyResourceError("another task is receiving from this subscription")
+        self._receiving = True
+        try:
+            await self._feed.caught_up(position)
+            return await self._receive_through(position)
+        finally:
+            self._receiving = False
+
+    async def _receive_through(self, position: int) -> list[FeedItem]:
+        state = self._state
+        items: list[FeedItem] = []
+        while state.position < position or state.buffered:
+            if self._closed:
+                raise trio.ClosedResourceError("the subscription is closed")
+            if items and state.ended and not state.buffered:
+                return items  # the overflow is raised by the next call
+            taken = state.take()
+            if taken:
+                items.extend(taken)
+                continue
+            wanted = state.to_read(self._feed.position)
+            if wanted is not None:
+                read = await trio.to_thread.run_sync(
+                    self._reader, *wanted, limiter=self._feed.catch_up_limiter
+                )
+                state.read(wanted[1], read, self._feed.position)
+        return items
 
     async def receive(self) -> FeedItem:
         """The next item; see `receive_batch`."""

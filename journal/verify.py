@@ -102,8 +102,8 @@ def _check_events(
 def _check_index_entries(
     journal: Journal, events: list[tuple[int, Event]], report: VerifyReport
 ) -> list[Event]:
-    dbs = journal._dbs
-    with journal._read() as txn:
+    dbs = {name: journal.database(name) for name in ("ids", "paths", "times")}
+    with journal.read_transaction() as txn:
         for position, event in events:
             expected = keys.pack_u64(position)
             entries = {
@@ -141,9 +141,9 @@ def _check_index_sizes(journal: Journal, report: VerifyReport) -> None:
 
 def _check_hlc_order(journal: Journal, report: VerifyReport) -> None:
     origin, last_hlc = "", -1
-    for chunk in batched(journal._scan("ids", b"", None), SCAN_CHUNK):
-        with journal._read() as txn:
-            records = [(key, txn.get(pos, db=journal._dbs["events"])) for key, pos in chunk]
+    for chunk in batched(journal.scan_database("ids", b"", None), SCAN_CHUNK):
+        with journal.read_transaction() as txn:
+            records = [(key, txn.get(pos, db=journal.database("events"))) for key, pos in chunk]
         for key, data in records:
             this_origin, seq = keys.split_id_key(key)
             if this_origin != origin:

@@ -153,6 +153,18 @@ def format_time(ns: int, *, tz: dt.tzinfo | None = None) -> str:
     return moment.astimezone(tz).isoformat()
 
 
+def short_time(ns: int, *, now_ns: int | None = None, tz: dt.tzinfo | None = None) -> str:
+    """*ns* for a narrow table cell, in *tz* (default: local): ``14:03:07`` today, else
+    ``2026-11-21 14:03``."""
+    moment = (_EPOCH + dt.timedelta(microseconds=ns // _NS_PER_US)).astimezone(tz)
+    now = (_EPOCH + dt.timedelta(microseconds=(now_ns or time.time_ns()) // _NS_PER_US)).astimezone(
+        tz
+    )
+    if moment.date() == now.date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
 def describe_time(ns: int) -> str:
     """*ns* for a log line: ISO 8601 in UTC to the second, or the plain ns out of range."""
     if not 0 <= ns < _MAX_DESCRIBED_NS:

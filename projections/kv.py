@@ -180,12 +180,12 @@ class KVView:
     def _journal_read(self) -> Any:
         if self._journal is None:
             raise RuntimeError("the KV view is not attached to a journal")
-        return self._journal._read()
+        return self._journal.read_transaction()
 
     def _scan(self, db: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         if self._journal is None:
             raise RuntimeError("the KV view is not attached to a journal")
-        return self._journal._scan(db, prefix, keys.prefix_end(prefix))
+        return self._journal.scan_database(db, prefix, keys.prefix_end(prefix))
 
 
 _ROOT_RECORD = b"\x00"

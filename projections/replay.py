@@ -279,8 +279,8 @@ class _WinnerScan:
         progress: Progress | None,
     ) -> None:
         self.journal = journal
-        self.paths_db = journal._dbs["paths"]
-        self.events_db = journal._dbs["events"]
+        self.paths_db = journal.database("paths")
+        self.events_db = journal.database("events")
         self.start = prefix.key
         self.end = keys.prefix_end(self.start)
         self.limits = [_NO_LIMIT if t is None else keys.pack_u64(t) for t in moments]
@@ -294,7 +294,7 @@ class _WinnerScan:
     def __iter__(self) -> Iterator[list[Event | None]]:
         resume: bytes | None = self.start
         while resume is not None:
-            with self.journal._read() as txn:
+            with self.journal.read_transaction() as txn:
                 found, resume = self._chunk(txn, resume)
             yield from found
             if self.progress is not None:

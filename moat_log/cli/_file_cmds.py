@@ -18,8 +18,8 @@ from moat_log.ids import check_node_name
 from moat_log.journal.store import Journal
 
 from ._main import Settings, cli
-from ._output import dumps, human_bytes, print_table, progress_bar
-from ._values import resolve_time
+from ._output import counted, dumps, human_bytes, print_table, progress_bar
+from ._values import resolve_range
 
 if TYPE_CHECKING:
     from moat_log.journal.export import ExportHeader, ImportResult
@@ -66,9 +66,10 @@ def export(
     if output != "-":
         _check_destination(output, force=force)
     with settings.journal() as journal:
+        start, end = resolve_range(journal, since, until)
         options: dict[str, Any] = {
-            "since": resolve_time(journal, since, "--since"),
-            "until": resolve_time(journal, until, "--until"),
+            "since": start,
+            "until": end,
             "origin": check_node_name(origin) if origin is not None else None,
         }
         with progress_bar(_events_held(journal, origin), "exporting") as progress:
@@ -130,8 +131,8 @@ def import_events(settings: Settings, file: str) -> None:
     Events already held are skipped, so importing a file twice changes
     nothing.  A file that is not a valid export (corrupt, truncated, another
     format) is refused before anything is stored.  Exits with status 1 if
-    some events conflict with different events already stored under the same
-    id; each conflict is listed.
+    some events are refused because the journal holds a different event
+    under the same id (a forked history); each is listed.
 
     \b
     Example:
@@ -178,11 +179,15 @@ def _report_import(settings: Settings, file: str, result: ImportResult) -> None:
         }
         click.echo(dumps(document))
         return
+    # "refused", not "conflicts": `moat-log conflicts` lists concurrent writes,
+    # a different thing; these are ids the journal holds as another event.
+    refused = result.conflict_count
     click.echo(
-        f"imported {file}: {result.events} events, {result.inserted} inserted, "
-        f"{result.already_held} already held, {result.conflict_count} conflicts"
+        f"imported {file}: {counted(result.events, 'event')}, {result.inserted} inserted, "
+        f"{result.already_held} already held"
+        + (f", {refused} refused (held here as different events)" if refused else "")
     )
     for event_id, reason in conflicts:
-        click.echo(f"conflict: {event_id}: {reason}")
+        click.echo(f"refused: {event_id}: {reason}")
     if unlisted:
-        click.echo(f"... and {unlisted} more conflicts")
+        click.echo(f"... and {unlisted} more refused")

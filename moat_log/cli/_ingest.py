@@ -60,7 +60,8 @@ class IngestSummary:
     def written(self) -> str:
         if not self.first or not self.last:
             return "nothing was appended"
-        return f"{self.events} events were appended ({self.first.id} .. {self.last.id})"
+        appended = "1 event was" if self.events == 1 else f"{self.events} events were"
+        return f"{appended} appended ({self.first.id} .. {self.last.id})"
 
     def stopped_at(self, line: int) -> str:
         """What was written when the ingest stopped before *line*."""

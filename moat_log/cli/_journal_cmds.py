@@ -24,7 +24,7 @@ from moat_log.timespec import format_time
 from ._ingest import IngestSummary, LineParser, ingest
 from ._main import Settings, cli
 from ._node_access import open_access
-from ._output import print_json, progress_bar, value_text, written_json
+from ._output import counted, print_json, progress_bar, took, value_text, written_json
 from ._values import default_source, parse_value
 
 _SOURCE_HELP = "Who caused the change [default: cli:$USER]."
@@ -204,6 +204,6 @@ def _report_ingest(settings: Settings, summary: IngestSummary, seconds: float) -
         click.echo("appended 0 events (the input holds none)")
     else:
         click.echo(
-            f"appended {summary.events} events, {first} .. {last}, "
-            f"in {seconds:.2f} s ({rate:,.0f} events/s)"
+            f"appended {counted(summary.events, 'event')}, {first} .. {last}, "
+            f"{took(summary.events, seconds)}"
         )

@@ -19,9 +19,11 @@ values, so that a command prints the same output either way:
   the node's reply holds.
 * `Access.watch` yields the subtree's current events, `LIVE`, then each
   event that becomes the winner of its path.  The node pushes them; on the
-  journal, `_journal_changes` reads the events stored after the dump's
-  position every `FOLLOW_INTERVAL` seconds and keeps those that `NewWinners`
-  finds newer than the path's winner so far.
+  journal, this process runs the node's own watch code
+  (`moat_log.projections.watch`) on a journal feed of its own, which looks
+  for what other processes store every `FOLLOW_INTERVAL` seconds.  It is
+  no node (it takes no lock): a node may start on the data directory
+  meanwhile.
 
 A node started later picks up what was written on the journal meanwhile:
 every writer (a node's group commit, or this process) takes the next seq and
@@ -41,15 +43,19 @@ from moat_log.client import Client, NodeConnectionError, NodeNotRunningError, op
 from moat_log.errors import InvalidInputError
 from moat_log.event import Event, Op
 from moat_log.journal.change import Change
+from moat_log.journal.feed import JournalFeed, Overflow
 from moat_log.journal.store import Journal
+from moat_log.journal.subscription import DEFAULT_LIMIT
 from moat_log.path import Path, Segment
 from moat_log.projections import kv_view
+from moat_log.projections.watch import SubtreeWatch
 from moat_log.protocol import LIVE, LiveMarker, Written
+from moat_log.streams import single_errors_unwrapped
 
 from ._main import PASSWORD_ENV, TOKEN_ENV, Settings
 from ._query_cmds import FOLLOW_INTERVAL
 
-__all__ = ["Access", "JournalAccess", "NewWinners", "NodeAccess", "open_access"]
+__all__ = ["Access", "JournalAccess", "NodeAccess", "open_access"]
 
 WatchItem = Event | LiveMarker
 
@@ -142,8 +148,18 @@ class JournalAccess:
 
     @asynccontextmanager
     async def watch(self, prefix: Path) -> AsyncIterator[AsyncIterator[WatchItem]]:
-        async with aclosing(_journal_changes(self._journal, prefix)) as changes:
-            yield changes
+        feed = JournalFeed(self._journal, poll_interval=FOLLOW_INTERVAL)
+        with single_errors_unwrapped():
+            async with trio.open_nursery() as nursery:
+                await nursery.start(feed.run)
+                # A reader of the journal's end holds no one's memory: on overflow
+                # it reads on from the journal instead of ending.
+                with SubtreeWatch(
+                    feed, self._kv, prefix, limit=DEFAULT_LIMIT, on_overflow=Overflow.CATCH_UP
+                ) as watch:
+                    async with aclosing(_watch_items(watch)) as items:
+                        yield items
+                nursery.cancel_scope.cancel()
 
     async def status(self) -> dict[str, Any]:
         journal = self._journal
@@ -165,52 +181,13 @@ class JournalAccess:
         }
 
 
-class NewWinners:
-    """Which stored events become the winner of their path under *prefix* (sans-io).
-
-    Tell it the dump's winners (`dumped`), then ask `is_news` for every event
-    stored after the dump's position, in position order.  An event is news
-    when its ``(hlc, origin)`` is greater than that of its path's winner so
-    far (docs/kv-view.md); the dump may already hold events stored after its
-    position, which are then not news again.
-    """
-
-    def __init__(self, prefix: Path) -> None:
-        self.prefix: Final = prefix
-        self._winners: dict[Path, tuple[int, str]] = {}
-
-    def dumped(self, event: Event) -> None:
-        self._winners[event.path] = (event.hlc, event.origin)
-
-    def is_news(self, event: Event) -> bool:
-        if not self.prefix.is_prefix_of(event.path):
-            return False
-        rank = (event.hlc, event.origin)
-        winner = self._winners.get(event.path)
-        if winner is not None and rank <= winner:
-            return False
-        self._winners[event.path] = rank
-        return True
-
-
-async def _journal_changes(journal: Journal, prefix: Path) -> AsyncGenerator[WatchItem]:
-    """The subtree, `LIVE`, then new winners as the journal is polled; never ends."""
-    # Read the position first: every event stored up to it is in the dump, and
-    # every later one is either in the dump too (then not news) or scanned.
-    position = journal.last_position
-    winners = NewWinners(prefix)
-    for event in kv_view(journal).walk(prefix, deleted=True):
-        winners.dumped(event)
-        if event.op is Op.SET:
-            yield event
+async def _watch_items(watch: SubtreeWatch) -> AsyncGenerator[WatchItem]:
+    """The subtree, `LIVE`, then each new winner; ends only when closed."""
+    async for event in watch.dump():
+        yield event
     yield LIVE
-    while True:
-        await trio.sleep(FOLLOW_INTERVAL)
-        last = journal.last_position
-        for _, event in journal.scan(position + 1, last):
-            if winners.is_news(event):
-                yield event
-        position = last
+    async for item in watch.changes():
+        yield item.event
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ from typing import Any
 import asyncclick as click
 from asyncclick.core import ParameterSource
 
-from moat_log.timespec import format_time
+from moat_log.timespec import format_time, short_time
 
 from ._main import Settings, cli
 from ._node_access import open_access
@@ -145,11 +145,11 @@ def _print_sync(sync: dict[str, Any]) -> None:
         (
             name,
             ("dialled" if peer["dialled"] else "accepted") if peer["connected"] else "down",
-            format_time(peer["since"] if peer["connected"] else peer["until"]),
+            short_time(peer["since"] if peer["connected"] else peer["until"]),
             str(peer["holds"]),
             str(peer["missing_here"]),
             str(peer.get("missing_there", "-")),
-            f"{peer['events_in']} / {peer['events_out']}",
+            f"{peer['events_in']}/{peer['events_out']}",
             peer.get("last_error") or "-",
         )
         for name, peer in sync["peers"].items()
@@ -159,7 +159,7 @@ def _print_sync(sync: dict[str, Any]) -> None:
         for address, dial in sync["dialling"].items()
         if not dial["connected"] and dial["peer"] not in sync["peers"]
     ]
-    heads = ("PEER", "LINK", "SINCE", "HOLDS", "BEHIND HERE", "BEHIND THERE", "EVENTS IN / OUT")
+    heads = ("PEER", "LINK", "SINCE", "HOLDS", "BEHIND HERE", "BEHIND THERE", "IN/OUT")
     if any(row[-1] != "-" for row in rows):
         print_table((*heads, "LAST ERROR"), rows)
     else:

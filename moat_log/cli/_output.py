@@ -28,7 +28,10 @@ BYTES_KEY = "$bytes"
 Progress = Callable[[int], None]
 
 _ELLIPSIS = "…"
-_MIN_VALUE_WIDTH = 12
+#: The narrowest a cell is cut to when a table is fitted to the terminal.
+_MIN_CELL_WIDTH = 12
+#: ... and when that is still too wide.
+_LAST_RESORT_WIDTH = 4
 _COLUMN_GAP = "  "
 
 
@@ -112,6 +115,10 @@ def value_text(value: Value) -> str:
 
 EVENT_COLUMNS = ("TIME", "ID", "OP", "PATH", "VALUE", "SOURCE")
 
+#: The live marker of a watch or followed log: as a table line, as JSON.
+LIVE_LINE = "-- live --"
+LIVE_JSON = {"state": "live"}
+
 
 def event_row(event: Event) -> tuple[str, ...]:
     value = "" if event.op is Op.DELETE else value_text(event.value)
@@ -141,7 +148,7 @@ class EventPrinter:
     Table rows are held back until `PREVIEW_ROWS` have come (or `flush`), so
     that those rows set the column widths; later rows only widen them.  A
     long stream thus prints without being held in memory.  On a terminal
-    the VALUE column is cut to fit the width; into a pipe it is printed whole.
+    the widest cells are cut to fit the width; into a pipe rows are whole.
     """
 
     PREVIEW_ROWS = 1000
@@ -152,7 +159,7 @@ class EventPrinter:
         self.count = 0
         self._widths: list[int] | None = None
         self._pending: list[tuple[str, ...] | None] = []  # None: a blank line
-        self._fit = _is_tty(self.out)
+        self._fit = is_terminal(self.out)
 
     def print_events(self, events: Iterable[Event]) -> None:
         """Print (or, at the start of a table, collect) some events."""
@@ -166,6 +173,12 @@ class EventPrinter:
                     self._emit()
         if self._widths is not None:
             self._emit()
+
+    def live(self) -> None:
+        """The live marker, as ``watch`` prints it: everything after it is new."""
+        self.flush()
+        self.out.write((dumps(LIVE_JSON) if self.as_json else LIVE_LINE) + "\n")
+        self.out.flush()
 
     def separate(self) -> None:
         """A blank line between groups of a table (if anything came before)."""
@@ -193,14 +206,8 @@ class EventPrinter:
         if row is None:
             return ""
         assert self._widths is not None
-        widths = list(self._widths)
-        value_col = EVENT_COLUMNS.index("VALUE")
-        if self._fit:
-            others = sum(widths) - widths[value_col] + len(_COLUMN_GAP) * (len(widths) - 1)
-            room = max(_MIN_VALUE_WIDTH, shutil.get_terminal_size().columns - others)
-            widths[value_col] = min(widths[value_col], room)
-        cells = [truncate(cell, w).ljust(w) for cell, w in zip(row, widths, strict=True)]
-        return _COLUMN_GAP.join(cells).rstrip()
+        widths = fit_widths(self._widths) if self._fit else self._widths
+        return table_line(row, widths)
 
 
 def column_widths(rows: Iterable[Sequence[str]], widths: list[int] | None = None) -> list[int]:
@@ -219,22 +226,55 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def fit_widths(widths: Sequence[int], columns: int | None = None) -> list[int]:
+    """Column *widths* narrowed so that a row fits *columns* (default: the terminal's).
+
+    The widest columns give way first, none below `_MIN_CELL_WIDTH` (or its
+    own width), and then below that to `_LAST_RESORT_WIDTH`; a table that
+    cannot fit even so keeps those widths.
+    """
+    if columns is None:
+        columns = shutil.get_terminal_size().columns
+    fitted = list(widths)
+    room = columns - len(_COLUMN_GAP) * (len(fitted) - 1)
+    for narrowest in (_MIN_CELL_WIDTH, _LAST_RESORT_WIDTH):
+        floors = [min(narrowest, width) for width in widths]
+        while (excess := sum(fitted) - room) > 0:
+            shrinkable = [i for i, width in enumerate(fitted) if width > floors[i]]
+            if not shrinkable:
+                break
+            # the widest first; of equals, the rightmost (errors, values, sources)
+            widest = max(shrinkable, key=lambda i: (fitted[i], i))
+            runner_up = max((fitted[i] for i in shrinkable if i != widest), default=0)
+            step = min(excess, max(1, fitted[widest] - runner_up))
+            fitted[widest] = max(floors[widest], fitted[widest] - step)
+    return fitted
+
+
 def truncate(text: str, width: int) -> str:
     """*text* cut to *width* characters, marked with an ellipsis."""
     return text if len(text) <= width else text[: max(width - 1, 0)] + _ELLIPSIS
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str = "") -> None:
-    """A small aligned table (stats, summaries)."""
+    """An aligned table; on a terminal, cells are cut (marked …) so that rows fit its width."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = column_widths([header, *rows])
+    if stdout_is_terminal():
+        widths = fit_widths(widths, shutil.get_terminal_size().columns - len(indent))
     for row in (header, *rows):
         click.echo(indent + table_line(row, widths))
 
 
 def table_line(row: Sequence[str], widths: Sequence[int]) -> str:
-    """One row of an aligned table, without trailing blanks."""
-    cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+    """One row of an aligned table, cells cut to *widths*, without trailing blanks."""
+    cells = [truncate(cell, w).ljust(w) for cell, w in zip(row, widths, strict=True)]
     return _COLUMN_GAP.join(cells).rstrip()
+
+
+def stdout_is_terminal() -> bool:
+    """Whether the tables go to a terminal (then they fit its width; never in JSON)."""
+    return is_terminal(sys.stdout)
 
 
 def print_fields(fields: Mapping[str, str]) -> None:
@@ -242,6 +282,18 @@ def print_fields(fields: Mapping[str, str]) -> None:
     width = max((len(name) for name in fields), default=0) + 1
     for name, value in fields.items():
         click.echo(f"{name + ':':<{width}} {value}")
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 event``, ``2 events``: a count with its noun in the right number."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def took(count: int, seconds: float) -> str:
+    """``in 1.25 s (80,000 events/s)``; a rate only where it means something."""
+    if seconds < 0.1:
+        return f"in {seconds * 1000:.0f} ms"
+    return f"in {seconds:.2f} s ({count / seconds:,.0f} events/s)"
 
 
 def human_bytes(size: int) -> str:
@@ -263,7 +315,7 @@ def progress_bar(length: int, label: str) -> Iterator[Progress | None]:
 
     The callback takes the *cumulative* count done so far.
     """
-    if not _is_tty(sys.stderr) or length <= 0:
+    if not is_terminal(sys.stderr) or length <= 0:
         yield None
         return
     with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
@@ -278,7 +330,8 @@ def progress_bar(length: int, label: str) -> Iterator[Progress | None]:
         yield report
 
 
-def _is_tty(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
+    """Whether *stream* is a terminal (tables fit its width, progress bars show)."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):

@@ -26,7 +26,7 @@ from ._output import (
     print_table,
     progress_bar,
 )
-from ._values import resolve_time
+from ._values import resolve_range
 
 if TYPE_CHECKING:
     from moat_log.journal.verify import VerifyReport
@@ -68,8 +68,9 @@ async def log(
 
     With --limit N only the newest N matching events are shown (like tail -n).
     With --follow, events appended later (by this CLI, a node or an import)
-    are printed as they arrive, in arrival order; the journal is polled every
-    0.2 s (a running node will push them instead once it exists).
+    are printed as they arrive, in arrival order, after a live marker
+    ("-- live --", or {"state": "live"} with --json).  The journal is read
+    directly, every 0.2 s.
 
     \b
     Example:
@@ -80,8 +81,7 @@ async def log(
     with settings.journal() as journal:
         selection = EventFilter(
             Path.parse(prefix) if prefix is not None else None,
-            resolve_time(journal, since, "--since"),
-            resolve_time(journal, until, "--until"),
+            *resolve_range(journal, since, until),
             check_node_name(origin) if origin is not None else None,
         )
         printer = EventPrinter(as_json=settings.as_json)
@@ -93,6 +93,7 @@ async def log(
         printer.print_events(_initial_events(journal, selection, held, limit))
         printer.flush()
         if follow:
+            printer.live()  # as watch: what follows is new
             await _follow(journal, selection, printer, position, held)
 
 

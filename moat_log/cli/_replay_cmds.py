@@ -8,7 +8,6 @@ showing them and asking.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -26,11 +25,11 @@ from moat_log.timespec import format_time
 from ._main import Settings, cli
 from ._output import (
     event_json,
+    is_terminal,
     print_json,
     print_table,
     printable,
     progress_bar,
-    truncate,
     value_text,
 )
 from ._values import resolve_time
@@ -38,7 +37,6 @@ from ._values import resolve_time
 _TIME_HELP = "ISO 8601, relative (-10m), 'now' or an event id NODE:SEQ."
 _NO_EVENT = "-"  # a table cell: the path had no event yet
 _DELETED = "deleted"  # a table cell: the path's winner was a tombstone
-_MIN_VALUE_WIDTH = 12
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
@@ -120,7 +118,7 @@ def _print_state(live: list[Event], until: int, prefix: Path, *, as_json: bool) 
             (str(e.path), value_text(e.value), format_time(e.hlc), str(e.id), e.source)
             for e in live
         ]
-        _print_rows(("PATH", "VALUE", "TIME", "ID", "SOURCE"), rows, fit=1)
+        print_table(("PATH", "VALUE", "TIME", "ID", "SOURCE"), rows)
     else:
         click.echo(f"no values{_scope(prefix)} as of {format_time(until)}", err=True)
 
@@ -189,10 +187,7 @@ def _confirm(question: str) -> None:
 
 
 def _interactive() -> bool:
-    try:
-        return sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        return False
+    return is_terminal(sys.stdin)
 
 
 def _write(journal: Journal, changes: Sequence[Change]) -> list[Event]:
@@ -290,30 +285,10 @@ def _print_differences(
     for d in differences:
         first, second = (d.after, d.before) if now_first else (d.before, d.after)
         rows.append((str(d.path), _cell(first), _cell(second)))
-    _print_rows(header, rows, fit=None)
+    print_table(header, rows)
 
 
 def _cell(event: Event | None) -> str:
     if event is None:
         return _NO_EVENT
     return _DELETED if event.op is Op.DELETE else value_text(event.value)
-
-
-def _print_rows(header: Sequence[str], rows: Sequence[Sequence[str]], *, fit: int | None) -> None:
-    """An aligned table; on a terminal the column *fit* is cut to the width."""
-    cells = [[printable(cell) for cell in row] for row in rows]
-    if fit is not None and _stdout_is_tty():
-        others = sum(
-            max(len(row[i]) for row in [header, *cells]) + 2 for i in range(len(header)) if i != fit
-        )
-        room = max(_MIN_VALUE_WIDTH, shutil.get_terminal_size().columns - others)
-        for row in cells:
-            row[fit] = truncate(row[fit], room)
-    print_table(header, cells)
-
-
-def _stdout_is_tty() -> bool:
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False

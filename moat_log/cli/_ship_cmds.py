@@ -11,16 +11,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path as FsPath
 from typing import Any
 
 import asyncclick as click
 
-from moat_log.client import NodeConnectionError, open_client
 from moat_log.errors import ConfigError, InvalidInputError
 from moat_log.ids import check_node_name
 from moat_log.journal.store import Journal, journal_dir
+from moat_log.node._lock import NodeRunningError, holding_data_dir
 from moat_log.node.config import load_config
 from moat_log.node.sync_config import DEFAULT_SYNC_PORT, host_and_port, sync_from_table
 from moat_log.projections import open_journal
@@ -28,7 +28,7 @@ from moat_log.sync.link import OneWay
 from moat_log.sync.oneshot import Transfer, run_one_link
 
 from ._main import Settings, cli
-from ._output import print_json
+from ._output import counted, is_terminal, print_json, took
 
 _SECRET_FILE = click.option(
     "--secret-file",
@@ -116,10 +116,9 @@ async def _run(
     if address[1] == 0:
         raise InvalidInputError(f"{option} {address_text}: the port cannot be 0")
     secret = _secret(secret_file, config_file)
-    await _refuse_a_running_node(settings.data_dir, address_text)
     label = "pulling" if direction == "pull" else "shipping"
     with (
-        _journal(settings.data_dir, node) as journal,
+        _journal(settings.data_dir, node, address_text) as journal,
         _progress_bar(label) as bar,
         _quiet_link_log(),
     ):
@@ -143,20 +142,22 @@ def _secret(secret_file: FsPath | None, config_file: FsPath | None) -> bytes:
     return config.sync.secret
 
 
-async def _refuse_a_running_node(data_dir: FsPath, address_text: str) -> None:
+@contextlib.contextmanager
+def _no_node_beside(data_dir: FsPath, address_text: str) -> Iterator[Callable[[str], None]]:
+    """Hold the data directory as a node would: none may start during the transfer."""
     try:
-        async with open_client(data_dir=data_dir):
-            pass
-    except NodeConnectionError:
-        return  # nobody serves the data directory: the journal is ours
-    raise InvalidInputError(
-        f"a node runs on {data_dir}: it replicates by itself; add {address_text} "
-        "to the peers of its [sync] table instead (or stop it first)"
-    )
+        with holding_data_dir(data_dir) as record_holder:
+            yield record_holder
+    except NodeRunningError:
+        raise InvalidInputError(
+            f"a node runs on {data_dir}: it replicates by itself; add {address_text} "
+            "to the peers of its [sync] table instead (or stop it first)"
+        ) from None
 
 
 @contextlib.contextmanager
-def _journal(data_dir: FsPath, node: str | None) -> Iterator[Journal]:
+def _journal(data_dir: FsPath, node: str | None, address_text: str) -> Iterator[Journal]:
+    """The local journal, held against a node starting on it (`holding_data_dir`)."""
     exists = (journal_dir(data_dir) / "data.mdb").is_file()
     if not exists and node is None:
         raise InvalidInputError(
@@ -164,7 +165,11 @@ def _journal(data_dir: FsPath, node: str | None) -> Iterator[Journal]:
             "(this journal's own node name, not the remote's)"
         )
     create = check_node_name(node) if node is not None and not exists else None
-    with open_journal(data_dir, create_node=create) as journal:
+    with (
+        _no_node_beside(data_dir, address_text) as record_holder,
+        open_journal(data_dir, create_node=create) as journal,
+    ):
+        record_holder(journal.node)
         if node is not None and journal.node != node:
             raise InvalidInputError(
                 f"the journal in {journal.path} belongs to node {journal.node!r}, not {node!r}"
@@ -206,18 +211,11 @@ class _Bar:
 
 @contextlib.contextmanager
 def _progress_bar(label: str) -> Iterator[_Bar | None]:
-    if not _is_tty():
+    if not is_terminal(sys.stderr):
         yield None
         return
     with contextlib.ExitStack() as stack:
         yield _Bar(label, stack)
-
-
-def _is_tty() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _report(settings: Settings, direction: OneWay, address: str, transfer: Transfer) -> None:
@@ -236,6 +234,6 @@ def _report(settings: Settings, direction: OneWay, address: str, transfer: Trans
         return
     verb, way = ("pulled", "from") if direction == "pull" else ("shipped", "to")
     click.echo(
-        f"{verb} {transfer.events:,} events {way} {transfer.peer} ({address}) "
-        f"in {transfer.seconds:.2f} s"
+        f"{verb} {counted(transfer.events, 'event')} {way} {transfer.peer} ({address}) "
+        f"{took(transfer.events, transfer.seconds)}"
     )

@@ -9,6 +9,8 @@ import json
 import time
 from typing import Any
 
+import asyncclick as click
+
 from moat_log.errors import InvalidInputError, TimeSyntaxError
 from moat_log.event import Value
 from moat_log.ids import EventId
@@ -22,12 +24,20 @@ def parse_value(text: str, *, force_string: bool = False) -> Value:
     """VALUE of ``moat-log set``: JSON when it parses, else the text itself.
 
     ``{"$bytes": "<base64>"}`` is read as bytes, the form the CLI prints.
+    Text that starts like JSON (``{``, ``[``, ``"``) but does not parse is
+    stored as a string with a warning on stderr: it is most likely a typo.
     """
     if force_string:
         return text
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except ValueError as exc:
+        if text.lstrip()[:1] in ("{", "[", '"'):
+            click.echo(
+                f"moat-log: warning: the value looks like JSON but is not ({exc}); "
+                "storing it as a string (--string says so and silences this)",
+                err=True,
+            )
         return text
     return from_json_value(parsed)
 
@@ -74,3 +84,17 @@ def resolve_time(journal: Journal, text: str | None, option: str) -> int | None:
             raise InvalidInputError(f"{option} {text}: there is no event {spec} in this journal")
         return event.hlc
     return spec
+
+
+def resolve_range(
+    journal: Journal, since: str | None, until: str | None
+) -> tuple[int | None, int | None]:
+    """``--since`` and ``--until`` as ns; an inverted range is an error, not an empty answer."""
+    start = resolve_time(journal, since, "--since")
+    end = resolve_time(journal, until, "--until")
+    if start is not None and end is not None and start > end:
+        raise InvalidInputError(
+            f"--since {since} is after --until {until}, so no event can match; "
+            "swap them (--since is the earlier time)"
+        )
+    return start, end

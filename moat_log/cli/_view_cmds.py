@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncclick as click
 
-from moat_log.event import Op
+from moat_log.event import Event, Op
 from moat_log.path import ROOT, Path
 from moat_log.projections import kv_view
 from moat_log.timespec import format_time
@@ -107,12 +107,21 @@ async def conflicts(settings: Settings, *, path: str | None) -> None:
     """
     prefix = _path_argument(path)
     with settings.journal() as journal:
-        found = list(kv_view(journal).conflicts(prefix))
+        found = [
+            (c.path, c.winner, journal.get(c.loser) or c.loser)
+            for c in kv_view(journal).conflicts(prefix)
+        ]
     if settings.as_json:
         print_json(
             [
-                {"path": str(c.path), "winner": str(c.winner.id), "loser": str(c.loser)}
-                for c in found
+                {
+                    "path": str(path),
+                    "winner": str(winner.id),
+                    "winner_value": json_value(winner.value),
+                    "loser": str(loser.id if isinstance(loser, Event) else loser),
+                    "loser_value": json_value(loser.value) if isinstance(loser, Event) else None,
+                }
+                for path, winner, loser in found
             ]
         )
         return
@@ -120,9 +129,20 @@ async def conflicts(settings: Settings, *, path: str | None) -> None:
         click.echo(f"no conflicts under {prefix}")
         return
     rows = [
-        (str(c.path), str(c.winner.id), value_text(c.winner.value), str(c.loser)) for c in found
+        (
+            str(path),
+            str(winner.id),
+            _shown(winner),
+            str(loser.id) if isinstance(loser, Event) else str(loser),
+            _shown(loser) if isinstance(loser, Event) else "?",
+        )
+        for path, winner, loser in found
     ]
-    print_table(("PATH", "WINNER", "VALUE", "LOST"), rows)
+    print_table(("PATH", "WINNER", "VALUE", "LOST", "LOST VALUE"), rows)
+
+
+def _shown(event: Event) -> str:
+    return "(deleted)" if event.op is Op.DELETE else value_text(event.value)
 
 
 @cli.group("projection")

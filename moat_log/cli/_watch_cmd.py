@@ -13,12 +13,21 @@ from moat_log.protocol import LiveMarker
 
 from ._main import PROG, Settings, cli
 from ._node_access import open_access
-from ._output import VALUE_COLUMNS, column_widths, dumps, event_json, table_line, value_row
+from ._output import (
+    LIVE_JSON,
+    LIVE_LINE,
+    VALUE_COLUMNS,
+    column_widths,
+    dumps,
+    event_json,
+    fit_widths,
+    is_terminal,
+    table_line,
+    value_row,
+)
 from ._query_cmds import FOLLOW_INTERVAL
 
 #: The line between the current state and the changes.
-LIVE_LINE = "-- live --"
-LIVE_JSON = {"state": "live"}
 
 
 class WatchPrinter:
@@ -39,6 +48,7 @@ class WatchPrinter:
         self._live = False
         self._dump: list[tuple[str, ...]] = []
         self._widths = column_widths([VALUE_COLUMNS])
+        self._fit = is_terminal(self.out)
 
     def print(self, item: Event | LiveMarker) -> None:
         if isinstance(item, LiveMarker):
@@ -57,7 +67,7 @@ class WatchPrinter:
             self._write(dumps(LIVE_JSON))
             return
         self._widths = column_widths([VALUE_COLUMNS, *self._dump])
-        lines = [table_line(row, self._widths) for row in (VALUE_COLUMNS, *self._dump)]
+        lines = [table_line(row, self._fitted()) for row in (VALUE_COLUMNS, *self._dump)]
         self._dump = []
         self._write("\n".join([*lines, LIVE_LINE]))
 
@@ -66,7 +76,11 @@ class WatchPrinter:
             return dumps(event_json(event))
         row = value_row(event)
         self._widths = column_widths([row], self._widths)
-        return table_line(row, self._widths)
+        return table_line(row, self._fitted())
+
+    def _fitted(self) -> list[int]:
+        """The widths, narrowed to the terminal's when the table goes to one."""
+        return fit_widths(self._widths) if self._fit else self._widths
 
     def _write(self, text: str) -> None:
         self.out.write(text + "\n")

@@ -9,21 +9,19 @@ node stores from then on, in the order it stores them
 between the two parts, although events keep arriving while the first part
 is read (the node's own writes, other nodes' and other processes').
 
-The dividing line is the journal's *summary*, the set of event ids it holds
-(per origin, a `RangeSet` of seqs), taken once in one read transaction:
+The dividing line is a journal position *P* and the journal's *summary* up
+to it (the set of event ids it holds: per origin, a `RangeSet` of seqs),
+taken together in one read transaction (`Journal.summary_at`):
 
-1. **Listen first.**  A `Follower` is added to the journal feed before the
-   summary is taken.  The feed hands every event stored from then on to it,
-   in the order the journal stores them, and it buffers the matching ones
-   (a bounded buffer, like a watch's).
-2. **The summary.**  The initial read sends only events it holds
+1. **The summary.**  The initial read sends only events it holds
    (`held_events`).  Each of them was committed before the summary was
    taken, so every read transaction of the initial read, all of which begin
    later, sees it.
-3. **Live.**  After the marker, the follower's events except those in the
-   summary (sent already, or left out by ``limit`` on purpose).  An event
-   not in the summary was stored after it was taken, hence after the
-   follower began to listen, so the feed hands it to the follower.
+2. **Live.**  After the marker, a journal feed subscription from *P* on
+   (``feed.subscribe(after=P)``) delivers every event stored after *P*, in
+   the order the journal stores them: exactly the events not in the
+   summary.  It starts after the initial read and catches up from the
+   journal, so nothing is buffered while the initial read runs.
 
 The summary also makes the initial read one consistent set without
 ``follow``: events stored while it runs are left out, and the two passes of
@@ -35,7 +33,7 @@ iterators here are synchronous and read the journal in short transactions.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from itertools import islice
 from typing import Final
@@ -44,15 +42,11 @@ from moat_log.event import Event
 from moat_log.ids import EventId
 from moat_log.journal.selection import EventSelection
 from moat_log.journal.store import Journal
-from moat_log.path import ROOT
 from moat_log.protocol import ErrorType, LogRequest, RequestError
 from moat_log.rangeset import RangeSet
 from moat_log.timespec import TimeSpec
 
-from ._watch import Subscription
-
 __all__ = [
-    "Follower",
     "LogSelection",
     "held_events",
     "is_held",
@@ -127,21 +121,3 @@ def held_events(
     for event in journal.select(replace(selection, since=oldest.hlc)):
         if (event.hlc, event.origin) >= first and wanted(event):
             yield event
-
-
-class Follower:
-    """A journal feed listener that buffers the events *selection* matches.
-
-    At most *size* events wait; one more and the buffer overflows: the
-    follower then drops everything, and the log ends with ``overflow``.
-    """
-
-    def __init__(self, selection: LogSelection, size: int) -> None:
-        self.selection: Final = selection
-        self.buffer: Final = Subscription(selection.prefix or ROOT, size)
-
-    def __call__(self, events: Sequence[Event]) -> None:
-        matches, offer = self.selection.matches, self.buffer.offer
-        for event in events:
-            if matches(event) and not offer(event):
-                return

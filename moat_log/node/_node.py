@@ -1,16 +1,18 @@
-"""The running node's shared state: the journal writer and feed, the KV view, the watch hub.
+"""The running node's shared state: the journal writer and feed, the KV view.
 
-Every event the journal stores reaches the watchers through the journal feed
+Every event the journal stores reaches the watchers, followers and sync
+links through their subscriptions to the journal feed
 (`moat_log.journal.feed`): the node's own writes right after their commit,
-before the writer is answered, and writes of other processes on the same
-data directory (an offline ``moat-log set``, an import) as soon as the feed
-reads them.
+before the writer is answered (and without reading the KV view again: the
+commit says which events won their paths), and writes of other processes on
+the same data directory (an offline ``moat-log set``, an import) as soon as
+the feed reads them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from itertools import islice
 from typing import Any, Final, TypeVar
@@ -26,7 +28,6 @@ from moat_log.projections.runner import RunnerState, side_effect_status
 from moat_log.protocol import PROTOCOL_VERSION, Authenticator, TokenVerifier, Verifier
 
 from ._in_process import InProcessListener
-from ._watch import WatchHub
 from .config import NodeConfig
 
 __all__ = ["Node"]
@@ -56,10 +57,8 @@ class Node:
         self.journal: Final = writer.journal
         self.name: Final = writer.journal.node
         self.kv: Final = kv_view(writer.journal)
-        self.hub: Final = WatchHub()
         #: Run `feed.run` beside the node (the server does).
         self.feed: Final = JournalFeed(writer.journal)
-        self.feed.listen(self._publish)
         writer.on_commit = self.feed.committed
         self.authenticator: Final = _authenticator(config, secret)
         #: Filled in by the server once its listeners are open.
@@ -84,20 +83,6 @@ class Node:
     async def write(self, change: Change) -> Event:
         """Append *change* durably; returns the stored event (the watchers know already)."""
         return await self.writer.append(change)
-
-    def _publish(self, events: Sequence[Event]) -> None:
-        """The feed's listener: hand each event that won its path to the watchers."""
-        hub = self.hub
-        if not len(hub):
-            return
-        for event in events:
-            if not hub.interested(event.path):
-                continue
-            # Only the path's winner is news; if a later event already won,
-            # that one is (or was) published in its turn.
-            winner = self.kv.get(event.path)
-            if winner is None or (event.hlc, event.origin) >= (winner.hlc, winner.origin):
-                hub.publish(event)
 
     async def read_chunk_at(
         self, items: Iterator[T], size: int = READ_CHUNK

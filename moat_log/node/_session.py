@@ -46,11 +46,17 @@ from typing import Any, Final
 
 import trio
 
-from moat_log.errors import InvalidInputError, JournalClosedError, MoatLogError
+from moat_log.errors import (
+    FeedOverflowError,
+    InvalidInputError,
+    JournalClosedError,
+    MoatLogError,
+)
 from moat_log.event import Event, Op
 from moat_log.journal.change import Change, check_source
 from moat_log.path import ROOT, Path
 from moat_log.projections.replay import walk_state_at
+from moat_log.projections.watch import SubtreeWatch
 from moat_log.protocol import (
     LIVE,
     NEED_DATA,
@@ -64,6 +70,7 @@ from moat_log.protocol import (
     HistoryRequest,
     ListRequest,
     LogRequest,
+    PackedEvent,
     ProtocolError,
     Rejected,
     RemoteProtocolError,
@@ -78,10 +85,9 @@ from moat_log.protocol import (
     Written,
 )
 
-from ._log import Follower, LogSelection, held_events, is_held, resolve_time, selection_of
+from ._log import LogSelection, held_events, resolve_time, selection_of
 from ._node import Node
 from ._outbox import Outbox
-from ._watch import CatchUp, Subscription
 
 __all__ = ["ClientSession"]
 
@@ -447,43 +453,20 @@ class ClientSession:
         await self._stream_items(request, events)
 
     async def _watch(self, request: WatchRequest) -> None:
+        """The subtree, the marker, then each new winner (`moat_log.projections.watch`)."""
         node = self.node
-        subscription = node.hub.subscribe(request.path, node.config.watch_buffer)
-        try:
-            catch_up = await self._dump(request, subscription)
-            await self._item(request, LIVE)
-            for buffered in catch_up.remaining():
-                await self._live_item(request, subscription, buffered)
-            while (event := await subscription.receive()) is not None:
-                await self._live_item(request, subscription, event)
-            raise _fell_behind(subscription, "watch")
-        finally:
-            node.hub.unsubscribe(subscription)
-
-    async def _dump(self, request: WatchRequest, subscription: Subscription) -> CatchUp:
-        """Send the current subtree; returns what was published meanwhile and is still news."""
-        node = self.node
-        catch_up = CatchUp()
-        winners = node.kv.walk(request.path, deleted=True)
-        while True:
-            chunk, position = await node.read_chunk_at(winners)
-            # Every event the chunk may reflect is now published (and so buffered).
-            await node.feed.caught_up(position)
-            for event in subscription.drain():
-                catch_up.buffer(event)
-            if subscription.overflowed or len(catch_up) > subscription.size:
-                raise _fell_behind(subscription, "watch")
-            for event in chunk:
-                catch_up.dumped(event)
-                if event.op is Op.SET:
+        size = node.config.watch_buffer
+        with SubtreeWatch(
+            node.feed, node.kv, request.path, limit=size, read_chunk=node.read_chunk_at
+        ) as watch:
+            try:
+                async for event in watch.dump():
                     await self._item(request, event)
-            if not chunk:
-                return catch_up
-
-    async def _live_item(self, request: Request, subscription: Subscription, event: Event) -> None:
-        if subscription.overflowed:
-            raise _fell_behind(subscription, request.OP)
-        await self._item(request, event)
+                await self._item(request, LIVE)
+                async for item in watch.changes():
+                    await self._item(request, PackedEvent(item.packed))
+            except FeedOverflowError:
+                raise _fell_behind(size, "watch") from None
 
     async def _log(self, request: LogRequest) -> None:
         node = self.node
@@ -499,24 +482,22 @@ class ClientSession:
     async def _follow_log(self, request: LogRequest, selection: LogSelection) -> None:
         """The held events, the marker, then the new ones (see `moat_log.node._log`)."""
         node = self.node
-        follower = Follower(selection, node.config.watch_buffer)
-        buffer = follower.buffer
-        node.feed.listen(follower)  # before the summary is taken
-        try:
-            summary = await node.read(node.journal.summary)
-            events = held_events(node.journal, selection, summary, request.limit)
-            while chunk := await node.read_chunk(events):
-                if buffer.overflowed:
-                    raise _fell_behind(buffer, request.OP)
-                for event in chunk:
-                    await self._item(request, event)
-            await self._item(request, LIVE)
-            while (new := await buffer.receive()) is not None:
-                if not is_held(summary, new):  # else the initial read had it
-                    await self._live_item(request, buffer, new)
-            raise _fell_behind(buffer, request.OP)
-        finally:
-            node.feed.unlisten(follower)
+        summary, position = await node.read(node.journal.summary_at)
+        events = held_events(node.journal, selection, summary, request.limit)
+        while chunk := await node.read_chunk(events):
+            for event in chunk:
+                await self._item(request, event)
+        await self._item(request, LIVE)
+        size = node.config.watch_buffer
+        matches = selection.matches
+        with node.feed.subscribe(after=position, prefix=selection.prefix, limit=size) as new:
+            try:
+                while True:
+                    for item in await new.receive_batch():
+                        if matches(item.event):
+                            await self._item(request, PackedEvent(item.packed))
+            except FeedOverflowError:
+                raise _fell_behind(size, request.OP) from None
 
     async def _replay(self, request: ReplayRequest) -> None:
         node = self.node
@@ -525,10 +506,10 @@ class ClientSession:
         await self._stream_items(request, walk_state_at(node.journal, until, prefix=prefix))
 
 
-def _fell_behind(subscription: Subscription, op: str) -> RequestError:
+def _fell_behind(size: int, op: str) -> RequestError:
     return RequestError(
         ErrorType.OVERFLOW,
-        f"{op} fell behind: more than {subscription.size} changes waited for this client; "
+        f"{op} fell behind: more than {size} changes waited for this client; "
         f"read faster, then start the {op} again",
     )
 

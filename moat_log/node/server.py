@@ -32,7 +32,7 @@ import trio
 
 from moat_log import cycle_collector
 from moat_log.errors import MoatLogError
-from moat_log.journal.group_commit import open_journal
+from moat_log.journal.group_commit import JournalWriter, open_journal
 from moat_log.journal.store import journal_dir
 from moat_log.projections import default_views
 from moat_log.projections.runner import run_side_effects
@@ -40,6 +40,7 @@ from moat_log.projections.side_effect import SideEffectProjection, check_side_ef
 from moat_log.protocol import ServerConnection
 from moat_log.streams import single_errors_unwrapped
 
+from ._lock import NodeRunningError, holding_data_dir
 from ._node import Node
 from ._recover import RECOVERY_MARKER, recover_own_history
 from ._session import ClientSession
@@ -61,10 +62,6 @@ SECRET_NAME: Final = "client-auth.secret"
 _BACKLOG: Final = 4096
 
 
-class NodeRunningError(MoatLogError):
-    """Another node already serves this data directory."""
-
-
 async def _never() -> None:
     await trio.sleep_forever()
 
@@ -84,45 +81,73 @@ async def serve_node(
     """
     side_effects = check_side_effects(projections)
     with single_errors_unwrapped():
-        await _serve_node(config, side_effects, shutdown_trigger, task_status)
+        await _serve_node(config, shutdown_trigger, task_status, side_effects=side_effects)
 
 
 async def _serve_node(
     config: NodeConfig,
-    side_effects: list[SideEffectProjection],
     shutdown_trigger: Callable[[], Awaitable[object]],
     task_status: trio.TaskStatus[Node],
+    *,
+    side_effects: list[SideEffectProjection],
 ) -> None:
     data_dir = config.data_dir
-    if any(address.kind == "unix" for address in config.listen):
-        await _remove_stale_socket(config.socket_path)  # before touching the journal
-    node_name = config.node
-    if node_name is None and not (journal_dir(data_dir) / "data.mdb").is_file():
-        from moat_log.defaults import host_node_name
+    # What can fail without a trace comes first: a TCP port in use leaves no
+    # data directory behind; then the lock, so that no second node touches
+    # the socket or the journal of a running one.
+    tcp = await _open_tcp_listeners(config)
+    try:
+        with holding_data_dir(data_dir) as record_holder:
+            if any(address.kind == "unix" for address in config.listen):
+                await _remove_stale_socket(config.socket_path)  # before touching the journal
+            node_name = config.node
+            if node_name is None and not (journal_dir(data_dir) / "data.mdb").is_file():
+                from moat_log.defaults import host_node_name
 
-        node_name = host_node_name()
-    async with open_journal(data_dir, node=node_name, projections=default_views()) as writer:
-        secret = await trio.to_thread.run_sync(_auth_secret, data_dir) if config.users else None
-        node = Node(config, writer, secret=secret)
-        server = _Server(node)
-        async with trio.open_nursery() as background:
-            await background.start(node.feed.run)
-            node.side_effects = await background.start(
-                run_side_effects, node.journal, node.feed, side_effects
-            )
-            if config.sync is not None:
-                node.sync = await background.start(run_sync, node, config.sync)
-                # a node others dial, but that dials none, does not wait for them
-                wait = config.sync.wait_for_peers if config.sync.peers else 0
-                recover = partial(
-                    recover_own_history, node.sync.replicator, wait, data_dir / RECOVERY_MARKER
+                node_name = host_node_name()
+            async with open_journal(
+                data_dir, node=node_name, projections=default_views()
+            ) as writer:
+                record_holder(writer.journal.node)
+                await _run(
+                    config, writer, tcp, shutdown_trigger, task_status, side_effects=side_effects
                 )
-                if not await _unless_stopped(shutdown_trigger, recover):
-                    background.cancel_scope.cancel()
-                    return
-            await _serve_clients(node, server, shutdown_trigger, task_status)
-            background.cancel_scope.cancel()
-        log.info("node %s: clients served; committing what is queued, then stopping", node.name)
+    finally:
+        for listener, _ in tcp:
+            await trio.aclose_forcefully(listener)
+
+
+async def _run(
+    config: NodeConfig,
+    writer: JournalWriter,
+    tcp: list[tuple[trio.SocketListener, str]],
+    shutdown_trigger: Callable[[], Awaitable[object]],
+    task_status: trio.TaskStatus[Node],
+    *,
+    side_effects: list[SideEffectProjection],
+) -> None:
+    data_dir = config.data_dir
+    secret = await trio.to_thread.run_sync(_auth_secret, data_dir) if config.users else None
+    node = Node(config, writer, secret=secret)
+    server = _Server(node, tcp)
+    async with trio.open_nursery() as background:
+        await background.start(node.feed.run)
+        node.side_effects = await background.start(
+            run_side_effects, node.journal, node.feed, side_effects
+        )
+        if config.sync is not None:
+            node.sync = await background.start(run_sync, node, config.sync)
+            # a node others dial, but that dials none, does not wait for them
+            wait = config.sync.wait_for_peers if config.sync.peers else 0
+            recover = partial(
+                recover_own_history, node.sync.replicator, wait, data_dir / RECOVERY_MARKER
+            )
+            if not await _unless_stopped(shutdown_trigger, recover):
+                background.cancel_scope.cancel()
+                return
+        await _serve_clients(node, server, shutdown_trigger, task_status)
+        background.cancel_scope.cancel()
+    log.info("node %s: clients served; committing what is queued, then stopping", node.name)
 
 
 async def _unless_stopped(
@@ -215,8 +240,9 @@ class _Entrance:
 class _Server:
     """The listeners and the sessions of one node."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, tcp: list[tuple[trio.SocketListener, str]]) -> None:
         self.node = node
+        self._tcp = tcp  # opened before the journal (`_open_tcp_listeners`)
         self._sessions: set[ClientSession] = set()
         self._stopping = False
         self._socket_inode: tuple[int, int] | None = None
@@ -231,9 +257,10 @@ class _Server:
                     opened.append(_Entrance(await self._open_unix(), "unix socket", math.inf))
                     self.node.addresses.append(f"unix:{self.node.config.socket_path}")
                 else:
-                    for listener in await _open_tcp(address):
-                        opened.append(_Entrance(listener, None))
-                        self.node.addresses.append(_format(listener.socket.getsockname()))
+                    for listener, name in self._tcp:
+                        if name == str(address):
+                            opened.append(_Entrance(listener, None))
+                            self.node.addresses.append(_format(listener.socket.getsockname()))
         except BaseException:
             for entrance in opened:
                 await trio.aclose_forcefully(entrance.listener)
@@ -337,6 +364,20 @@ async def _refuse(node: Node, stream: trio.SocketStream, peer: str) -> None:
     )
     with trio.move_on_after(1), suppress(trio.BrokenResourceError, trio.ClosedResourceError):
         await stream.send_all(data)
+
+
+async def _open_tcp_listeners(config: NodeConfig) -> list[tuple[trio.SocketListener, str]]:
+    """Every configured TCP listener, each with the address it was configured as."""
+    opened: list[tuple[trio.SocketListener, str]] = []
+    try:
+        for address in config.listen:
+            if address.kind != "unix":
+                opened.extend((listener, str(address)) for listener in await _open_tcp(address))
+    except BaseException:
+        for listener, _ in opened:
+            await trio.aclose_forcefully(listener)
+        raise
+    return opened
 
 
 async def _open_tcp(address: ListenAddress) -> list[trio.SocketListener]:

@@ -66,6 +66,7 @@ from .replies import (
     Greeting,
     Item,
     LiveMarker,
+    PackedEvent,
     Reply,
     Written,
 )
@@ -106,6 +107,7 @@ __all__ = [
     "LocalProtocolError",
     "LogRequest",
     "NeedData",
+    "PackedEvent",
     "PermissionCheck",
     "ProtocolError",
     "Rejected",

@@ -11,7 +11,8 @@ The shape of ``ok`` and ``item`` depends on the op of the request, so the
 codecs here are keyed by op: the server encodes Python results (`Event`,
 `Written`, ...) to packed msgpack, the client decodes and validates them
 back.  Events are spliced in as their packed wire form (`Event.pack`), which
-is exactly what msgpack would produce for the array, without repacking.
+is exactly what msgpack would produce for the array, without repacking; a
+`PackedEvent` (the bytes the journal stored) is spliced in as it is.
 A client that finds a value of the wrong shape raises `RemoteProtocolError`.
 """
 
@@ -47,6 +48,7 @@ __all__ = [
     "Greeting",
     "Item",
     "LiveMarker",
+    "PackedEvent",
     "Reply",
     "Written",
 ]
@@ -98,6 +100,18 @@ class Greeting:
             raise _bad(f"a greeting with an invalid max_frame {show(max_frame)}")
         assert type(node) is str
         return cls(version, node, tuple(auth), challenge, max_frame)
+
+
+@dataclass(frozen=True, slots=True)
+class PackedEvent:
+    """An event in its packed wire form (`Event.pack`), sent where an `Event` may be.
+
+    The journal feed hands out the bytes the journal stored
+    (`moat_log.journal.item.FeedItem`): a watch or a followed log sends them
+    as they are, so an event is packed once however many receive it.
+    """
+
+    packed: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +205,8 @@ _LIVE_PACKED = pack_value({"state": "live"})
 
 
 def _pack_event(value: object) -> bytes:
+    if type(value) is PackedEvent:
+        return value.packed
     if type(value) is not Event:
         raise TypeError(f"expected an Event, not {type(value).__name__}")
     return value.pack()

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -468,35 +468,42 @@ class SyncConnection:
 
     # --- pushes -----------------------------------------------------------------------
 
-    def push(self, events: Iterable[Event]) -> int:
+    def push(self, events: Sequence[Event], packed: Sequence[bytes] | None = None) -> int:
         """Send those of *events* the peer is not known to hold; how many that is.
 
         Hand it every event the node stores, in the journal's order, from
         any position up to the moment the summary was sent onward (events
-        of the summary itself are skipped: the peer asks for them).  Call it
-        only while `live`; it does nothing once the link has ended.
+        of the summary itself are skipped: the peer asks for them).  *packed*
+        are their wire forms (`Event.pack`, as the journal stored them),
+        spliced into the push as they are; without it they are packed here.
+        Call it only while `live`; it does nothing once the link has ended.
         """
         if self._ended():
             return 0
         if self._state is not LinkState.LIVE:
             raise self._local_error(f"push() needs a live link; it is {self._state.value}")
+        if packed is None:
+            packed = [event.pack() for event in events]
+        elif len(packed) != len(events):
+            raise ValueError(f"{len(events)} events but {len(packed)} packed forms")
         fresh: list[Event] = []
-        for event in events:
+        fresh_packed: list[bytes] = []
+        for event, data in zip(events, packed, strict=True):
             origin, seq = event.origin, event.seq
             if holds(self._peer_held, origin, seq) or holds(self._summary_sent, origin, seq):
                 continue
             fresh.append(event)
+            fresh_packed.append(data)
             add_events(self._peer_held, (event,))
         if fresh:
             self._record_sent(fresh, peer_held=False)
-            self._queue_pushes(fresh)
+            self._queue_pushes(fresh_packed)
         return len(fresh)
 
-    def _queue_pushes(self, events: list[Event]) -> None:
+    def _queue_pushes(self, packed_events: list[bytes]) -> None:
         group: list[bytes] = []
         size = 0
-        for event in events:
-            packed = event.pack()
+        for packed in packed_events:
             if group and size + len(packed) > MAX_BATCH_CONTENT:
                 self._outgoing += push_frame(group)
                 group, size = [], 0

@@ -3,9 +3,10 @@
 Theory of operation
 -------------------
 `open_replicator` gives a node its `Replicator`: the node's `Holdings`,
-kept up to date by a listener on the journal feed (registered before the
-journal's summary is read, so no stored event is missed), and the links that
-are up.  Each connection, dialled or accepted, is handed to
+read from the journal's summary and kept up to date by a journal feed
+subscription from the position the summary was read at (so no stored event
+is missed; `Replicator.held_through` says how far they reach), and the links
+that are up.  Each connection, dialled or accepted, is handed to
 `Replicator.run_link`, which runs one `SyncConnection` over the stream until
 the link ends, with a few tasks that only move bytes and events:
 
@@ -19,10 +20,13 @@ the link ends, with a few tasks that only move bytes and events:
   `JournalWriter` (the feed tells the holdings and every link of them once
   committed), then reports a batch stored - which lets the connection ask
   for more: memory stays bounded by the window whatever the catch-up;
-* *push*: hands the connection every event the feed reports, from the
-  link's start on.  It keeps a bounded buffer of what the feed handed over
-  and reads from the journal by position when it fell behind, so a slow
-  peer costs no memory.
+* *push*: hands the connection every event stored after the peer
+  authenticated, from a journal feed subscription that starts where the
+  holdings (and so the summary just sent) stand; the peer asks for the
+  events of the summary itself.  The subscription buffers a bounded number
+  of events and reads from the journal when the peer fell behind
+  (`Overflow.CATCH_UP`), so a slow peer costs disk reads, not memory, and
+  the journal's bytes of each event go out without being packed again.
 
 Two nodes that dial each other get two links; the one dialled by the node
 whose name sorts first is kept on both sides, the other ends with a goodbye
@@ -49,15 +53,15 @@ from ..errors import (
     IntegrityError,
     InvalidEventError,
     JournalClosedError,
-    JournalCorruptError,
     MoatLogError,
 )
 from ..event import Event
 from ..journal.batch import WriteResult
-from ..journal.feed import JournalFeed
+from ..journal.feed import JournalFeed, Overflow, Subscription
 from ..journal.group_commit import JournalWriter
 from ..journal.store import Journal
 from ..protocol.errors import RemoteProtocolError
+from ..streams import single_errors_unwrapped
 from ..timespec import describe_time
 from .batches import read_batch
 from .connection import (
@@ -98,10 +102,12 @@ OneWay: TypeAlias = Literal["pull", "ship"]
 
 #: Bytes read from the stream at a time.
 RECEIVE_SIZE: Final = 64 * 1024
-#: Events the push task keeps from the feed before it reads from the journal instead.
+#: Events a link's push subscription keeps before it reads from the journal instead.
 PUSH_BUFFER: Final = 4096
-#: Events read from the journal per worker-thread call when pushing a backlog.
+#: The most events handed to the connection in one push.
 PUSH_READ: Final = 1024
+#: Events the holdings' subscription keeps before it reads from the journal instead.
+HOLDINGS_BUFFER: Final = 16384
 #: How long a goodbye may take to go out when the link is being cancelled.
 GOODBYE_TIMEOUT: Final = 1.0
 #: Seconds an event's time may be after the node's clock (``sync.max_clock_ahead``).
@@ -158,6 +164,8 @@ class Replicator:
         self.feed: Final = feed
         self.node: Final = writer.journal.node
         self.holdings: Final = Holdings(lookup=self.journal.get)
+        #: The holdings hold every event stored up to this journal position.
+        self.held_through = 0
         self._secret = secret
         self._window, self._want_size, self._random = window, want_size, random
         #: "pull" or "ship": every link of this replicator is a one-shot transfer.
@@ -169,8 +177,8 @@ class Replicator:
     async def wait_until(self, condition: Callable[[Replicator], bool]) -> None:
         """Wait until *condition(replicator)* holds.
 
-        It is checked whenever a link goes live, stores or serves a batch,
-        hears a ``have``, or ends.
+        It is checked whenever the holdings learn of stored events, a link
+        goes live, stores or serves a batch, hears a ``have``, or ends.
         """
         while not condition(self):
             await self._changed.wait()
@@ -211,13 +219,12 @@ class Replicator:
         )
         link = _Link(self, conn, stream, dialled)
         self._links.add(link)
-        self.feed.listen(link.feed_listener)
         try:
             return await link.run()
         finally:
             if link.peer is not None and link.since and not link.transfer:
                 self._departed[link.peer] = link.status(until=time.time())
-            self.feed.unlisten(link.feed_listener)
+            link.close()
             self._links.discard(link)
             conn.close()  # gives back what it had asked for: the other links may ask now
             for other in self._links:
@@ -225,8 +232,13 @@ class Replicator:
             self._note_change()
             await trio.aclose_forcefully(stream)
 
-    def _stored(self, events: Sequence[Event]) -> None:
-        self.holdings.stored(events)
+    async def _hold(self, stored: Subscription) -> None:
+        """Keep the holdings up to date with everything the journal stores."""
+        while True:
+            items = await stored.receive_batch()
+            self.holdings.stored([item.event for item in items])
+            self.held_through = stored.position
+            self._note_change()
 
     def _admit(self, new: _Link) -> None:
         """*new* authenticated its peer: keep one link per peer (see the module doc)."""
@@ -273,13 +285,15 @@ async def open_replicator(
         one_way=one_way,
         max_ahead=max_ahead,
     )
-    feed.listen(replicator._stored)  # first: whatever is stored from now on is heard
-    held = await trio.to_thread.run_sync(writer.journal.summary)
+    held, position = await trio.to_thread.run_sync(writer.journal.summary_at)
     replicator.holdings.stored_ids(held)
-    try:
-        yield replicator
-    finally:
-        feed.unlisten(replicator._stored)
+    replicator.held_through = position
+    stored = feed.subscribe(after=position, limit=HOLDINGS_BUFFER, on_overflow=Overflow.CATCH_UP)
+    with stored, single_errors_unwrapped():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(replicator._hold, stored)
+            yield replicator
+            nursery.cancel_scope.cancel()
 
 
 @asynccontextmanager
@@ -329,11 +343,8 @@ class _Link:
             MAX_WANTS_IN_FLIGHT
         )
         self._received_in, self._received_out = trio.open_memory_channel[EventsReceived](1)
-        # Pushing: positions up to `_cursor` are handed to the connection; the
-        # feed has handed out up to `_feed_end`; `_buffer` holds the events at
-        # `_cursor + 1 ...` if it holds any.
-        self._cursor = self._feed_end = replicator.feed.position
-        self._buffer: list[Event] = []
+        # What to push: the journal feed from the moment the peer authenticated.
+        self._subscription: Subscription | None = None
 
     # --- the link ---------------------------------------------------------------
 
@@ -448,6 +459,7 @@ class _Link:
                 self._wants_in.send_nowait(event)  # the connection bounds open wants
             elif isinstance(event, Authenticated):
                 self.peer = event.peer
+                self._subscribe()
                 self.replicator._admit(self)
             elif isinstance(event, PeerSummary):
                 self.since = time.time()
@@ -537,39 +549,33 @@ class _Link:
 
     # --- pushing ------------------------------------------------------------------
 
-    def feed_listener(self, events: Sequence[Event]) -> None:
-        """The feed hands out *events*; it is called before the feed's position moves."""
-        first = self.replicator.feed.position + 1
-        buffered = len(self._buffer)
-        if first == self._cursor + buffered + 1 and buffered + len(events) <= PUSH_BUFFER:
-            self._buffer.extend(events)
-        self._feed_end = first + len(events) - 1
+    def _subscribe(self) -> None:
+        """Hear the feed from now on: the peer authenticated, and our summary names the rest.
+
+        The connection took the summary from the holdings in this same step
+        (no task switch in between), and the holdings hold exactly the
+        positions up to `Replicator.held_through` (and perhaps a batch or
+        two more, which `SyncConnection.push` skips): every event after it
+        is pushed, none is missed.
+        """
+        self._subscription = self.replicator.feed.subscribe(
+            after=self.replicator.held_through, limit=PUSH_BUFFER, on_overflow=Overflow.CATCH_UP
+        )
         self._wake_pusher.set()
 
-    async def _push(self) -> None:
-        while True:
-            while not (self.conn.live and self._cursor < self._feed_end):
-                if self.ended:
-                    return
-                await self._wake_pusher.wait()
-                self._wake_pusher = trio.Event()
-            if self._buffer:
-                events, self._buffer = self._buffer, []
-            else:
-                events = await self._read_backlog()
-            self._cursor += len(events)
-            self.conn.push(events)
-            self._wake_sender.set()
+    def close(self) -> None:
+        """Stop hearing the feed."""
+        if self._subscription is not None:
+            self._subscription.close()
 
-    async def _read_backlog(self) -> list[Event]:
-        start = self._cursor + 1
-        end = min(self._feed_end, start + PUSH_READ - 1)
-        journal = self.replicator.journal
-        events = await trio.to_thread.run_sync(
-            lambda: [event for _, event in journal.scan(start, end)]
-        )
-        if len(events) != end - start + 1:
-            raise JournalCorruptError(
-                f"positions {start}..{end} should all hold events; run 'moat-log verify'"
-            )
-        return events
+    async def _push(self) -> None:
+        while not (self.conn.live and self._subscription is not None):
+            if self.ended:
+                return
+            await self._wake_pusher.wait()
+            self._wake_pusher = trio.Event()
+        subscription = self._subscription
+        while not self.ended:
+            items = await subscription.receive_batch(PUSH_READ)
+            self.conn.push([item.event for item in items], [item.packed for item in items])
+            self._wake_sender.set()

@@ -54,9 +54,7 @@ async def test_export_then_import_copies_every_event(
         ["pi2", "1-2"],
     ]
     first = await target("import", str(out))
-    assert first.stdout.strip() == (
-        f"imported {out}: 4 events, 4 inserted, 0 already held, 0 conflicts"
-    )
+    assert first.stdout.strip() == (f"imported {out}: 4 events, 4 inserted, 0 already held")
     again = json.loads((await target("--json", "import", str(out))).stdout)
     assert again == {
         "file": str(out), "events": 4, "inserted": 0, "already_held": 4,
@@ -124,8 +122,11 @@ async def test_import_conflicts_exit_1(invoke: Invoker, source: FsPath, tmp_path
     await invoke("export", "--origin", "pi2", "-o", str(out))
     result = await Invoker(other)("import", str(out), status=1)
     lines = result.stdout.splitlines()
-    assert lines[0] == f"imported {out}: 2 events, 1 inserted, 0 already held, 1 conflicts"
-    assert lines[1].startswith("conflict: pi2:1: ")
+    assert lines[0] == (
+        f"imported {out}: 2 events, 1 inserted, 0 already held, "
+        "1 refused (held here as different events)"
+    )
+    assert lines[1].startswith("refused: pi2:1: ")
     assert "pi2:2" in packed_events(other)
 
 
@@ -193,7 +194,7 @@ async def test_progress_only_on_a_terminal(
     for args in commands:
         assert (await invoke(*args)).stderr == ""
     out.unlink()
-    monkeypatch.setattr(_output, "_is_tty", lambda stream: True)
+    monkeypatch.setattr(_output, "is_terminal", lambda stream: True)
     for args, label in zip(commands, ["ingesting", "exporting", "verifying"], strict=True):
         assert label in (await invoke(*args)).stderr
     target = tmp_path / "t2"

@@ -46,11 +46,9 @@ async def test_follow_shows_each_event_once(
     monkeypatch.setattr(Journal, "last_position", property(last_position))
     monkeypatch.setattr(_query_cmds, "FOLLOW_INTERVAL", 0)
     result = await invoke("--json", "log", "--follow")
-    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == [
-        "pi1:1",
-        "pi1:2",
-        "pi1:3",
-    ]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == [lines[0], lines[1], {"state": "live"}, lines[3]]  # held, then live
+    assert [line.get("id") for line in lines] == ["pi1:1", "pi1:2", None, "pi1:3"]
     assert polls == 4
 
 
@@ -74,4 +72,6 @@ async def test_follow_respects_the_selection(
     monkeypatch.setattr(Journal, "last_position", property(last_position))
     monkeypatch.setattr(_query_cmds, "FOLLOW_INTERVAL", 0)
     result = await invoke("--json", "log", "-f", "--path", "home")
-    assert [json.loads(line)["path"] for line in result.stdout.splitlines()] == ["home.a", "home.c"]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0] == {"state": "live"}
+    assert [line["path"] for line in lines[1:]] == ["home.a", "home.c"]

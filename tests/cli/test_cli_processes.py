@@ -112,6 +112,7 @@ def test_log_follow(script: Script) -> None:
         assert follow.stdout is not None and follow.stderr is not None
         lines = Lines(follow.stdout)
         assert lines.next_event()["id"] == "pi1:1"
+        assert lines.next_event() == {"state": "live"}  # then only what is new
         with open_journal(script.data_dir) as journal:
             journal.append(Change(Path(["garden", "x"]), 1))  # not under home: not shown
             journal.append(Change(Path(["home", "from-test"]), 2))

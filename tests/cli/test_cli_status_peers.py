@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from moat_log.cli import _output
 from moat_log.cli._node_cmds import _print_sync
-from moat_log.timespec import format_time
+from moat_log.timespec import short_time
 
 LIVE_SINCE = 1_795_000_000 * 10**9
 GONE_AT = LIVE_SINCE + 3_600 * 10**9
@@ -58,8 +59,8 @@ def test_a_gone_peer_shows_since_when_what_it_held_and_how_far_behind_it_is(
     head, *rows = table(capsys, sync)
     assert cells(head)[-1] == "LAST ERROR"
     by_peer = {cells(row)[0]: cells(row) for row in rows}
-    assert by_peer["pi2"][1:3] == ["dialled", format_time(LIVE_SINCE)]
-    assert by_peer["pi3"][1:7] == ["down", format_time(GONE_AT), "100", "0", "25", "120 / 30"]
+    assert by_peer["pi2"][1:3] == ["dialled", short_time(LIVE_SINCE)]
+    assert by_peer["pi3"][1:7] == ["down", short_time(GONE_AT), "100", "0", "25", "120/30"]
     assert by_peer["pi3"][-1] == "cannot connect: Connection refused"
     assert by_peer["pi4.lan:27600"][1] == "not connected"
     assert "pi3.lan:27600" not in by_peer  # shown as pi3, with what it held
@@ -67,5 +68,27 @@ def test_a_gone_peer_shows_since_when_what_it_held_and_how_far_behind_it_is(
 
 def test_without_errors_there_is_no_error_column(capsys: pytest.CaptureFixture[str]) -> None:
     head, *rows = table(capsys, {"listen": [], "peers": {"pi2": peer()}, "dialling": {}})
-    assert cells(head)[-1] == "EVENTS IN / OUT"
-    assert cells(rows[0])[-1] == "120 / 30"
+    assert cells(head)[-1] == "IN/OUT"
+    assert cells(rows[0])[-1] == "120/30"
+
+
+def test_on_an_80_column_terminal_every_line_fits(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_output, "stdout_is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "80")
+    error = "cannot connect to pi3.lan:27600: [Errno 113] No route to host (after 4 attempts)"
+    sync = {
+        "listen": ["0.0.0.0:27600"],
+        "peers": {
+            "pi2": peer(holds=123_456_789),
+            "pi3": peer(connected=False, until=GONE_AT, last_error=error),
+        },
+        "dialling": {},
+    }
+    _print_sync(sync)
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[2].startswith("PEER")
+    assert lines[-1].endswith("…")  # the error, cut to fit
+    assert "123456789" in lines[3]  # the narrow columns are whole

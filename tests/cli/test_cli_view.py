@@ -50,7 +50,18 @@ async def test_ls_lists_children_and_the_subtree(journal_pi1: FsPath, invoke: In
 async def test_conflicts_lists_writes_lost_unseen(journal_pi1: FsPath, invoke: Invoker) -> None:
     write_events(journal_pi1, ("pi1", "home.door", "open", 1), ("pi2", "home.door", "closed", 2))
     found = json.loads((await invoke("--json", "conflicts")).stdout)
-    assert found == [{"path": "home.door", "winner": "pi2:1", "loser": "pi1:1"}]
+    assert found == [
+        {
+            "path": "home.door",
+            "winner": "pi2:1",
+            "winner_value": "closed",
+            "loser": "pi1:1",
+            "loser_value": "open",
+        }
+    ]
+    head, row = (await invoke("conflicts")).stdout.splitlines()
+    assert head.split() == ["PATH", "WINNER", "VALUE", "LOST", "LOST", "VALUE"]
+    assert row.split() == ["home.door", "pi2:1", '"closed"', "pi1:1", '"open"']
     assert "no conflicts under home.hall" in (await invoke("conflicts", "home.hall")).stdout
 
 

@@ -32,6 +32,7 @@ from moat_log import open_client
 from moat_log.client import Client, NodeConnectionError
 from moat_log.event import Event, Op
 from moat_log.journal import store
+from moat_log.journal.change import Change
 from moat_log.journal.verify import verify_journal
 from moat_log.node import Node, NodeRunningError, serve_node
 from moat_log.node._node import READ_CHUNK
@@ -235,6 +236,73 @@ async def test_watch_waits_until_what_its_dump_read_is_published(
     assert [str(e.path) for e in items[marker + 1 :]] == ["home.zz"]
 
 
+async def test_two_winners_of_one_path_in_one_commit_both_reach_the_watcher(
+    data_dir: FsPath,
+) -> None:
+    """Each was the path's current value when it was stored, so each is a change."""
+    async with (
+        running_node(config(data_dir)) as node,
+        open_client(data_dir=data_dir) as watcher,
+        watcher.watch("home") as watch,
+    ):
+        assert await watch.__anext__() is LIVE
+        results: list[object] = []
+        for value in ("first", "second"):  # queued together: one group commit
+            node.writer.submit(Change(Path.parse("home.x"), value), results.append)
+        with trio.fail_after(10):
+            changes = [await watch.__anext__(), await watch.__anext__()]
+    assert [e.value for e in changes if isinstance(e, Event)] == ["first", "second"]
+    assert [e.value for e in results if isinstance(e, Event)] == ["first", "second"]
+
+
+async def test_a_write_reads_nothing_back_for_its_watchers(
+    data_dir: FsPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit says which events won their paths: the acknowledgement waits on no KV read."""
+    async with (
+        running_node(config(data_dir)) as node,
+        open_client(data_dir=data_dir) as client,
+        client.watch("home") as watch,
+    ):
+        assert await watch.__anext__() is LIVE
+        reads: list[Path] = []
+        get = node.kv.get
+        monkeypatch.setattr(node.kv, "get", lambda path: reads.append(path) or get(path))
+        await client.set("home.x", 1)
+        with trio.fail_after(10):
+            change = await watch.__anext__()
+    assert isinstance(change, Event) and change.value == 1
+    assert reads == []
+
+
+async def test_an_event_is_packed_once_for_all_its_watchers(
+    data_dir: FsPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with (
+        running_node(config(data_dir)),
+        open_client(data_dir=data_dir) as client,
+        client.watch("home") as first,
+        client.watch("home") as second,
+        client.log(path="home", follow=True) as log,
+    ):
+        for stream in (first, second, log):
+            assert await stream.__anext__() is LIVE
+        packed = 0
+        pack = Event.pack
+
+        def counting(event: Event) -> bytes:
+            nonlocal packed
+            packed += 1
+            return pack(event)
+
+        monkeypatch.setattr(Event, "pack", counting)
+        await client.set("home.x", 1)
+        with trio.fail_after(10):
+            for stream in (first, second, log):
+                assert (await stream.__anext__()).value == 1
+    assert packed == 1  # by the journal's write; the three streams send its bytes
+
+
 async def test_a_watch_hears_of_another_process_writes(data_dir: FsPath) -> None:
     async with (
         running_node(config(data_dir)),
@@ -313,8 +381,8 @@ async def test_leaving_a_watch_cancels_it(data_dir: FsPath) -> None:
         await client.set("home.a", 1)
         async with client.watch("home") as watch:
             assert [item async for item in _until_live(watch)] == [LIVE]
-            assert len(node.hub) == 1
-        assert len(node.hub) == 0  # the final reply came after the watch was removed
+            assert node.feed.subscriptions == 1
+        assert node.feed.subscriptions == 0  # the final reply came after the watch was removed
         assert await client.value("home.a") == 1
 
 
@@ -349,7 +417,7 @@ async def test_a_watcher_that_stops_reading_is_told_it_fell_behind(data_dir: FsP
         assert message["error"]["type"] == "overflow"
         assert "watch fell behind" in message["error"]["message"]
         assert 0 < len(messages) < 60
-        assert len(node.hub) == 0
+        assert node.feed.subscriptions == 0
         await raw.send({"id": 2, "op": "get", "path": ["big", "v59"]})
         assert (await raw.receive())["id"] == 2  # the connection goes on
 
@@ -486,7 +554,7 @@ async def test_a_stale_socket_is_replaced_and_a_running_node_is_not(data_dir: Fs
     leave_a_stale_socket(data_dir)
     async with running_node(config(data_dir)), open_client(data_dir=data_dir) as client:
         await client.set("a", 1)
-        with pytest.raises(NodeRunningError, match="another node is already serving"):
+        with pytest.raises(NodeRunningError, match=r"another node \(.*\) is already serving"):
             await serve_node(config(data_dir))
         assert await client.value("a") == 1
     assert not (data_dir / "moat-log.sock").exists()

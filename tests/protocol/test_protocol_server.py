@@ -26,6 +26,7 @@ from moat_log.protocol import (
     FrameTooLargeError,
     GetRequest,
     LocalProtocolError,
+    PackedEvent,
     Rejected,
     RemoteProtocolError,
     Request,
@@ -209,6 +210,17 @@ def test_a_stream_sends_items_then_its_final_reply() -> None:
         {"id": 3, "ok": None},
     ]
     assert server.in_flight == frozenset()
+
+
+def test_a_packed_event_item_is_the_same_frame_as_the_event_and_not_packed_again() -> None:
+    server = node()
+    send(server, {"id": 3, "op": "watch", "path": ["home"]})
+    event = sample_event()
+    as_event = server.send_item(3, event)
+    packed = server.send_item(3, PackedEvent(event.pack()))
+    assert packed == as_event
+    marker = b"\x9a\x01pretend"  # spliced as it is: the node hands the journal's bytes
+    assert server.send_item(3, PackedEvent(marker)).endswith(marker)
 
 
 def test_results_are_encoded_per_op() -> None:

@@ -394,6 +394,30 @@ def test_push_sends_only_what_the_peer_is_not_known_to_hold() -> None:
     assert a.peer_held == b.peer_held == {"a": RangeSet([(1, 4)]), "b": RangeSet([(1, 2)])}
 
 
+def test_push_sends_the_journal_bytes_it_is_given_without_packing_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    nodes = nodes_with(a=1, b=0)
+    link = live_link(nodes["a"], nodes["b"])
+    settle(nodes.values(), [link])
+    a, b = link.end("a").conn, link.end("b").conn
+    new = nodes["a"].write(("x",), 1)
+    stored = new.pack()  # what the journal holds: one object, sent as it is
+
+    def no_packing(event: Event) -> bytes:
+        raise AssertionError("packed again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Event, "pack", no_packing)
+        assert a.push([new], [stored]) == 1
+        sent = a.data_to_send()
+    assert stored in sent  # spliced in as the journal holds it
+    b.receive_data(sent)
+    assert events_of(b) == [EventsReceived((new,), None)]
+    with pytest.raises(ValueError, match="1 events but 0 packed"):
+        a.push([new], [])
+
+
 def test_push_before_the_link_is_live_is_a_local_error() -> None:
     with pytest.raises(LocalProtocolError, match="needs a live link"):
         fresh().push([])

@@ -9,7 +9,7 @@ only keeps a broken test from hanging the suite.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -62,20 +62,8 @@ class RunningNode:
                 nursery.start_soon(self.writer.append, Change(Path(("bulk", i % 97)), i))
 
     async def until(self, condition: Callable[[], bool]) -> None:
-        """Wait until *condition* holds, checked each time the feed hands out events."""
-        if condition():
-            return
-        done = trio.Event()
-
-        def listener(_: Sequence[Event]) -> None:
-            if condition():
-                done.set()
-
-        self.feed.listen(listener)
-        try:
-            await done.wait()
-        finally:
-            self.feed.unlisten(listener)
+        """Wait until *condition* holds, checked each time the holdings or a link change."""
+        await self.replicator.wait_until(lambda _: condition())
 
     def kv_state(self) -> list[bytes]:
         return [event.pack() for event in kv_view(self.journal).walk(deleted=True)]

@@ -108,7 +108,8 @@ async def test_a_node_with_events_of_its_own_does_not_wait(
     tmp_path: FsPath, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with running_node(tmp_path, "pi3") as pi3:
-        await pi3.write(1)
+        (event,) = await pi3.write(1)
+        await pi3.until(lambda: pi3.replicator.holdings.holds("pi3", event.seq))
         start = trio.current_time()
         assert await recover_own_history(pi3.replicator, wait=3600) == 0
         assert trio.current_time() == start
