@@ -24,8 +24,10 @@ from moat_log.projections.runner import BATCH_ITEMS, CheckpointPolicy
 
 CHILD = FsPath(__file__).with_name("_side_effect_child.py")
 TOTAL = 3000
-#: Killed once this much is applied: past the first checkpoint (every 1000 items).
-KILL_AFTER = 1500
+#: Killed once this much is applied: past the first checkpoint (after 1000 items) for
+#: certain.  The batch that crosses 1000 ends by 1000 + 511; the runner saves before it
+#: takes the next batch, so "applied 1600" is printed after that save is durable.
+KILL_AFTER = 1600
 #: A child still running after this long is stuck: kill it so the test fails with its stderr.
 STUCK_AFTER = 120.0
 
@@ -77,6 +79,7 @@ def runs_of(delivered: FsPath) -> list[tuple[int, list[int]]]:
 
 @pytest.mark.slow
 def test_a_killed_node_resumes_its_side_effects_skipping_nothing(tmp_path: FsPath) -> None:
+    assert CheckpointPolicy().every_items + BATCH_ITEMS - 1 < KILL_AFTER
     data_dir, target_dir = tmp_path / "data", tmp_path / "target"
     target_dir.mkdir()
     first = run_child(data_dir, target_dir, kill_after=KILL_AFTER)
