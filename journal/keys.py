@@ -11,7 +11,8 @@ ids        origin, 0x00, seq                           position
 paths      path key, 0x00, hlc, origin                 position
 times      hlc, origin                                 position
 meta       b"format" / b"node" / b"hlc" /              see `MetaKey`
-           b"ranges:" + origin
+           b"ranges:" + origin / b"view:" + name /
+           b"checkpoint:" + name
 =========  ==========================================  ===================
 
 Origins are node names (ASCII without NUL, see `moat_log.ids`), so the NUL
@@ -77,6 +78,7 @@ class MetaKey:
     HLC = b"hlc"  # u64: the greatest hlc issued or seen
     RANGES = b"ranges:"  # + origin -> msgpack RangeSet of held seqs
     VIEW = b"view:"  # + view name -> msgpack [version, checkpoint position]
+    CHECKPOINT = b"checkpoint:"  # + consumer name -> u64 position it has handled
 
 
 def prefix_end(prefix: bytes) -> bytes | None:

@@ -258,6 +258,54 @@ class Journal:
                     found[key[len(MetaKey.VIEW) :].decode()] = (version, checkpoint)
         return found
 
+    def checkpoints(self) -> dict[str, int]:
+        """Every named checkpoint (`save_checkpoint`): ``{name: position}``."""
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._dbs["meta"])
+            found = {}
+            if cursor.set_range(MetaKey.CHECKPOINT):
+                for key, value in _as_bytes(cursor):
+                    if not key.startswith(MetaKey.CHECKPOINT):
+                        break
+                    found[key[len(MetaKey.CHECKPOINT) :].decode()] = unpack_u64(value)
+        return found
+
+    def checkpoint(self, name: str) -> int | None:
+        """The position saved under *name*, or None if there is none."""
+        key = _checkpoint_key(name)
+        with self._read() as txn:
+            value = txn.get(key, db=self._dbs["meta"])
+        return None if value is None else unpack_u64(value)
+
+    def save_checkpoint(self, name: str, position: int) -> None:
+        """Durably record that the consumer *name* has handled every position up to *position*.
+
+        For consumers outside the journal's transactions (side-effect
+        projections, `moat_log.projections.runner`): one small write
+        transaction of its own, serialised with the journal's writes but not
+        part of them.  A checkpoint never moves past the journal's end.
+        """
+        key = _checkpoint_key(name)
+        if type(position) is not int or position < 0:
+            raise ValueError(f"a checkpoint is a journal position (0 or more), not {position!r}")
+
+        def put(txn: lmdb.Transaction) -> None:
+            cursor = txn.cursor(db=self._dbs["events"])
+            last = unpack_u64(cursor.key()) if cursor.last() else 0
+            if position > last:
+                raise JournalError(
+                    f"checkpoint {name!r} at position {position} is beyond the journal's "
+                    f"last position {last}"
+                )
+            txn.put(key, pack_u64(position), db=self._dbs["meta"])
+
+        self._write(put)
+
+    def delete_checkpoint(self, name: str) -> bool:
+        """Forget the checkpoint *name* (its consumer starts over); whether there was one."""
+        key = _checkpoint_key(name)
+        return self._write(lambda txn: bool(txn.delete(key, db=self._dbs["meta"])))
+
     def rebuild_view(self, name: str) -> int:
         """Rebuild a view from the journal in one transaction; returns the events folded."""
         projection = self.projections.get(name)
@@ -726,6 +774,21 @@ def _rebuild(
     count += len(chunk)
     record_view(txn, dbs["meta"], projection, position)
     return count
+
+
+def check_checkpoint_name(name: str) -> str:
+    """*name* if it can name a checkpoint: 1 to 100 printable characters, no spaces."""
+    if not isinstance(name, str):
+        raise TypeError(f"a checkpoint name is a str, not {type(name).__name__}")
+    if not 0 < len(name) <= 100 or not name.isprintable() or any(c.isspace() for c in name):
+        raise ValueError(
+            f"a checkpoint name is 1 to 100 printable characters without spaces, not {name!r}"
+        )
+    return name
+
+
+def _checkpoint_key(name: str) -> bytes:
+    return MetaKey.CHECKPOINT + check_checkpoint_name(name).encode()
 
 
 def _exclusive_end(last: int | None) -> bytes | None:

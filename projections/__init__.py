@@ -3,6 +3,10 @@
 The KV view (`moat_log.projections.kv`) is kept inside the journal's write
 transactions.  Every process that writes a journal must load the same views,
 so open journals through `open_journal` here rather than `Journal.open`.
+
+Side-effect projections act outside the journal (MQTT, a bus, a file):
+their contract is `moat_log.projections.side_effect`, and the node runs them
+behind the journal with `moat_log.projections.runner`.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from moat_log.timespec import format_time, short_time
 from ._main import Settings, cli
 from ._node_access import open_access
 from ._output import human_bytes, print_fields, print_json, print_table
+from ._projections import print_side_effects, stored_side_effects
 
 CONFIG_ENV = "MOAT_LOG_CONFIG"
 
@@ -86,7 +87,7 @@ async def serve(ctx: click.Context, config_file: FsPath | None, log_level: str) 
 @cli.command()
 @click.pass_obj
 async def status(settings: Settings) -> None:
-    """Show the node: running or not, its journal, views and connections.
+    """Show the node: running or not, its journal, views, side-effect projections and connections.
 
     Asks the node serving the data directory (or --connect); when none
     runs, reads the journal directly and says 'not running'.
@@ -98,6 +99,8 @@ async def status(settings: Settings) -> None:
     """
     async with open_access(settings) as access:
         result = await access.status()
+    if not result["running"]:  # the journal read directly: its stored checkpoints
+        result["side_effects"] = stored_side_effects(settings)
     if settings.as_json:
         print_json(result)
         return
@@ -128,6 +131,7 @@ def _print_status(result: dict[str, Any]) -> None:
         ("VIEW", "VERSION", "CHECKPOINT"),
         [(name, str(v["version"]), str(v["checkpoint"])) for name, v in views.items()],
     )
+    print_side_effects(result.get("side_effects", {}), journal["last_position"])
     sync = result.get("sync")
     if sync is not None:
         _print_sync(sync)

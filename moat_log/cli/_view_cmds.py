@@ -20,6 +20,7 @@ from ._output import (
     value_row,
     value_text,
 )
+from ._projections import print_side_effects, stored_side_effects
 
 
 def _path_argument(text: str | None) -> Path:
@@ -154,21 +155,41 @@ async def projection() -> None:
 @projection.command("list")
 @click.pass_obj
 async def projection_list(settings: Settings) -> None:
-    """Show each view with its version and checkpoint (the last position folded)."""
-    with settings.journal() as journal:
-        views, last = journal.views(), journal.last_position
+    """Show each view and side-effect projection with its checkpoint and lag.
+
+    A view's checkpoint is the last position folded into it.  A side-effect
+    projection's is the last position it has durably acted on; its state
+    (running, retrying with the last error) comes from the node running it,
+    'not running' when none does.
+
+    \b
+    Example:
+      moat-log projection list
+      moat-log --json projection list
+    """
+    async with open_access(settings) as access:
+        result = await access.status()
+    last = result["journal"]["last_position"]
+    views = result["views"]
+    side_effects = result.get("side_effects")
+    if side_effects is None:  # the journal read directly: only what it stores
+        side_effects = stored_side_effects(settings)
     if settings.as_json:
         print_json(
             {
-                name: {"version": v, "checkpoint": c, "journal": last}
-                for name, (v, c) in views.items()
+                "journal": last,
+                "views": {
+                    name: {**view, "lag": last - view["checkpoint"]} for name, view in views.items()
+                },
+                "side_effects": side_effects,
             }
         )
         return
     print_table(
         ("VIEW", "VERSION", "CHECKPOINT", "JOURNAL"),
-        [(name, str(v), str(c), str(last)) for name, (v, c) in views.items()],
+        [(name, str(v["version"]), str(v["checkpoint"]), str(last)) for name, v in views.items()],
     )
+    print_side_effects(side_effects, last)
 
 
 @projection.command("rebuild")

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from moat_log.client import Client, open_client_on
+from moat_log.projections.side_effect import SideEffectProjection
 from moat_log.streams import single_errors_unwrapped
 
 from .config import ListenAddress, NodeConfig
@@ -49,6 +50,7 @@ async def open_node(
     node: str | None = None,
     listen: Sequence[str] = (),
     config: NodeConfig | None = None,
+    projections: Sequence[SideEffectProjection] = (),
 ) -> AsyncIterator[Client]:
     """Run a node in this trio run; the block gets a `Client` connected to it.
 
@@ -59,6 +61,9 @@ async def open_node(
     ``["unix"]`` lets other processes (``moat-log get``, other scripts) reach
     it on the data directory's Unix socket, ``"127.0.0.1:27586"`` on TCP.
     Or pass a whole *config* (`load_config`) instead of these three.
+
+    The node runs each of the side-effect *projections* behind its journal
+    (`moat_log.projections.side_effect`, docs/node.md).
 
     Leaving the block stops the node in order (as SIGTERM stops ``moat-log
     serve``): other clients are told goodbye and every acknowledged write is
@@ -74,7 +79,9 @@ async def open_node(
     failure: Exception | None = None
     with single_errors_unwrapped():
         async with trio.open_nursery() as nursery:
-            running = await nursery.start(partial(serve_node, config, shutdown_trigger=stop.wait))
+            running = await nursery.start(
+                partial(serve_node, config, projections=projections, shutdown_trigger=stop.wait)
+            )
             try:
                 async with open_client_on(running.connect_in_process()) as client:
                     yield client

@@ -24,6 +24,7 @@ from moat_log.journal.change import Change
 from moat_log.journal.feed import JournalFeed
 from moat_log.journal.group_commit import JournalWriter
 from moat_log.projections import kv_view
+from moat_log.projections.runner import RunnerState, side_effect_status
 from moat_log.protocol import PROTOCOL_VERSION, Authenticator, TokenVerifier, Verifier
 
 from ._in_process import InProcessListener
@@ -64,6 +65,8 @@ class Node:
         self.addresses: list[str] = []
         #: The node's replication (`moat_log.node._sync.SyncState`), if configured.
         self.sync: Any = None
+        #: Each side-effect projection's runner (`moat_log.projections.runner`), by name.
+        self.side_effects: dict[str, RunnerState] = {}
         #: Connections from this process (`connect_in_process`); the server accepts them.
         self.in_process: Final = InProcessListener()
         self.connections = 0
@@ -120,6 +123,9 @@ class Node:
                 name: {"version": version, "checkpoint": checkpoint}
                 for name, (version, checkpoint) in sorted(self.journal.views().items())
             },
+            "side_effects": side_effect_status(
+                self.side_effects, self.journal.checkpoints(), stats.last_position
+            ),
             "connections": self.connections,
             "listen": list(self.addresses),
             **({"sync": self.sync.status()} if self.sync is not None else {}),

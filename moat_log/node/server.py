@@ -21,7 +21,7 @@ import os
 import signal
 import socket
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
@@ -36,6 +36,8 @@ from moat_log.errors import MoatLogError
 from moat_log.journal.group_commit import JournalWriter, open_journal
 from moat_log.journal.store import journal_dir
 from moat_log.projections import default_views
+from moat_log.projections.runner import run_side_effects
+from moat_log.projections.side_effect import SideEffectProjection, check_side_effects
 from moat_log.protocol import ServerConnection
 from moat_log.streams import single_errors_unwrapped
 
@@ -68,22 +70,27 @@ async def _never() -> None:
 async def serve_node(
     config: NodeConfig,
     *,
+    projections: Iterable[SideEffectProjection] = (),
     shutdown_trigger: Callable[[], Awaitable[object]] = _never,
     task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a node on *config* until *shutdown_trigger* returns (or until cancelled).
 
-    Reports the `Node` (its name, addresses) to ``nursery.start`` once it
-    accepts clients.
+    The node runs each of the side-effect *projections* behind its journal
+    (`moat_log.projections.side_effect`).  Reports the `Node` (its name,
+    addresses) to ``nursery.start`` once it accepts clients.
     """
+    side_effects = check_side_effects(projections)
     with single_errors_unwrapped():
-        await _serve_node(config, shutdown_trigger, task_status)
+        await _serve_node(config, shutdown_trigger, task_status, side_effects=side_effects)
 
 
 async def _serve_node(
     config: NodeConfig,
     shutdown_trigger: Callable[[], Awaitable[object]],
     task_status: trio.TaskStatus[Node],
+    *,
+    side_effects: list[SideEffectProjection],
 ) -> None:
     data_dir = config.data_dir
     # What can fail without a trace comes first: a TCP port in use leaves no
@@ -107,7 +114,9 @@ async def _serve_node(
                 flush_interval=config.flush_interval,
             ) as writer:
                 record_holder(writer.journal.node)
-                await _run(config, writer, tcp, shutdown_trigger, task_status)
+                await _run(
+                    config, writer, tcp, shutdown_trigger, task_status, side_effects=side_effects
+                )
     finally:
         for listener, _ in tcp:
             await trio.aclose_forcefully(listener)
@@ -119,6 +128,8 @@ async def _run(
     tcp: list[tuple[trio.SocketListener, str]],
     shutdown_trigger: Callable[[], Awaitable[object]],
     task_status: trio.TaskStatus[Node],
+    *,
+    side_effects: list[SideEffectProjection],
 ) -> None:
     data_dir = config.data_dir
     secret = await trio.to_thread.run_sync(_auth_secret, data_dir) if config.users else None
@@ -126,6 +137,9 @@ async def _run(
     server = _Server(node, tcp)
     async with trio.open_nursery() as background:
         await background.start(node.feed.run)
+        node.side_effects = await background.start(
+            run_side_effects, node.journal, node.feed, side_effects
+        )
         if config.sync is not None:
             node.sync = await background.start(run_sync, node, config.sync)
             # a node others dial, but that dials none, does not wait for them

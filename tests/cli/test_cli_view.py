@@ -69,7 +69,11 @@ async def test_projection_list_and_rebuild(journal_pi1: FsPath, invoke: Invoker)
     await invoke("set", "a", "1")
     await invoke("set", "b", "2")
     views = json.loads((await invoke("--json", "projection", "list")).stdout)
-    assert views == {"kv": {"version": 2, "checkpoint": 2, "journal": 2}}
+    assert views == {
+        "journal": 2,
+        "views": {"kv": {"version": 2, "checkpoint": 2, "lag": 0}},
+        "side_effects": {},
+    }
     assert "from 2 events" in (await invoke("projection", "rebuild", "kv")).stdout
     assert "no view named 'nope'" in await invoke.error("projection", "rebuild", "nope")
     assert (await invoke("get", "b")).stdout == "2\n"
