@@ -38,7 +38,7 @@ stamp=".venv/.installed-$purpose-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
     # setuptools warns on every editable install of a package-dir mapping
-    # (journal/ -> moat_log.journal, the layout DESIGN.md asks for) that
+    # (journal/ -> moat_log.journal, the layout of docs/architecture.md) that
     # folders named like the package may shadow it; none here does (the
     # mapped folders are imported as moat_log.*, never by their own names,
     # and the wheel test in tests/test_packaging.py builds them so), so the
