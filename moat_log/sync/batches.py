@@ -29,6 +29,7 @@ import zstandard
 
 from ..errors import InvalidEventError
 from ..event import MAX_EVENT_BYTES, Event
+from ..event_decoder import event_from_wire
 from ..protocol.errors import RemoteProtocolError
 from ..rangeset import RangeSet
 from .messages import MAX_BATCH_CONTENT, Batch
@@ -93,7 +94,7 @@ class BatchCodec:
             if unpacker.tell() - start > MAX_EVENT_BYTES:
                 raise _bad(batch, f"event {len(events) + 1} is larger than {MAX_EVENT_BYTES} bytes")
             try:
-                events.append(Event.from_msgpack(fields))
+                events.append(event_from_wire(fields))  # msgspec types it in C
             except InvalidEventError as exc:
                 raise _bad(batch, f"event {len(events) + 1} is invalid: {exc}") from None
         if len(events) != batch.count:
