@@ -12,6 +12,7 @@ from moat_log.rangeset import RangeSet
 from moat_log.sync import Holdings
 from moat_log.sync.held import (
     Held,
+    add_events,
     count,
     held_from_wire,
     held_to_wire,
@@ -62,6 +63,16 @@ def test_take_is_the_first_ids_in_request_order(a: Held, limit: int) -> None:
 def test_the_wire_form_round_trips(a: Held) -> None:
     assert held_from_wire(held_to_wire(a), "test") == a
 
+
+@given(helds, st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(1, 40))))
+def test_adding_events_adds_exactly_their_ids(a: Held, ids: list[tuple[str, int]]) -> None:
+    # Runs of one origin's consecutive seqs go in as ranges: the result must
+    # be the same as adding the ids one by one, in any order, repeats and all.
+    target = {origin: seqs.copy() for origin, seqs in a.items()}
+    add_events(target, [event(origin, seq) for origin, seq in ids])
+    expected = {(origin, seq) for origin, seqs in a.items() for seq in seqs} | set(ids)
+    assert {(origin, seq) for origin, seqs in target.items() for seq in seqs} == expected
+    assert all(target.values())
 
 def test_request_order_is_origin_then_seq() -> None:
     order = [str(i) for i in ids_in_order(held(b="1-2", a="5,7"))]
