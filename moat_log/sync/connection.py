@@ -79,7 +79,7 @@ from .events import (
     SyncEvent,
 )
 from .handshake import Handshake
-from .held import Held, add_events, copy_held, count, holds, ids_in_order, merge, subtract, take
+from .held import Held, add_events, copy_held, count, holds, merge, subtract, take
 from .holdings import Holdings
 from .messages import (
     MAX_BATCH_CONTENT,
@@ -616,9 +616,19 @@ def _is_prefix(events: Sequence[Event], seqs: Held) -> bool:
     """Whether *events* are the first ids of *seqs* in request order."""
     if len(events) > count(seqs):
         return False
-    return all(
-        event.id == expected for event, expected in zip(events, ids_in_order(seqs), strict=False)
-    )
+    # Range by range, comparing origin and seq: no EventId per event (a
+    # batch is checked on both sides of a catch-up).
+    index = 0
+    for origin in sorted(seqs):
+        for first, last in seqs[origin].ranges():
+            for seq in range(first, min(last, first + len(events) - index - 1) + 1):
+                event = events[index]
+                if event.origin != origin or event.seq != seq:
+                    return False
+                index += 1
+            if index == len(events):
+                return True
+    return True
 
 
 def _overlap(a: Held, b: Held) -> Held:
