@@ -394,13 +394,16 @@ class SyncConnection:
         self.stats.wants_in += 1
         return EventsWanted(want.id, copy_held(want.seqs))
 
-    def send_batch(self, request_id: int, events: Sequence[Event]) -> None:
+    def send_batch(
+        self, request_id: int, events: Sequence[Event], packed: Sequence[bytes] | None = None
+    ) -> None:
         """Answer the peer's want *request_id* with *events*.
 
         They must be a non-empty prefix of the want in request order (what
         `read_batch` returns), at most `MAX_BATCH_CONTENT` bytes packed;
-        otherwise `ValueError`, and nothing changes.  Does nothing once the
-        link has ended.
+        otherwise `ValueError`, and nothing changes.  *packed* are their
+        wire forms if the caller has them (`read_packed_batch`), put into
+        the batch as they are.  Does nothing once the link has ended.
         """
         if self._ended():
             return
@@ -411,7 +414,7 @@ class SyncConnection:
             raise ValueError(
                 f"a batch for want {request_id} must hold its first events in request order"
             )
-        batch = self._codec.pack(request_id, events)
+        batch = self._codec.pack(request_id, events, packed)
         del self._peer_wants[request_id]
         self._tally.asked = subtract(self._tally.asked, seqs)
         self._record_sent(events)
