@@ -210,10 +210,26 @@ async def run_node(config: NodeConfig, *, ready: Callable[[Node], object] | None
     ignored until the process exits (a late KeyboardInterrupt would only
     print a traceback over a clean stop: a double Ctrl-C, ``timeout -s INT``).
     """
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        # what the receiver below restores when it closes
-        signal.signal(signum, signal.SIG_IGN)
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    stop_signals = (signal.SIGTERM, signal.SIGINT)
+    for signum in stop_signals:
+        # What the receiver below restores when it closes: a Python no-op.
+        # A signal caught just before the restore runs whatever handler is
+        # in place by then, and with SIG_IGN there CPython raises "ignored
+        # due to race condition".
+        signal.signal(signum, _ignore_signal)
+    try:
+        await _run_until_signalled(config, ready, stop_signals)
+    finally:
+        for signum in stop_signals:
+            # Now the kernel drops them: the interpreter's exit resets Python
+            # handlers, and a late SIGINT would end the process with -2.
+            signal.signal(signum, signal.SIG_IGN)
+
+
+async def _run_until_signalled(
+    config: NodeConfig, ready: Callable[[Node], object] | None, stop_signals: tuple[int, ...]
+) -> None:
+    with trio.open_signal_receiver(*stop_signals) as signals:
 
         async def signalled() -> None:
             async for signum in signals:
@@ -224,6 +240,10 @@ async def run_node(config: NodeConfig, *, ready: Callable[[Node], object] | None
             # not nursery.start: a node stopped while it waits for its peers
             # (`recover_own_history`) never starts serving, and that is no error
             await serve_node(config, shutdown_trigger=signalled, task_status=_Ready(ready))
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    """The handler of SIGTERM and SIGINT once the node stopped: they change nothing."""
 
 
 class _Ready:

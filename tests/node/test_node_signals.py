@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from contextlib import suppress
 
 from node_support import environment
 
@@ -24,11 +25,18 @@ def test_signals_while_the_node_stops_change_nothing() -> None:
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment(),
             )  # fmt: skip
             read_until_ready(node)
-            while node.poll() is None:
-                try:
+            # A signal, then another each time the node has not exited within
+            # a millisecond: a held-down Ctrl-C, up to the process's last moment.
+            # (A tight loop without the wait would be a flood no keyboard sends,
+            # deep enough to overflow the stack of trio's Python-level handler.)
+            while True:
+                with suppress(ProcessLookupError):
                     node.send_signal(signal.SIGINT)
-                except ProcessLookupError:
+                try:
+                    node.wait(timeout=0.001)
                     break
+                except subprocess.TimeoutExpired:
+                    continue
             _, stderr = node.communicate(timeout=30)
             complaints = [line for line in stderr.decode().splitlines() if " INFO " not in line]
             assert (node.returncode, complaints) == (0, [])
