@@ -75,5 +75,7 @@ def test_lines_are_at_most_one_per_interval_and_every_repeat_is_counted(
         else:
             assert verdict.say is Say.NOTHING
     unreported = len(gaps) - counted  # told by the next reminder
-    assert 0 <= unreported
-    assert unreported == 0 or repeats.occurred(CONFLICT, now + 2 * interval).repeats == unreported + 1
+    assert unreported >= 0
+    assert (
+        unreported == 0 or repeats.occurred(CONFLICT, now + 2 * interval).repeats == unreported + 1
+    )
