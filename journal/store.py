@@ -532,12 +532,31 @@ class Journal:
 
     def by_origin(self, origin: str, first: int = 1, last: int | None = None) -> Iterator[Event]:
         """One origin's events with seqs ``first..last`` in seq order (for shipping)."""
+        for event, _data in self.by_origin_packed(origin, first, last):
+            yield event
+
+    def by_origin_packed(
+        self, origin: str, first: int = 1, last: int | None = None
+    ) -> Iterator[tuple[Event, bytes]]:
+        """`by_origin`, each event with the bytes stored for it (its `Event.pack`).
+
+        For sending events on (a sync batch): the bytes go out as they are,
+        without packing the event again.
+        """
         lo = keys.id_key(origin, first)
         if last is None or last >= MAX_U64:
             hi = keys.prefix_end(keys.id_prefix(origin))
         else:
             hi = keys.id_key(origin, last + 1)
-        yield from self._resolve(self._scan("ids", lo, hi))
+        chunk: list[bytes] = []
+        for _key, pos in self._scan("ids", lo, hi):
+            chunk.append(pos)
+            if len(chunk) >= SCAN_CHUNK:
+                for _pos, event, data in self._fetch_packed(chunk):
+                    yield event, data
+                chunk = []
+        for _pos, event, data in self._fetch_packed(chunk):
+            yield event, data
 
     def history(
         self, path: Path, *, subtree: bool = False, reverse: bool = False
@@ -624,6 +643,11 @@ class Journal:
         yield from self._fetch(chunk)
 
     def _fetch(self, positions: list[bytes]) -> Iterator[tuple[bytes, Event]]:
+        for pos, event, _data in self._fetch_packed(positions):
+            yield pos, event
+
+    def _fetch_packed(self, positions: list[bytes]) -> Iterator[tuple[bytes, Event, bytes]]:
+        """``(position, event, stored bytes)`` of the events at *positions* (packed)."""
         with self._read() as txn:
             found = [(pos, txn.get(pos, db=self._dbs["events"])) for pos in positions]
         for pos, data in found:
@@ -632,7 +656,8 @@ class Journal:
                     f"an index points at position {unpack_u64(pos)}, which holds no event; "
                     "run 'moat-log verify'"
                 )
-            yield pos, _unpack(data, pos)
+            # Our transactions never return buffers, only bytes (see `_as_bytes`).
+            yield pos, _unpack(data, pos), cast(bytes, data)
 
     def _scan(
         self, db: str | Any, lo: bytes, hi: bytes | None, *, reverse: bool = False

@@ -22,9 +22,9 @@ from moat_log.projections import open_journal
 from moat_log.timespec import format_time
 
 from ._ingest import IngestSummary, LineParser, ingest
-from ._main import Settings, cli
+from ._main import Settings, cli, printable
 from ._node_access import open_access
-from ._output import counted, print_json, printable, progress_bar, took, value_text, written_json
+from ._output import counted, print_json, progress_bar, took, value_text, written_json
 from ._values import default_source, parse_value
 
 _SOURCE_HELP = "Who caused the change [default: cli:$USER]."

@@ -110,8 +110,15 @@ class CommandError(click.ClickException):
     """An expected failure, shown as one line: ``moat-log: error: ...``."""
 
     def show(self, file: IO[Any] | None = None) -> None:
-        message = " ".join(self.format_message().split("\n"))
+        message = printable(" ".join(self.format_message().split("\n")))
         click.echo(f"{PROG}: error: {message}", file=file or click.get_text_stream("stderr"))
+
+
+def printable(text: str) -> str:
+    """*text* with control characters escaped, so that it stays on its line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -20,6 +20,8 @@ import asyncclick as click
 from moat_log.event import Event, Op, Value
 from moat_log.timespec import format_time
 
+from ._main import printable
+
 if TYPE_CHECKING:
     from moat_log.journal.change import Change
     from moat_log.protocol import Written
@@ -219,13 +221,6 @@ def column_widths(rows: Iterable[Sequence[str]], widths: list[int] | None = None
             lengths = [max(w, n) for w, n in zip(widths, lengths, strict=True)]
         widths = lengths
     return widths or []
-
-
-def printable(text: str) -> str:
-    """*text* with control characters escaped, so that a cell stays on its line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def fit_widths(widths: Sequence[int], columns: int | None = None) -> list[int]:

@@ -6,14 +6,14 @@ from typing import Any
 
 import asyncclick as click
 
-from moat_log.projections.runner import side_effect_status
-
 from ._main import Settings
 from ._output import print_table
 
 
 def stored_side_effects(settings: Settings) -> dict[str, dict[str, Any]]:
     """The side-effect projections of the journal when no node runs them: their checkpoints."""
+    from moat_log.projections.runner import side_effect_status  # the journal's side only
+
     with settings.journal() as journal:
         return side_effect_status({}, journal.checkpoints(), journal.last_position)
 

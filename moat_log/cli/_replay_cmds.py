@@ -22,13 +22,12 @@ from moat_log.path import ROOT, Path
 from moat_log.projections.replay import Difference, diff, restoring, state_at
 from moat_log.timespec import format_time
 
-from ._main import Settings, cli
+from ._main import Settings, cli, printable
 from ._output import (
     event_json,
     is_terminal,
     print_json,
     print_table,
-    printable,
     progress_bar,
     value_text,
 )

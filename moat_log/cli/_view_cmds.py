@@ -8,7 +8,7 @@ from moat_log.event import Event, Op
 from moat_log.path import ROOT, Path
 from moat_log.timespec import format_time
 
-from ._main import CommandError, Settings, cli
+from ._main import CommandError, Settings, cli, printable
 from ._node_access import open_access
 from ._output import (
     VALUE_COLUMNS,
@@ -16,7 +16,6 @@ from ._output import (
     json_value,
     print_json,
     print_table,
-    printable,
     value_row,
     value_text,
 )

@@ -15,13 +15,15 @@ than the cap.  Then the content must split into exactly ``count`` valid
 events with nothing left over.  Whether they are the events that were asked
 for is the connection's check (`SyncConnection`), which knows the want.
 
-`read_batch` is the serving side's helper: it reads a want's events from a
-journal in request order, as many as fit into one batch.
+`read_packed_batch` is the serving side's helper: it reads a want's events
+from a journal in request order, as many as fit into one batch, with the
+bytes the journal stored for each, which go into the batch as they are
+(`read_batch` is the same for a reader of events alone).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 import msgpack
@@ -29,11 +31,19 @@ import zstandard
 
 from ..errors import InvalidEventError
 from ..event import MAX_EVENT_BYTES, Event
+from ..event_decoder import event_from_wire
 from ..protocol.errors import RemoteProtocolError
 from ..rangeset import RangeSet
 from .messages import MAX_BATCH_CONTENT, Batch
 
-__all__ = ["ZSTD_LEVEL", "BatchCodec", "EventReader", "read_batch"]
+__all__ = [
+    "ZSTD_LEVEL",
+    "BatchCodec",
+    "EventReader",
+    "PackedEventReader",
+    "read_batch",
+    "read_packed_batch",
+]
 
 #: zstd level of batches: as for export files (docs/decisions.md), level 3
 #: gives about 0.3 of the raw size at millions of events per second.
@@ -42,6 +52,8 @@ ZSTD_LEVEL: Final = 3
 #: ``read(origin, first, last)``: that origin's stored events with seqs
 #: ``first .. last``, ascending (`Journal.by_origin`).
 EventReader = Callable[[str, int, int], Iterable[Event]]
+#: The same, each event with its packed bytes (`Journal.by_origin_packed`).
+PackedEventReader = Callable[[str, int, int], Iterable[tuple[Event, bytes]]]
 
 
 def _refuse_extension(code: int, data: bytes) -> object:
@@ -59,9 +71,19 @@ class BatchCodec:
         )
         self._decompressor = zstandard.ZstdDecompressor()
 
-    def pack(self, request_id: int, events: Sequence[Event]) -> Batch:
-        """The batch carrying *events*.  Raises `ValueError` if they do not fit."""
-        content = b"".join(event.pack() for event in events)
+    def pack(
+        self, request_id: int, events: Sequence[Event], packed: Sequence[bytes] | None = None
+    ) -> Batch:
+        """The batch carrying *events*.  Raises `ValueError` if they do not fit.
+
+        *packed* are their `Event.pack` forms if the caller has them (as the
+        journal stored them); without it they are packed here.
+        """
+        if packed is None:
+            packed = [event.pack() for event in events]
+        elif len(packed) != len(events):
+            raise ValueError(f"{len(events)} events but {len(packed)} packed forms")
+        content = b"".join(packed)
         if len(content) > MAX_BATCH_CONTENT:
             raise ValueError(
                 f"{len(events)} events are {len(content)} bytes packed, more than a batch "
@@ -93,7 +115,7 @@ class BatchCodec:
             if unpacker.tell() - start > MAX_EVENT_BYTES:
                 raise _bad(batch, f"event {len(events) + 1} is larger than {MAX_EVENT_BYTES} bytes")
             try:
-                events.append(Event.from_msgpack(fields))
+                events.append(event_from_wire(fields))  # msgspec types it in C
             except InvalidEventError as exc:
                 raise _bad(batch, f"event {len(events) + 1} is invalid: {exc}") from None
         if len(events) != batch.count:
@@ -134,19 +156,36 @@ def read_batch(
     Runs *read* in the caller's thread: call it in a worker thread for a
     journal.
     """
+
+    def read_packed(origin: str, first: int, last: int) -> Iterator[tuple[Event, bytes]]:
+        return ((event, event.pack()) for event in read(origin, first, last))
+
+    return read_packed_batch(wanted, read_packed, max_bytes)[0]
+
+
+def read_packed_batch(
+    wanted: Mapping[str, RangeSet], read: PackedEventReader, max_bytes: int = MAX_BATCH_CONTENT
+) -> tuple[list[Event], list[bytes]]:
+    """`read_batch` with a reader of packed events: the events and their bytes.
+
+    The bytes are those *read* returned (`Journal.by_origin_packed`), for
+    `BatchCodec.pack` to send without packing the events again.
+    """
     events: list[Event] = []
+    packed: list[bytes] = []
     size = 0
     for origin in sorted(wanted):
         for first, last in wanted[origin].ranges():
             expected = first
-            for event in read(origin, first, last):
+            for event, data in read(origin, first, last):
                 if event.origin != origin or event.seq != expected:
-                    return events
-                size += len(event.pack())
+                    return events, packed
+                size += len(data)
                 if events and size > max_bytes:
-                    return events
+                    return events, packed
                 events.append(event)
+                packed.append(data)
                 expected += 1
             if expected <= last:
-                return events
-    return events
+                return events, packed
+    return events, packed

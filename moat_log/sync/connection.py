@@ -79,7 +79,7 @@ from .events import (
     SyncEvent,
 )
 from .handshake import Handshake
-from .held import Held, add_events, copy_held, count, holds, ids_in_order, merge, subtract, take
+from .held import Held, add_events, copy_held, count, holds, merge, subtract, take
 from .holdings import Holdings
 from .messages import (
     MAX_BATCH_CONTENT,
@@ -394,13 +394,16 @@ class SyncConnection:
         self.stats.wants_in += 1
         return EventsWanted(want.id, copy_held(want.seqs))
 
-    def send_batch(self, request_id: int, events: Sequence[Event]) -> None:
+    def send_batch(
+        self, request_id: int, events: Sequence[Event], packed: Sequence[bytes] | None = None
+    ) -> None:
         """Answer the peer's want *request_id* with *events*.
 
         They must be a non-empty prefix of the want in request order (what
         `read_batch` returns), at most `MAX_BATCH_CONTENT` bytes packed;
-        otherwise `ValueError`, and nothing changes.  Does nothing once the
-        link has ended.
+        otherwise `ValueError`, and nothing changes.  *packed* are their
+        wire forms if the caller has them (`read_packed_batch`), put into
+        the batch as they are.  Does nothing once the link has ended.
         """
         if self._ended():
             return
@@ -411,7 +414,7 @@ class SyncConnection:
             raise ValueError(
                 f"a batch for want {request_id} must hold its first events in request order"
             )
-        batch = self._codec.pack(request_id, events)
+        batch = self._codec.pack(request_id, events, packed)
         del self._peer_wants[request_id]
         self._tally.asked = subtract(self._tally.asked, seqs)
         self._record_sent(events)
@@ -616,9 +619,19 @@ def _is_prefix(events: Sequence[Event], seqs: Held) -> bool:
     """Whether *events* are the first ids of *seqs* in request order."""
     if len(events) > count(seqs):
         return False
-    return all(
-        event.id == expected for event, expected in zip(events, ids_in_order(seqs), strict=False)
-    )
+    # Range by range, comparing origin and seq: no EventId per event (a
+    # batch is checked on both sides of a catch-up).
+    index = 0
+    for origin in sorted(seqs):
+        for first, last in seqs[origin].ranges():
+            for seq in range(first, min(last, first + len(events) - index - 1) + 1):
+                event = events[index]
+                if event.origin != origin or event.seq != seq:
+                    return False
+                index += 1
+            if index == len(events):
+                return True
+    return True
 
 
 def _overlap(a: Held, b: Held) -> Held:

@@ -78,12 +78,32 @@ def merge(target: Held, other: Mapping[str, RangeSet]) -> None:
 
 
 def add_events(target: Held, events: Iterable[Event]) -> None:
-    """Add the ids of *events* to *target*."""
+    """Add the ids of *events* to *target*.
+
+    Events come mostly as runs of one origin's consecutive seqs (a batch, a
+    commit): each run is added as one range, not seq by seq.
+    """
+    origin: str | None = None
+    first = last = 0
     for event in events:
-        seqs = target.get(event.origin)
-        if seqs is None:
-            seqs = target[event.origin] = RangeSet()
-        seqs.add(event.seq)
+        if event.origin == origin and event.seq == last + 1:
+            last += 1
+            continue
+        if origin is not None:
+            _add_run(target, origin, first, last)
+        origin, first, last = event.origin, event.seq, event.seq
+    if origin is not None:
+        _add_run(target, origin, first, last)
+
+
+def _add_run(target: Held, origin: str, first: int, last: int) -> None:
+    seqs = target.get(origin)
+    if seqs is None:
+        seqs = target[origin] = RangeSet()
+    if first == last:
+        seqs.add(first)
+    else:
+        seqs.add_range(first, last)
 
 
 def ids_in_order(held: Mapping[str, RangeSet]) -> Iterator[EventId]:

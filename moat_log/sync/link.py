@@ -14,8 +14,8 @@ the link ends, with a few tasks that only move bytes and events:
   routed (wants to *serve*, received events to *store*);
 * *send*: the one task that writes to the stream, whatever the connection
   has queued;
-* *serve*: reads a want's events with `Journal.by_origin` in a worker
-  thread and answers with a batch;
+* *serve*: reads a want's events with `Journal.by_origin_packed` in a
+  worker thread and answers with a batch of the bytes the journal stored;
 * *store*: inserts received events through the group-commit
   `JournalWriter` (the feed tells the holdings and every link of them once
   committed), then reports a batch stored - which lets the connection ask
@@ -67,7 +67,7 @@ from ..journal.store import Journal
 from ..protocol.errors import RemoteProtocolError
 from ..streams import single_errors_unwrapped
 from ..timespec import describe_time
-from .batches import read_batch
+from .batches import read_packed_batch
 from .connection import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_AHEAD,
@@ -555,11 +555,13 @@ class _Link:
     async def _serve(self) -> None:
         journal = self.replicator.journal
         async for wanted in self._wants_out:
-            events = await trio.to_thread.run_sync(read_batch, wanted.seqs, journal.by_origin)
+            events, packed = await trio.to_thread.run_sync(
+                read_packed_batch, wanted.seqs, journal.by_origin_packed
+            )
             if not events:
                 self.end(GoodbyeReason.INTERNAL, "this node cannot read events it offered")
                 return
-            self.conn.send_batch(wanted.request_id, events)
+            self.conn.send_batch(wanted.request_id, events, packed)  # the stored bytes go out
             self._wake_sender.set()
             self.replicator._note_change()
 

@@ -43,3 +43,10 @@ def test_counts_and_rates_read_right() -> None:
     assert counted(2, "entry", "entries") == "2 entries"
     assert took(1, 0.001) == "in 1 ms"  # no rate from a millisecond
     assert took(80_000, 1.0) == "in 1.00 s (80,000 events/s)"
+
+
+async def test_an_error_naming_a_control_character_stays_on_its_line(
+    journal_pi1: FsPath, invoke: Invoker
+) -> None:
+    error = await invoke.error("get", "a\x1eb")  # str.splitlines() breaks at \x1e
+    assert error == "moat-log: error: a\\x1eb has no value: it was never set"

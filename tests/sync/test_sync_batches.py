@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path as FsPath
+
 import msgpack
 import pytest
 import zstandard
 
 from moat_log.event import MAX_EVENT_BYTES, Event, Op
+from moat_log.journal.change import Change
 from moat_log.path import Path
+from moat_log.projections import open_journal
 from moat_log.protocol import RemoteProtocolError
 from moat_log.rangeset import RangeSet
 from moat_log.sync import MAX_BATCH_CONTENT, read_batch
-from moat_log.sync.batches import BatchCodec
+from moat_log.sync.batches import BatchCodec, read_packed_batch
 from moat_log.sync.messages import Batch
 
 HLC = 1_763_712_000_000_000_000
@@ -141,3 +145,23 @@ def test_read_batch_stops_at_the_first_missing_event() -> None:
         str(e.id)
         for e in read_batch({"a": RangeSet([(4, 6)]), "b": RangeSet([(1, 1)])}, journal.by_origin)
     ] == ["a:4", "a:5"]
+
+
+def test_a_journal_serves_a_want_with_the_bytes_it_stored(tmp_path: FsPath) -> None:
+    journal = open_journal(tmp_path / "pi1", create_node="pi1")
+    try:
+        journal.write_batch([Change(Path(("x", i)), "v" * i) for i in range(1, 40)])
+        wanted = {"pi1": RangeSet([(3, 7), (20, 39)])}
+        events, packed = read_packed_batch(wanted, journal.by_origin_packed, 600)
+        assert events == read_batch(wanted, journal.by_origin, 600)
+        assert 1 < len(events) < 25  # the size limit counts the stored bytes
+        assert packed == [e.pack() for e in events]
+        codec = BatchCodec()
+        assert codec.unpack(codec.pack(7, events, packed)) == events
+    finally:
+        journal.close()
+
+
+def test_a_batch_refuses_packed_forms_that_do_not_match_its_events() -> None:
+    with pytest.raises(ValueError, match="5 events but 4 packed forms"):
+        BatchCodec().pack(1, EVENTS, [e.pack() for e in EVENTS[:4]])

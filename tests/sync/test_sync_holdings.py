@@ -10,8 +10,10 @@ from moat_log.ids import EventId
 from moat_log.path import Path
 from moat_log.rangeset import RangeSet
 from moat_log.sync import Holdings
+from moat_log.sync.connection import _is_prefix
 from moat_log.sync.held import (
     Held,
+    add_events,
     count,
     held_from_wire,
     held_to_wire,
@@ -63,6 +65,17 @@ def test_the_wire_form_round_trips(a: Held) -> None:
     assert held_from_wire(held_to_wire(a), "test") == a
 
 
+@given(helds, st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(1, 40))))
+def test_adding_events_adds_exactly_their_ids(a: Held, ids: list[tuple[str, int]]) -> None:
+    # Runs of one origin's consecutive seqs go in as ranges: the result must
+    # be the same as adding the ids one by one, in any order, repeats and all.
+    target = {origin: seqs.copy() for origin, seqs in a.items()}
+    add_events(target, [event(origin, seq) for origin, seq in ids])
+    expected = {(origin, seq) for origin, seqs in a.items() for seq in seqs} | set(ids)
+    assert {(origin, seq) for origin, seqs in target.items() for seq in seqs} == expected
+    assert all(target.values())
+
+
 def test_request_order_is_origin_then_seq() -> None:
     order = [str(i) for i in ids_in_order(held(b="1-2", a="5,7"))]
     assert order == ["a:5", "a:7", "b:1", "b:2"]
@@ -95,3 +108,17 @@ def test_holdings_copy_what_they_are_given_and_what_they_hand_out() -> None:
     holdings.summary()["a"].add(7)
     assert holdings.summary() == held(a="1-3")
     assert holdings.holds("a", 3) and not holdings.holds("a", 4) and not holdings.holds("b", 1)
+
+
+@given(helds, st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(1, 36))))
+def test_a_batch_is_a_prefix_exactly_when_its_ids_open_the_want(
+    wanted: Held, ids: list[tuple[str, int]]
+) -> None:
+    # The connection's check of a batch against its want, range by range,
+    # against the definition: the events' ids are the want's first ids.
+    in_order = list(ids_in_order(wanted))
+    for events in ([event(*id_) for id_ in ids], [event(*id_) for id_ in in_order[: len(ids)]]):
+        expected = (
+            len(events) <= len(in_order) and [e.id for e in events] == in_order[: len(events)]
+        )
+        assert _is_prefix(events, wanted) == expected
