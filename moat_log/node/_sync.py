@@ -8,6 +8,8 @@ in a loop of its own that reconnects with back-off after any failure:
 link that was up for a while.  Two nodes that dial each other end up with
 one link: the other ends with ``duplicate-link``, and its dialler waits the
 longest back-off before trying again (the working link is found then).
+What a link or a dial logs, and how its repeats are kept short, is
+`moat_log.sync.link_log`'s.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import trio
 from moat_log.address import peer_address, socket_address
 from moat_log.sync.held import count, subtract
 from moat_log.sync.link import LinkEnded, Replicator, open_replicator
+from moat_log.sync.link_log import dial_connected, dial_failed
 from moat_log.sync.messages import Goodbye, GoodbyeReason, encode
 
 from ._node import Node
@@ -72,6 +75,7 @@ class SyncState:
     def status(self) -> dict[str, Any]:
         """Per peer, live or gone, what it holds and how far behind either side is."""
         ours = self.replicator.holdings.summary()
+        # A dial's error is newer than the end of the link before it (a peer gone down).
         errors = {dial.peer: dial.last_error for dial in self.dials.values() if dial.peer}
         known = {**self.replicator.departed(), **self.replicator.peers()}
         peers = {}
@@ -88,7 +92,7 @@ class SyncState:
                 "events_out": peer.stats.events_out,
                 "bytes_in": peer.stats.bytes_in,
                 "bytes_out": peer.stats.bytes_out,
-                "last_error": errors.get(name, "") if peer.until is not None else "",
+                "last_error": "" if peer.until is None else errors.get(name) or peer.last_error,
             }
         return {
             "listen": list(self.listen),
@@ -115,6 +119,7 @@ async def run_sync(
         config.secret,
         max_ahead=config.max_clock_ahead,
         handshake_timeout=config.handshake_timeout,
+        remind_every=config.remind_every,
     ) as replicator:
         state = SyncState(replicator)
         async with trio.open_nursery() as nursery:
@@ -153,10 +158,9 @@ async def _accept(state: SyncState, listener: trio.SocketListener, limit: int) -
         state.accepted += 1
         try:
             _keep_alive(stream)
-            ended = await state.replicator.run_link(stream, dialled=False)
+            await state.replicator.run_link(stream, dialled=False, address=peer)
         finally:
             state.accepted -= 1
-        _log_end(peer, ended)
 
     await trio.serve_listeners(handle, [listener])
 
@@ -181,18 +185,17 @@ async def _dial_forever(replicator: Replicator, dial: _Dial) -> None:
             stream = await trio.open_tcp_stream(address.host, address.port)
         except OSError as exc:
             dial.last_error = f"cannot connect: {exc.strerror or exc}"
-            log.debug("sync: %s: %s", address, dial.last_error)
+            dial_failed(replicator.repeats, trio.current_time(), str(address), dial.last_error)
         else:
+            dial_connected(replicator.repeats, str(address))
             _keep_alive(stream)
             dial.linked = True
             try:
-                ended = await replicator.run_link(stream, dialled=True)
+                ended = await replicator.run_link(stream, dialled=True, address=str(address))
             finally:
                 dial.linked = False
-            _log_end(str(address), ended)
-            dial.last_error = (
-                "" if ended.reason == "shutdown" else f"{ended.reason}: {ended.message}"
-            )
+            dial.peer = ended.peer or dial.peer
+            dial.last_error = _last_error(ended)
             if ended.reason == GoodbyeReason.DUPLICATE_LINK:
                 backoff = MAX_BACKOFF  # a link with this peer works: check back later
             elif time.monotonic() - started >= STABLE_LINK:
@@ -201,23 +204,8 @@ async def _dial_forever(replicator: Replicator, dial: _Dial) -> None:
         backoff = min(backoff * 2, MAX_BACKOFF)
 
 
-def _log_end(where: str, ended: LinkEnded) -> None:
-    who = ended.peer or where
-    side = "by the peer" if ended.by_peer else "here"
-    if ended.reason in ("shutdown", "closed", "duplicate-link"):
-        level = logging.INFO
-    elif ended.reason in (GoodbyeReason.CONFLICT, GoodbyeReason.CLOCK):
-        level = logging.ERROR  # an operator must repair a node or a clock
-    else:
-        level = logging.WARNING
-    log.log(
-        level,
-        "sync link with %s (%s) ended %s: %s: %s; %d events in, %d out",
-        who,
-        where,
-        side,
-        ended.reason,
-        ended.message,
-        ended.stats.events_in,
-        ended.stats.events_out,
-    )
+def _last_error(ended: LinkEnded) -> str:
+    """How a dialled link ended, for ``status`` (nothing when this node stopped it)."""
+    if ended.reason == GoodbyeReason.SHUTDOWN and not ended.by_peer:
+        return ""
+    return f"{ended.reason}: {ended.message}"

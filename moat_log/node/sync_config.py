@@ -30,6 +30,7 @@ from moat_log.errors import ConfigError
 from moat_log.records import FieldError, parse, read
 from moat_log.sync.auth import MIN_SECRET_SIZE
 from moat_log.sync.connection import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_AHEAD
+from moat_log.sync.repeats import DEFAULT_REMIND_EVERY
 
 __all__ = [
     "DEFAULT_SYNC_PORT",
@@ -48,6 +49,7 @@ MAX_SYNC_HANDSHAKE_TIMEOUT: Final = 3600
 #: Connections the sync listener serves at once, authenticated or not.
 DEFAULT_SYNC_MAX_CONNECTIONS: Final = 64
 MAX_SYNC_MAX_CONNECTIONS: Final = 65536
+MAX_REMIND_EVERY: Final = 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,9 @@ class SyncConfig:
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     #: Connections accepted on ``listen`` at once; one more gets the goodbye ``busy``.
     max_connections: int = DEFAULT_SYNC_MAX_CONNECTIONS
+    #: A failure that repeats (a peer down, a fork, a clock) is logged in
+    #: full once, then as a one-line reminder at most once per this many seconds.
+    remind_every: float = DEFAULT_REMIND_EVERY
 
     def __post_init__(self) -> None:
         if len(self.secret) < MIN_SECRET_SIZE:
@@ -137,6 +142,10 @@ class _SyncTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             description=f"an integer 1 .. {MAX_SYNC_MAX_CONNECTIONS}",
         ),
     ] = DEFAULT_SYNC_MAX_CONNECTIONS
+    remind_every: Annotated[
+        float,
+        Meta(ge=1, le=MAX_REMIND_EVERY, description=f"a number of seconds 1 .. {MAX_REMIND_EVERY}"),
+    ] = DEFAULT_REMIND_EVERY
 
 
 def _listen_address(text: str) -> tuple[str, int]:
@@ -166,6 +175,7 @@ def sync_from_table(source: str, table: Any, base: FsPath | None) -> SyncConfig:
             fields.max_clock_ahead,
             fields.handshake_timeout,
             fields.max_connections,
+            fields.remind_every,
         )
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None

@@ -47,11 +47,12 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal, TypeAlias
 
 import trio
 
+from ..address import peer_address
 from ..errors import (
     IntegrityError,
     InvalidEventError,
@@ -85,9 +86,11 @@ from .events import (
     PeerHas,
     PeerSummary,
 )
-from .held import Held, count
+from .held import Held, count, subtract
 from .holdings import Holdings
+from .link_log import link_ended, link_up
 from .messages import GoodbyeReason
+from .repeats import DEFAULT_REMIND_EVERY, RepeatFilter
 
 __all__ = [
     "LinkEnded",
@@ -141,6 +144,8 @@ class PeerStatus:
     #: time.time() when the link ended: set for a peer that is gone
     #: (`Replicator.departed`), None while the link is live.
     until: float | None = None
+    #: How the link ended (``reason: message``), for a peer that is gone.
+    last_error: str = ""
 
 
 class Replicator:
@@ -158,8 +163,11 @@ class Replicator:
         one_way: OneWay | None = None,
         max_ahead: float = DEFAULT_MAX_AHEAD,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        remind_every: float = DEFAULT_REMIND_EVERY,
     ) -> None:
         self.writer: Final = writer
+        #: Which repeats of a failure reach the log (`moat_log.sync.link_log`).
+        self.repeats: Final = RepeatFilter(remind_every)
         #: A link whose peer has not authenticated after this many seconds ends.
         self.handshake_timeout: Final = handshake_timeout
         #: Events timed more than this many seconds after the journal's wall
@@ -207,8 +215,15 @@ class Replicator:
         live = self.peers()
         return {name: peer for name, peer in sorted(self._departed.items()) if name not in live}
 
-    async def run_link(self, stream: trio.abc.Stream, *, dialled: bool) -> LinkEnded:
-        """Run one link over *stream* until it ends; the stream is closed afterwards."""
+    async def run_link(
+        self, stream: trio.abc.Stream, *, dialled: bool, address: str = ""
+    ) -> LinkEnded:
+        """Run one link over *stream* until it ends; the stream is closed afterwards.
+
+        *address* names the peer's end in the log (by default the socket's).
+        """
+        if not address and isinstance(stream, trio.SocketStream):
+            address = peer_address(stream)
         one_way = self.one_way
         conn = SyncConnection(
             self.node,
@@ -222,13 +237,16 @@ class Replicator:
             ask_have=one_way == "ship",
             transfer=one_way is not None,
         )
-        link = _Link(self, conn, stream, dialled)
+        link = _Link(self, conn, stream, dialled, address)
         self._links.add(link)
         try:
             return await link.run()
         finally:
-            if link.peer is not None and link.since and not link.transfer:
-                self._departed[link.peer] = link.status(until=time.time())
+            ended = link.ending
+            if ended is not None:
+                self._log_end(link, ended)
+            if link.peer is not None and not link.transfer:
+                self._depart(link, ended)
             link.close()
             self._links.discard(link)
             conn.close()  # gives back what it had asked for: the other links may ask now
@@ -236,6 +254,46 @@ class Replicator:
                 other.wake()
             self._note_change()
             await trio.aclose_forcefully(stream)
+
+    def _depart(self, link: _Link, ended: LinkEnded | None) -> None:
+        """Remember how the link with an authenticated peer ended, for ``status``.
+
+        A link refused before it went live (a fork seen in the summary) says
+        why the peer is down, and keeps the last guess of what it holds.
+        """
+        assert link.peer is not None
+        reason = "" if ended is None else f"{ended.reason}: {ended.message}"
+        before = self._departed.get(link.peer)
+        if link.since:
+            self._departed[link.peer] = link.status(until=time.time(), last_error=reason)
+        elif ended is not None and ended.reason != GoodbyeReason.DUPLICATE_LINK:
+            gone = link.status() if before is None else before
+            self._departed[link.peer] = replace(gone, until=time.time(), last_error=reason)
+
+    def _log_up(self, link: _Link) -> None:
+        assert link.peer is not None
+        ours, theirs = self.holdings.summary(), link.conn.peer_held
+        link_up(
+            self.repeats,
+            trio.current_time(),
+            node=self.node,
+            peer=link.peer,
+            address=link.address,
+            dialled=link.dialled,
+            lacks_here=count(subtract(theirs, ours)),
+            lacks_there=count(subtract(ours, theirs)),
+        )
+
+    def _log_end(self, link: _Link, ended: LinkEnded) -> None:
+        live_for = None if link.live_at is None else trio.current_time() - link.live_at
+        link_ended(
+            self.repeats,
+            trio.current_time(),
+            ended,
+            address=link.address,
+            live_for=live_for,
+            unsent=link.unsent,
+        )
 
     async def _hold(self, stored: Subscription) -> None:
         """Keep the holdings up to date with everything the journal stores."""
@@ -276,6 +334,7 @@ async def open_replicator(
     one_way: OneWay | None = None,
     max_ahead: float = DEFAULT_MAX_AHEAD,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    remind_every: float = DEFAULT_REMIND_EVERY,
 ) -> AsyncIterator[Replicator]:
     """The node's `Replicator`; run ``feed.run`` beside it (the node server does).
 
@@ -291,6 +350,7 @@ async def open_replicator(
         one_way=one_way,
         max_ahead=max_ahead,
         handshake_timeout=handshake_timeout,
+        remind_every=remind_every,
     )
     held, position = await trio.to_thread.run_sync(writer.journal.summary_at)
     replicator.holdings.stored_ids(held)
@@ -333,14 +393,22 @@ class _Link:
     """One link's tasks around its connection."""
 
     def __init__(
-        self, replicator: Replicator, conn: SyncConnection, stream: trio.abc.Stream, dialled: bool
+        self,
+        replicator: Replicator,
+        conn: SyncConnection,
+        stream: trio.abc.Stream,
+        dialled: bool,
+        address: str = "",
     ) -> None:
         self.replicator = replicator
         self.conn = conn
         self.stream = stream
         self.dialled = dialled
+        self.address = address  # the peer's end, for the log
         self.peer: str | None = None
         self.since = 0.0
+        self.live_at: float | None = None  # trio.current_time() when the link went live
+        self.unsent = 0  # events the peer offered and did not send before it ended the link
         self.peer_has: Held | None = None
         self.ended = False
         self._ending: LinkEnded | None = None
@@ -356,7 +424,7 @@ class _Link:
 
     # --- the link ---------------------------------------------------------------
 
-    def status(self, *, until: float | None = None) -> PeerStatus:
+    def status(self, *, until: float | None = None, last_error: str = "") -> PeerStatus:
         assert self.peer is not None
         return PeerStatus(
             self.peer,
@@ -367,7 +435,13 @@ class _Link:
             self.conn.stats,
             self.peer_has,
             until,
+            last_error,
         )
+
+    @property
+    def ending(self) -> LinkEnded | None:
+        """How the link ended, once it did."""
+        return self._ending
 
     @property
     def transfer(self) -> bool:
@@ -418,19 +492,10 @@ class _Link:
         self._record(reason, message, by_peer=False)
 
     def _record(self, reason: str, message: str, *, by_peer: bool) -> None:
-        if self._ending is None:
+        if self._ending is None:  # logged once the link's tasks are done (`Replicator.run_link`)
             self._ending = LinkEnded(self.peer, str(reason), message, by_peer, self.conn.stats)
             self.ended = True
-            level = (
-                logging.INFO if reason in ("closed", GoodbyeReason.SHUTDOWN) else logging.WARNING
-            )
-            who = self.peer or "an unauthenticated peer"
-            side = "by the peer" if by_peer else "here"
-            unsent = count(self.conn.wanted) if by_peer else 0
-            if unsent:  # the peer offered events and left before sending them
-                level = logging.WARNING
-                message += f"; {unsent} events it offered were not received"
-            log.log(level, "sync link with %s ended %s: %s: %s", who, side, reason, message)
+            self.unsent = count(self.conn.wanted) if by_peer else 0
         self._wake_sender.set()
 
     async def _flush(self) -> None:
@@ -472,6 +537,8 @@ class _Link:
                 self.replicator._admit(self)
             elif isinstance(event, PeerSummary):
                 self.since = time.time()
+                self.live_at = trio.current_time()
+                self.replicator._log_up(self)
                 self._wake_pusher.set()
                 self.replicator._note_change()
             elif isinstance(event, PeerHas):

@@ -121,7 +121,7 @@ Attack = Callable[[NodeProcess], Awaitable[tuple[str, list[Event]]]]
 async def garbage(node: NodeProcess) -> tuple[str, list[Event]]:
     answer = await send_raw(node, b"GET / HTTP/1.1\r\nHost: moat\r\n\r\n")
     assert answer, "the node says hello (and goodbye) before it closes"
-    return "sync link with an unauthenticated peer ended here: protocol:", []
+    return "an unauthenticated peer (127.0.0.1:", []
 
 
 async def truncated_frame(node: NodeProcess) -> tuple[str, list[Event]]:
@@ -145,7 +145,7 @@ async def offers_and_leaves(node: NodeProcess) -> tuple[str, list[Event]]:
     claims = Holdings({"evil": RangeSet([(1, 100)])})
     seen = await run_peer(node, SyncConnection("evil", SECRET.encode(), claims), leave_when_asked)
     assert any(isinstance(event, EventsWanted) for event in seen)
-    return "sync link with evil ended by the peer: closed: ", []
+    return ") ended by the peer: closed: the peer closed the connection; 100 events", []
 
 
 async def pushes_a_conflict(node: NodeProcess) -> tuple[str, list[Event]]:

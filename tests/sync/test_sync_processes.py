@@ -156,3 +156,58 @@ async def test_a_node_that_lost_its_data_gets_its_history_back_before_it_serves(
     finally:
         for node in (a, c):
             node.stop()
+
+
+def conflict_lines(node: NodeProcess) -> tuple[list[str], list[str]]:
+    """The full conflict lines of *node*'s log, and its reminders of them."""
+    log = node.stderr().splitlines()
+    full = [line for line in log if ": conflict: nc:1 is two different events" in line]
+    return full, [line for line in log if "again: conflict, " in line]
+
+
+async def reminded(node: NodeProcess) -> None:
+    """Until *node* logged a reminder of the conflict (its log is a file: read it again)."""
+    while not conflict_lines(node)[1]:  # noqa: ASYNC110 - another process writes the file
+        await trio.sleep(0.1)
+
+
+@pytest.mark.slow
+async def test_a_forked_pair_logs_the_conflict_once_and_both_statuses_say_why(
+    base: FsPath,
+) -> None:
+    """nc lost its data and wrote again before it met na: on every retry, the fork.
+
+    Each node logs the conflict once in full, then a one-line reminder every
+    ``sync.remind_every`` seconds (2 here); ``status`` on both sides shows the
+    other as down with the conflict as its last error.
+    """
+    quick = "remind_every = 2\n"
+    a, c = NodeProcess("na", base, sync_settings=quick), NodeProcess("nc", base)
+    try:
+        a.start()
+        c.peers, c.sync_settings = [a.sync_address], quick
+        c.start()
+        await write(c, {"t.old": 1})
+        with trio.fail_after(60):
+            await converged(a, {"t.old": 1})
+        c.kill()
+        shutil.rmtree(c.data_dir)
+        c.peers = []  # it writes before it meets na again: nc:1 is another event now
+        c.start()
+        await write(c, {"t.new": 2})
+        c.stop()
+        c.peers = [a.sync_address]
+        c.start()
+        with trio.fail_after(60):
+            await reminded(a)
+            await reminded(c)
+        for node, peer in ((a, "nc"), (c, "na")):
+            full, reminders = conflict_lines(node)
+            assert len(full) == 1, full
+            assert all(len(line) < 160 for line in reminders)
+            status = json.loads(node.cli("status", "--json"))["sync"]["peers"][peer]
+            assert not status["connected"]
+            assert status["last_error"].startswith("conflict: nc:1 is two different events")
+    finally:
+        for node in (a, c):
+            node.stop()
