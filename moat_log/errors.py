@@ -161,3 +161,21 @@ class FeedOverflowError(JournalError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return type(self), (str(self), self.position)
+
+
+class AdapterError(MoatLogError):
+    """A bus adapter (`moat_log.adapters`) cannot do its work."""
+
+
+class BusUnavailableError(AdapterError):
+    """The bus (a broker, a gateway, a serial line) cannot be reached or went away.
+
+    The adapter's supervisor reconnects after a back-off; the node goes on.
+    """
+
+
+class BusDataError(AdapterError, InvalidInputError):
+    """Data from a bus (or a value for it) does not decode, or is out of range.
+
+    It is counted and logged by the adapter, never stored as a valid value.
+    """

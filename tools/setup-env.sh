@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 
 purpose="${1:-run}"
 
-# System packages the test suite starts for real (mosquitto, owserver, knxd,
-# socat arrive with the adapters); none are needed by the journal yet.
-APT_PACKAGES=()
+# System packages the test suite starts for real: the MQTT broker the MQTT
+# adapter's tests run against (owserver, knxd and socat arrive with their
+# adapters).
+APT_PACKAGES=(mosquitto)
 
 if [ "$purpose" = test ] && [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
     missing=()
