@@ -141,6 +141,40 @@ class KVView:
             if deleted or event.op is Op.SET:
                 yield event
 
+    def snapshot(
+        self, prefixes: Sequence[Path], *, deleted: bool = False
+    ) -> tuple[int, list[Event]]:
+        """The winners under *prefixes*, and the journal position they are as of.
+
+        Read in one transaction, so the events are exactly the state after
+        the position: every stored event up to it, none after.  A bus adapter
+        repairs its bus from this and then applies the changes after the
+        position.  Keep *prefixes* to a few thousand paths (one reader holds
+        its pages while it scans).  Overlapping prefixes yield each path once.
+        """
+        if self._journal is None:
+            raise RuntimeError("the KV view is not attached to a journal")
+        events: list[Event] = []
+        covered: list[bytes] = []
+        with self._journal.read_transaction() as txn:
+            cursor = txn.cursor(db=self._journal.database("events"))
+            position = keys.unpack_u64(cursor.key()) if cursor.last() else 0
+            for prefix in sorted({p.key for p in prefixes}):
+                if any(prefix.startswith(done) for done in covered):
+                    continue
+                covered.append(prefix)
+                cursor = txn.cursor(db=self._kv)
+                if not cursor.set_range(prefix or _ROOT_RECORD):
+                    continue
+                end = keys.prefix_end(prefix)
+                for key, data in cursor:
+                    if end is not None and bytes(key) >= end:
+                        break
+                    event = Event.unpack_trusted(_Entry.unpack(bytes(data)).winner)
+                    if deleted or event.op is Op.SET:
+                        events.append(event)
+        return position, events
+
     def children(self, path: Path = ROOT) -> list[Segment]:
         """The next segments below *path* that lead to at least one live value.
 

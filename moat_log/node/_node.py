@@ -19,6 +19,8 @@ from typing import Any, Final, TypeVar
 
 import trio
 
+from moat_log.adapters.output import output_name
+from moat_log.adapters.status import AdapterStatus
 from moat_log.event import Event
 from moat_log.journal.change import Change
 from moat_log.journal.feed import JournalFeed
@@ -67,6 +69,8 @@ class Node:
         self.sync: Any = None
         #: Each side-effect projection's runner (`moat_log.projections.runner`), by name.
         self.side_effects: dict[str, RunnerState] = {}
+        #: Each bus adapter's status (`moat_log.adapters.status`), by name.
+        self.adapters: dict[str, AdapterStatus] = {}
         #: Connections from this process (`connect_in_process`); the server accepts them.
         self.in_process: Final = InProcessListener()
         self.connections = 0
@@ -126,10 +130,18 @@ class Node:
             "side_effects": side_effect_status(
                 self.side_effects, self.journal.checkpoints(), stats.last_position
             ),
+            "adapters": {
+                name: adapter.report(self._output_lag(name, stats.last_position))
+                for name, adapter in self.adapters.items()
+            },
             "connections": self.connections,
             "listen": list(self.addresses),
             **({"sync": self.sync.status()} if self.sync is not None else {}),
         }
+
+    def _output_lag(self, adapter: str, last_position: int) -> int | None:
+        runner = self.side_effects.get(output_name(adapter))
+        return None if runner is None else max(last_position - runner.applied, 0)
 
 
 def _authenticator(config: NodeConfig, secret: bytes | None) -> Authenticator | None:

@@ -37,6 +37,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 from msgspec import Meta
 
+from moat_log.adapters.config import AdapterConfig, adapters_from_table
 from moat_log.address import host_and_port, join_host_port
 from moat_log.defaults import SOCKET_NAME, default_data_dir
 from moat_log.durability import DEFAULT_FLUSH_INTERVAL, Durability, check_flush_interval
@@ -146,6 +147,8 @@ class NodeConfig:
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     #: Replication with other nodes (``[sync]``); None: the node runs alone.
     sync: SyncConfig | None = None
+    #: The bus adapters (``[adapters.NAME]``), in the file's order.
+    adapters: tuple[AdapterConfig, ...] = ()
     source: str = EMBEDDED
 
     def __post_init__(self) -> None:
@@ -250,6 +253,7 @@ class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     client: _ClientTable = _ClientTable()
     journal: _JournalTable = _JournalTable()
     sync: Any = None
+    adapters: Any = None
 
 
 def _error(source: str, key: str, problem: str) -> ConfigError:
@@ -315,6 +319,8 @@ def config_from_document(
         }
         if file.node is not None:
             settings["node"] = parse(check_node_name, file.node, "node")
+        if file.adapters is not None:
+            settings["adapters"] = adapters_from_table(file.adapters)
     except FieldError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     if data_dir is not None:

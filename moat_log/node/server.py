@@ -31,6 +31,7 @@ from typing import Final
 import trio
 
 from moat_log import cycle_collector
+from moat_log.adapters.supervisor import plan_adapters, run_adapters
 from moat_log.address import peer_address, socket_address
 from moat_log.errors import MoatLogError
 from moat_log.journal.group_commit import JournalWriter, open_journal
@@ -135,10 +136,13 @@ async def _run(
     secret = await trio.to_thread.run_sync(_auth_secret, data_dir) if config.users else None
     node = Node(config, writer, secret=secret)
     server = _Server(node, tcp)
+    adapters = plan_adapters(config.adapters)
+    node.adapters = {plan.config.name: plan.status for plan in adapters}
+    outputs = [plan.output for plan in adapters if plan.output is not None]
     async with trio.open_nursery() as background:
         await background.start(node.feed.run)
         node.side_effects = await background.start(
-            run_side_effects, node.journal, node.feed, side_effects
+            run_side_effects, node.journal, node.feed, [*side_effects, *outputs]
         )
         if config.sync is not None:
             node.sync = await background.start(run_sync, node, config.sync)
@@ -150,6 +154,8 @@ async def _run(
             if not await _unless_stopped(shutdown_trigger, recover):
                 background.cancel_scope.cancel()
                 return
+        # after the recovery: an adapter's writes are the node's own events
+        await background.start(run_adapters, node, adapters)
         await _serve_clients(node, server, shutdown_trigger, task_status)
         background.cancel_scope.cancel()
     log.info("node %s: clients served; committing what is queued, then stopping", node.name)

@@ -141,7 +141,11 @@ def test_listen_addresses(text: str, expected: ListenAddress) -> None:
             "'h:99999': the port '99999' is not a number",
         ),
         ("client.listen = [1]", "client.listen[0]", "expected a string, got 1"),
-        ('nodes = "pi1"', "nodes", "unknown key; known keys are client, data_dir, journal, node"),
+        (
+            'nodes = "pi1"',
+            "nodes",
+            "unknown key; known keys are adapters, client, data_dir, journal, node, sync",
+        ),
         ('journal.durability = "later"', "journal.durability", "must be 'sync' or 'batched'"),
         ("journal.durability = 1", "journal.durability", 'expected "sync" or "batched", got 1'),
         ("journal.flush_interval = 0", "journal.flush_interval", "more than 0 and at most 60"),
