@@ -88,6 +88,8 @@ def level_to_segment(level: str) -> Segment:
         if not _INT_MIN <= number <= _INT_MAX:
             raise BusDataError(f"topic level {level!r}: integer outside the signed 64-bit range")
         return number
+    if "/" in level:
+        raise BusDataError(f"topic level {level!r} holds '/', which separates levels")
     if "+" in level or "#" in level or "\x00" in level:
         raise BusDataError(f"topic level {level!r} holds '+', '#' or NUL, which no topic may")
     start = 0
