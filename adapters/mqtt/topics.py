@@ -196,18 +196,25 @@ class TopicRoute:
     subscription_filter: str
 
     @classmethod
-    def compile(cls, pattern: str, template: str, *, where: str = "") -> TopicRoute:
+    def compile(
+        cls, pattern: str, template: str, *, where: str = "", template_key: str = "topic"
+    ) -> TopicRoute:
         """The route from path *pattern* to topic *template*.
 
         Raises `FieldError` (naming *where*, the config field of the pair)
         for a pattern or template that is not valid, a variable used on one
         side only or twice, a ``#`` variable that is not last, a literal
         ``+`` or ``#`` or an empty level in the template, or a template that
-        starts with ``$``.
+        starts with ``$``.  *template_key* is the template's key in the
+        config table (``topic``, ``command_topic``).
         """
-        path_parts = _compile_pattern(pattern, f"{where}.path" if where else "path")
-        topic_parts = _compile_template(template, f"{where}.topic" if where else "topic")
-        topic_parts = _check_variables(path_parts, topic_parts, pattern, template, where)
+        path_field = f"{where}.path" if where else "path"
+        topic_field = f"{where}.{template_key}" if where else template_key
+        path_parts = _compile_pattern(pattern, path_field)
+        topic_parts = _compile_template(template, topic_field)
+        topic_parts = _check_variables(
+            path_parts, topic_parts, pattern, template, (path_field, topic_field)
+        )
         prefix: list[Segment] = []
         for part in path_parts:
             if isinstance(part, _Variable):
@@ -351,10 +358,9 @@ def _check_variables(
     topic_parts: tuple[_TopicPart, ...],
     pattern: str,
     template: str,
-    where: str,
+    fields: tuple[str, str],
 ) -> tuple[_TopicPart, ...]:
-    path_field = f"{where}.path" if where else "path"
-    topic_field = f"{where}.topic" if where else "topic"
+    path_field, topic_field = fields
     in_path: dict[str, _Variable] = {}
     for part in path_parts:
         if isinstance(part, _Variable):
