@@ -282,18 +282,25 @@ _Text = Annotated[str, Meta(min_length=1, description="a non-empty string")]
 
 
 class _EntityTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    component: Component
+    component: str
     name: _Text | None = None
     device_class: _Text | None = None
     unit_of_measurement: str | None = None
-    state_class: Literal["measurement", "total", "total_increasing"] | None = None
+    state_class: str | None = None
     icon: _Text | None = None
-    entity_category: Literal["config", "diagnostic"] | None = None
+    entity_category: str | None = None
     min: float | None = None
     max: float | None = None
     step: Annotated[float, Meta(gt=0, description="a number > 0")] | None = None
-    mode: Literal["auto", "box", "slider"] | None = None
+    mode: str | None = None
     extra: dict[str, Any] = {}
+
+
+_CHOICES: Final = {
+    "state_class": ("measurement", "total", "total_increasing"),
+    "entity_category": ("config", "diagnostic"),
+    "mode": ("auto", "box", "slider"),
+}
 
 
 def entity_from_config(table: object, where: str) -> Entity:
@@ -305,6 +312,16 @@ def entity_from_config(table: object, where: str) -> Entity:
     """
     fields = read(_EntityTable, table, where=where)
     kind = fields.component
+    if kind not in COMPONENTS:
+        raise FieldError(
+            f"{where}.component", f"expected one of {', '.join(COMPONENTS)}, got {kind!r}"
+        )
+    for key, choices in _CHOICES.items():
+        chosen = getattr(fields, key)
+        if chosen is not None and chosen not in choices:
+            raise FieldError(
+                f"{where}.{key}", f"expected one of {', '.join(choices)}, got {chosen!r}"
+            )
     misplaced = {
         "device_class": _HAS_DEVICE_CLASS,
         "unit_of_measurement": _HAS_UNIT,

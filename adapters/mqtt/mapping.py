@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import msgspec
 
@@ -235,10 +235,10 @@ class _RuleTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     path: str
     topic: str
     command_topic: str | None = None
-    direction: Literal["out", "in", "both"] = "both"
+    direction: str = "both"
     codec: str | dict[str, Any] = "json"
     retain: bool = True
-    qos: Literal[0, 1, 2] = 1
+    qos: int = 1
     changes_only: bool = True
     entity: dict[str, Any] | None = None
 
@@ -247,6 +247,12 @@ def rule_from_config(table: object, where: str) -> MappingRule:
     """The `MappingRule` of one ``map`` table at *where* (``adapters.mqtt.map[0]``)."""
     fields = read(_RuleTable, table, where=where)
     state = TopicRoute.compile(fields.path, fields.topic, where=where)
+    if fields.direction not in ("out", "in", "both"):
+        raise FieldError(
+            f"{where}.direction", f'expected "out", "in" or "both", got {fields.direction!r}'
+        )
+    if fields.qos not in (0, 1, 2):
+        raise FieldError(f"{where}.qos", f"expected 0, 1 or 2, got {fields.qos!r}")
     direction = Direction(fields.direction)
     command = None
     if fields.command_topic is not None:
