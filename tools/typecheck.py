@@ -49,7 +49,9 @@ def main() -> int:
     package = build_view()
     status = mypy(package, ROOT / "tools")
     # Each test folder alone: they have modules of the same name (conftest).
-    for folder in sorted(p for p in (ROOT / "tests").iterdir() if p.is_dir()):
+    # Nested ones too (tests/adapters/mqtt).
+    folders = (p for p in (ROOT / "tests").rglob("*") if p.is_dir() and p.name != "__pycache__")
+    for folder in sorted(folders):
         if any(folder.glob("*.py")):
             status |= mypy(folder, search=folder)
     status |= mypy(*sorted((ROOT / "tests").glob("*.py")), search=ROOT / "tests")
