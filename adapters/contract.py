@@ -192,4 +192,4 @@ class AdapterLink:
 
     def detail(self, key: str, value: Any) -> None:
         """Show *value* under *key* in the adapter's status (its broker, its role, ...)."""
-        self.status.details[key] = value
+        self.status.detail(key, value)

@@ -29,6 +29,8 @@ COUNTERS: Final = (
     "refused",  # events the journal refused (logged with the reason)
 )
 
+_NOTHING: Final = object()
+
 #: The connection states, as status shows them.
 STATES: Final = ("starting", "connecting", "connected", "backing-off", "stopped", "disabled")
 
@@ -53,7 +55,7 @@ class AdapterStatus:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     #: What the adapter itself adds (its broker, its role, ...).
     details: dict[str, Any] = field(default_factory=dict)
-    #: Called after every change of `state` (a test waits for one with them).
+    #: Called after every change of the state, a count or a detail (tests wait on them).
     on_change: list[Callable[[], object]] = field(default_factory=list)
 
     def _changed(self) -> None:
@@ -62,6 +64,14 @@ class AdapterStatus:
 
     def count(self, counter: str, n: int = 1) -> None:
         self.counts[counter] += n
+        if self.on_change:
+            self._changed()
+
+    def detail(self, key: str, value: Any) -> None:
+        """Show *value* under *key* (the adapter's own status: its broker, its role)."""
+        if self.details.get(key, _NOTHING) != value:
+            self.details[key] = value
+            self._changed()
 
     def connecting(self) -> None:
         self.state = "connecting"

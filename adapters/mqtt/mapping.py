@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import msgspec
 
+from moat_log.errors import BusDataError
 from moat_log.event import Value
 from moat_log.path import Path
 from moat_log.records import FieldError, read
@@ -41,7 +42,7 @@ from .discovery import (
     discovery_message,
     entity_from_config,
 )
-from .topics import TopicRoute
+from .topics import TopicRoute, topic_matches
 
 __all__ = [
     "DELETE",
@@ -215,6 +216,27 @@ class Mapping:
                 continue
             value = DELETE if not payload else rule.codec.decode(payload)
             return IncomingChange(path, value, rule)
+        return None
+
+    def incoming_rule(self, topic: str) -> MappingRule | None:
+        """The first rule that listens on *topic*, or None."""
+        for rule in self.rules:
+            route = rule.listens_on
+            if route is not None and topic_matches(route.subscription_filter, topic):
+                return rule
+        return None
+
+    def published_path(self, topic: str) -> Path | None:
+        """The path whose state is published on *topic*, or None if no path's is."""
+        for rule in self.rules:
+            if not rule.direction.outgoing:
+                continue
+            try:
+                path = rule.state.path_for(topic)
+            except BusDataError:
+                continue
+            if path is not None and self.rule_for(path) is rule:
+                return path
         return None
 
     def subscriptions(self) -> list[tuple[str, int]]:

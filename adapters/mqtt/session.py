@@ -1,0 +1,401 @@
+"""One connection of the MQTT adapter to its broker, as the node's bus session.
+
+Theory of operation
+-------------------
+`MqttSession.start` subscribes, in one SUBSCRIBE, to everything the
+session reads: the mapping's listening topics, the state topics it
+publishes (their retained copies say what the broker holds), the group's
+status topics, Home Assistant's birth topic and the discovery topics of
+the group's entities.  It then publishes a token to a topic of its own and
+reads until the token comes back: the broker sends the retained messages
+of a subscription before anything published after it, so by then it has
+seen the broker's whole retained state, without waiting out a quiet time.
+Then it says ``online`` for its node (`election`).
+
+Every message this adapter publishes carries the MQTT 5 user property
+``moat-log`` (the publishing node): it is a projection of a journal event
+and never news.  A message with it is not read back as an event by any
+node of the group, which is how our own publications (and those of the
+other nodes) are not read back; a message without it on a listened topic
+is a change from the bus.  With MQTT 3.1.1 (no properties) the mapping's
+``changes_only`` stops an echo: its value is the one the journal holds.
+
+Only the group's **active** node publishes and writes events.  On becoming
+active (at start or when the active node goes), the session **repairs**
+the broker: it reads the owned paths' state as of one journal position
+(`AdapterLink.snapshot`), publishes every state topic whose retained copy
+differs (a restarted broker gets everything back), clears retained state
+topics of ours whose path holds no value, announces the Home Assistant
+entities and removes those no longer configured.  The output then skips
+the changes at or before that position (`start_position`) and sends the
+later ones (`send`), each published only if the broker does not already
+hold that payload there: after a crash, the changes since the output's
+checkpoint come again, and none is published twice.  A retained topic
+whose copy on the broker came from the bus (no ``moat-log`` property) and
+that the mapping also listens on is left alone by the repair: the device
+said it, and it becomes an event like any other message.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import trio
+
+from moat_log.errors import BusDataError
+from moat_log.event import Event, Op
+from moat_log.journal.change import Change
+from moat_log.journal.item import FeedItem
+from moat_log.path import Path
+
+from ..contract import AdapterLink
+from .client import Message, MqttClient
+from .discovery import DiscoveryMessage, DiscoverySettings
+from .election import ONLINE, Group, node_of_status_topic, status_filter, status_topic
+from .mapping import DELETE, Mapping, OutgoingMessage
+from .topics import topic_matches
+
+__all__ = ["PROPERTY", "MqttSession", "SessionSettings"]
+
+log = logging.getLogger("moat_log.adapters.mqtt")
+
+#: The user property that marks a message as published by moat-log.
+PROPERTY: Final = "moat-log"
+#: How long the start waits for its token to come back before giving up on the broker.
+BARRIER_TIMEOUT: Final = 10.0
+#: Bus messages kept at most while the session is not yet listening.
+EARLY_MESSAGES: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """The adapter's group and Home Assistant settings."""
+
+    group: str = "moat-log"
+    lease: float = 30.0
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    device_name: str | None = None
+
+    @property
+    def node_id(self) -> str:
+        """The group as Home Assistant's node_id (``[a-zA-Z0-9_-]``)."""
+        return self.group.replace("/", "_")
+
+
+class MqttSession:
+    """Serves one broker connection: repair, publish, listen, take part in the group."""
+
+    def __init__(
+        self, settings: SessionSettings, mapping: Mapping, link: AdapterLink, client: MqttClient
+    ) -> None:
+        self.settings = settings
+        self.mapping = mapping
+        self.link = link
+        self.client = client
+        self.me = link.node_name
+        self.group = Group(self.me, settings.lease)
+        self._status_topic = status_topic(settings.group, self.me)
+        self._token_topic = f"{settings.group}/node/{self.me}/token"
+        self._ha_status = f"{settings.discovery_prefix}/status"
+        self._discovery_filter = f"{settings.discovery_prefix}/+/{settings.node_id}/+/config"
+        self._properties = ((PROPERTY, self.me),) if client.protocol == 5 else ()
+        #: Topic -> the payload the broker holds there (what we or others published).
+        self.broker: dict[str, bytes] = {}
+        #: Retained topics whose copy came from the bus (no moat-log property).
+        self._from_bus: set[str] = set()
+        #: Messages of the bus read before the session became active.
+        self._early: list[Message] = []
+        self._announced: set[str] = set()
+        self._start = 0
+        #: Publishing (and repaired): the group's active node.
+        self.active = False
+        #: Bus changes become events as they come (else they wait in `_early`).
+        self._listening = False
+        self._lock = trio.Lock()
+        self._group_changed = trio.Event()
+        self._lease_changed = trio.Event()
+        self._force = False
+
+    # ---------------------------------------------------------------- contract
+
+    @property
+    def start_position(self) -> int:
+        return self._start
+
+    async def send(self, items: Sequence[FeedItem]) -> None:
+        async with self._lock:
+            if not self.active:
+                return  # standing by: the active node publishes; a take-over repairs
+            messages: list[OutgoingMessage] = []
+            for item in items:
+                if item.position <= self._start:
+                    continue
+                message = self._outgoing(item.event)
+                if message is not None:
+                    await self._announce(item.event.path)
+                    messages.append(message)
+            await self._publish_states(messages)
+
+    # ------------------------------------------------------------------- start
+
+    async def start(self) -> None:
+        """Subscribe, read the broker's retained state, say ``online``."""
+        settings = self.settings
+        filters: dict[str, int] = dict(self.mapping.subscriptions())
+        for rule in self.mapping.rules:
+            if rule.direction.outgoing:
+                state_filter = rule.state.subscription_filter
+                filters[state_filter] = max(filters.get(state_filter, 0), 1)
+        filters[status_filter(settings.group)] = 1
+        filters[self._token_topic] = 1
+        if settings.discovery:
+            filters[self._ha_status] = 1
+            filters[self._discovery_filter] = 1
+        await self.client.subscribe(list(filters.items()), no_local=False)
+        token = secrets.token_hex(8).encode()
+        await self.client.publish(self._token_topic, token, qos=1)
+        with trio.fail_after(BARRIER_TIMEOUT):
+            while True:
+                message = await self.client.receive()
+                if message.topic == self._token_topic and message.payload == token:
+                    break
+                await self._take(message)
+        self.link.detail("retained_topics", len(self.broker))
+        await self._say_online()
+        self._follow_group()
+
+    async def serve(self) -> None:
+        """Read messages, keep our status fresh, follow the group; until the broker goes."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._heartbeat)
+            nursery.start_soon(self._expire_leases)
+            nursery.start_soon(self._lead)
+            while True:
+                message = await self.client.receive()
+                await self._take(message)
+
+    # --------------------------------------------------------------- messages
+
+    async def _take(self, message: Message) -> None:
+        topic = message.topic
+        status = self.link.status
+        node = node_of_status_topic(self.settings.group, topic)
+        if node is not None:
+            if self.group.status(node, message.payload, trio.current_time()):
+                self._follow_group()
+            self._lease_changed.set()
+            return
+        if topic == self._token_topic:
+            return
+        if topic == self._ha_status:
+            if message.payload == b"online" and self.active:
+                log.info("adapter %s: Home Assistant is back: announcing", status.name)
+                self._force = True
+                self._follow_group()
+            return
+        ours = any(key == PROPERTY for key, _ in message.user_properties)
+        if topic_matches(self._discovery_filter, topic):
+            self.broker[topic] = message.payload
+            return
+        if self._is_state_topic(topic):
+            self.broker[topic] = message.payload
+            if ours:
+                self._from_bus.discard(topic)
+            else:
+                self._from_bus.add(topic)
+        if ours:
+            if self.mapping.incoming_rule(topic) is not None:
+                status.count("suppressed")
+            return
+        if self.mapping.incoming_rule(topic) is None:
+            return
+        status.count("received")
+        if not self._listening:
+            # standing by: only retained state matters later; activating: all, in order
+            if message.retain or self.active:
+                self._early.append(message)
+                del self._early[:-EARLY_MESSAGES]
+            return
+        await self._bus_change(message)
+
+    async def _bus_change(self, message: Message) -> None:
+        link = self.link
+        try:
+            change = self.mapping.incoming(message.topic, message.payload)
+        except BusDataError as exc:
+            link.bad_data(message.topic, str(exc))
+            return
+        if change is None:
+            return
+        (current_event,) = await link.current([change.path])
+        current: object = DELETE
+        if current_event is not None and current_event.op is Op.SET:
+            current = current_event.value
+        if not change.changes(current):  # type: ignore[arg-type]
+            link.status.count("suppressed")
+            return
+        source = link.source(message.topic)
+        if change.value is DELETE:
+            await link.write([Change.delete(change.path, source=source)])
+        else:
+            await link.write([Change(change.path, change.value, source=source)])
+
+    # ------------------------------------------------------------------ group
+
+    async def _say_online(self) -> None:
+        await self.client.publish(
+            self._status_topic, ONLINE, qos=1, retain=True, user_properties=self._properties
+        )
+        if self.group.status(self.me, ONLINE, trio.current_time()):
+            self._follow_group()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await trio.sleep(self.settings.lease / 3)
+            await self._say_online()
+
+    async def _expire_leases(self) -> None:
+        while True:
+            self._lease_changed = trio.Event()
+            with trio.move_on_at(self.group.next_expiry()):
+                await self._lease_changed.wait()
+                continue
+            if self.group.expire(trio.current_time()):
+                self._follow_group()
+
+    def _follow_group(self) -> None:
+        """The group changed (or Home Assistant came back): `_lead` acts on it."""
+        self._group_changed.set()
+
+    async def _lead(self) -> None:
+        """Become active or stand by, as the group's state says; repair when becoming active.
+
+        A task of its own: repairing waits for the broker's acknowledgements,
+        which must not wait for the messages the session has not read yet.
+        """
+        while True:
+            await self._group_changed.wait()
+            self._group_changed = trio.Event()
+            force, self._force = self._force, False
+            active = self.group.is_active
+            self.link.detail("active", self.group.active)
+            if active == self.active and not (active and force):
+                continue
+            name = self.link.status.name
+            async with self._lock:
+                if not active:
+                    self.active = self._listening = False
+                    log.info("adapter %s: %s publishes; standing by", name, self.group.active)
+                    continue
+                if not self.active:
+                    log.info("adapter %s: this node publishes for its group", name)
+                self.active = True
+                await self._repair(force=force)
+            while self._early:
+                await self._bus_change(self._early.pop(0))
+            self._listening = True
+
+    # ----------------------------------------------------------------- repair
+
+    async def _repair(self, *, force: bool = False) -> None:
+        """Make the broker hold the journal's state of every owned path (lock held)."""
+        prefixes = [r.state.path_prefix for r in self.mapping.rules if r.direction.outgoing]
+        position, events = await self.link.snapshot(prefixes)
+        self._announced.clear()
+        wanted: set[str] = set()
+        messages: list[OutgoingMessage] = []
+        for event in events:
+            message = self._outgoing(event)
+            if message is None:
+                continue
+            wanted.add(message.topic)
+            if message.topic in self._from_bus and self.mapping.incoming_rule(message.topic):
+                continue  # the device's own report stands; it is read as a change
+            await self._announce(event.path, force=force)
+            messages.append(message)
+        for rule in self.mapping.rules:
+            if rule.direction.outgoing and not rule.state.variables:
+                await self._announce(rule.state.path_prefix, force=force)
+        for topic, payload in list(self.broker.items()):
+            if payload and topic not in wanted and topic not in self._from_bus:
+                if self._is_state_topic(topic):  # ours, but its path holds nothing now
+                    messages.append(OutgoingMessage(topic, b"", retain=True, qos=1))
+        await self._publish_states(messages, force=force)
+        await self._remove_stale_entities()
+        self._start = position
+
+    async def _announce(self, path: Path, *, force: bool = False) -> None:
+        if not self.settings.discovery:
+            return
+        rule = self.mapping.rule_for(path)
+        if rule is None or rule.entity is None:
+            return
+        message = rule.discovery(path, self._discovery_settings())
+        if message is None or message.topic in self._announced:
+            return
+        self._announced.add(message.topic)
+        await self._publish_discovery(message, force=force)
+
+    async def _remove_stale_entities(self) -> None:
+        for topic, payload in list(self.broker.items()):
+            if payload and topic not in self._announced and topic_matches(self._discovery_filter, topic):
+                await self._publish_discovery(DiscoveryMessage(topic, b""))
+
+    async def _publish_discovery(self, message: DiscoveryMessage, *, force: bool = False) -> None:
+        if not force and self.broker.get(message.topic, b"") == message.payload:
+            return
+        await self.client.publish(
+            message.topic,
+            message.payload,
+            qos=1,
+            retain=True,
+            user_properties=self._properties,
+        )
+        self.broker[message.topic] = message.payload
+
+    def _discovery_settings(self) -> DiscoverySettings:
+        return DiscoverySettings(
+            node_id=self.settings.node_id,
+            availability_topic=self._status_topic,
+            discovery_prefix=self.settings.discovery_prefix,
+            device_name=self.settings.device_name,
+        )
+
+    # ------------------------------------------------------------- publishing
+
+    def _outgoing(self, event: Event) -> OutgoingMessage | None:
+        value: object = DELETE if event.op is Op.DELETE else event.value
+        try:
+            return self.mapping.outgoing(event.path, value)  # type: ignore[arg-type]
+        except BusDataError as exc:
+            self.link.bad_data(str(event.path), f"cannot be published: {exc}")
+            return None
+
+    async def _publish_states(
+        self, messages: Sequence[OutgoingMessage], *, force: bool = False
+    ) -> None:
+        """Publish *messages* in order, each unless the broker holds it already."""
+        todo = [
+            m
+            for m in messages
+            if force or not m.retain or self.broker.get(m.topic, b"") != m.payload
+        ]
+        if not todo:
+            return
+        await self.client.publish_many(
+            [(m.topic, m.payload, m.qos, m.retain) for m in todo],
+            user_properties=self._properties,
+        )
+        for message in todo:
+            if message.retain:
+                self.broker[message.topic] = message.payload
+        self.link.status.count("sent", len(todo))
+
+    def _is_state_topic(self, topic: str) -> bool:
+        """Whether *topic* is a state topic some out rule publishes."""
+        return self.mapping.published_path(topic) is not None

@@ -1,0 +1,268 @@
+"""The MQTT adapter in a node, against a real mosquitto.
+
+Each test runs nodes in its own trio run (in-process, each with its data
+directory and its config read from TOML text, as ``moat-log serve`` reads
+it) and watches the broker with a client of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path as FsPath
+from typing import Any
+
+import trio
+import trio.testing
+from mosquitto_broker import Mosquitto
+
+from moat_log.adapters.mqtt.client import Message, MqttClient, MqttOptions, open_mqtt
+from moat_log.adapters.status import AdapterStatus
+from moat_log.journal.change import Change
+from moat_log.node._node import Node
+from moat_log.node.config import config_from_document
+from moat_log.node.server import serve_node
+from moat_log.path import Path
+
+LIGHTS = """
+[[adapters.mqtt.map]]
+path = "home.+room.light"
+topic = "home/{room}/light/state"
+command_topic = "home/{room}/light/set"
+codec = "bool"
+entity = { component = "light", name = "Light" }
+
+[[adapters.mqtt.map]]
+path = "home.+room.temperature"
+topic = "home/{room}/temperature"
+direction = "in"
+codec = { type = "number", unit = "°C" }
+
+[[adapters.mqtt.map]]
+path = "home.+room.mode"
+topic = "home/{room}/mode"
+codec = "string"
+"""
+
+
+def node_config(data_dir: FsPath, broker: Mosquitto, name: str, mapping: str = LIGHTS) -> Any:
+    import tomllib
+
+    text = f"""
+node = "{name}"
+[adapters.mqtt]
+type = "mqtt"
+broker = "127.0.0.1:{broker.port}"
+reconnect_first = 0.01
+reconnect_max = 0.05
+lease = 3
+{mapping}
+"""
+    document = tomllib.loads(text)
+    config = config_from_document(document, data_dir=data_dir)
+    return type(config)(**{**_fields(config), "listen": ()})
+
+
+def _fields(config: Any) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in config.__dataclass_fields__}
+
+
+@asynccontextmanager
+async def running_node(config: Any) -> AsyncIterator[Node]:
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        node = await nursery.start(partial(serve_node, config, shutdown_trigger=stop.wait))
+        try:
+            yield node
+        finally:
+            stop.set()
+
+
+class Watcher:
+    """A client that records every message under its filters."""
+
+    def __init__(self, client: MqttClient) -> None:
+        self.client = client
+        self.messages: list[Message] = []
+        self._changed = trio.Event()
+
+    async def run(self) -> None:
+        async for message in self.client.messages:
+            self.messages.append(message)
+            self._changed.set()
+            self._changed = trio.Event()
+
+    async def until(self, predicate: Callable[[list[Message]], bool]) -> None:
+        with trio.fail_after(20):
+            while not predicate(self.messages):
+                await self._changed.wait()
+
+    def on(self, topic: str) -> list[Message]:
+        return [m for m in self.messages if m.topic == topic]
+
+
+@asynccontextmanager
+async def watching(broker: Mosquitto, *filters: str) -> AsyncIterator[Watcher]:
+    options = MqttOptions("127.0.0.1", port=broker.port, client_id=f"watcher-{id(filters)}")
+    async with open_mqtt(options) as client, trio.open_nursery() as nursery:
+        watcher = Watcher(client)
+        await client.subscribe([(f, 1) for f in filters], no_local=False)
+        nursery.start_soon(watcher.run)
+        yield watcher
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def bus_client(broker: Mosquitto) -> AsyncIterator[MqttClient]:
+    options = MqttOptions("127.0.0.1", port=broker.port, client_id="a-device")
+    async with open_mqtt(options) as client:
+        yield client
+
+
+async def until_status(status: AdapterStatus, predicate: Callable[[AdapterStatus], bool]) -> None:
+    changed = trio.Event()
+
+    def note() -> None:
+        changed.set()
+
+    status.on_change.append(note)
+    try:
+        with trio.fail_after(20):
+            while not predicate(status):
+                await changed.wait()
+                changed = trio.Event()
+    finally:
+        status.on_change.remove(note)
+
+
+async def until_active(node: Node) -> None:
+    """Until the node's adapter is connected and publishing for its group."""
+    await until_status(
+        node.adapters["mqtt"],
+        lambda s: s.state == "connected" and s.details.get("active") == node.name,
+    )
+
+
+async def set_value(node: Node, path: str, value: Any) -> None:
+    await node.write(Change(Path.parse(path), value))
+
+
+async def test_a_set_is_published_retained_with_the_codec(
+    tmp_path: FsPath, mosquitto: Mosquitto
+) -> None:
+    async with running_node(node_config(tmp_path, mosquitto, "n1")) as node:
+        await until_active(node)
+        async with watching(mosquitto, "home/#") as watcher:
+            await set_value(node, "home.kitchen.light", True)
+            await watcher.until(lambda ms: any(m.topic == "home/kitchen/light/state" for m in ms))
+        (message,) = watcher.on("home/kitchen/light/state")
+        assert message.payload == b"ON"
+        assert ("moat-log", "n1") in message.user_properties
+    async with watching(mosquitto, "home/#") as later:
+        await later.until(lambda ms: bool(later.on("home/kitchen/light/state")))
+    assert later.on("home/kitchen/light/state")[0].retain
+
+
+async def test_a_command_on_the_bus_becomes_an_event_with_its_source(
+    tmp_path: FsPath, mosquitto: Mosquitto
+) -> None:
+    async with running_node(node_config(tmp_path, mosquitto, "n1")) as node:
+        await until_active(node)
+        status = node.adapters["mqtt"]
+        async with bus_client(mosquitto) as device, watching(mosquitto, "home/#") as watcher:
+            await device.publish("home/hall/light/set", b"on", qos=1)
+            await until_status(status, lambda s: s.counts["written"] == 1)
+            event = node.kv.get(Path.parse("home.hall.light"))
+            assert event is not None
+            assert (event.value, event.source) == (True, "mqtt:home/hall/light/set")
+            # the new state goes out on the state topic, and is not read back as news
+            await watcher.until(lambda ms: bool(watcher.on("home/hall/light/state")))
+            assert watcher.on("home/hall/light/state")[-1].payload == b"ON"
+            await device.publish("home/hall/temperature", b"21.5", qos=1)
+            await until_status(status, lambda s: s.counts["written"] == 2)
+        assert node.kv.value(Path.parse("home.hall.temperature")) == 21.5
+        assert status.counts["written"] == 2
+
+
+async def test_our_own_publication_is_not_read_back_and_unchanged_values_make_no_event(
+    tmp_path: FsPath, mosquitto: Mosquitto
+) -> None:
+    async with running_node(node_config(tmp_path, mosquitto, "n1")) as node:
+        await until_active(node)
+        status = node.adapters["mqtt"]
+        async with watching(mosquitto, "home/#") as watcher, bus_client(mosquitto) as device:
+            await set_value(node, "home.den.mode", "eco")  # both ways on one topic
+            await watcher.until(lambda ms: bool(watcher.on("home/den/mode")))
+            last = node.journal.last_position
+            await device.publish("home/den/mode", b"eco", qos=1)  # the same value, from outside
+            await device.publish("home/den/mode", b"away", qos=1)
+            await until_status(status, lambda s: s.counts["written"] == 1)
+        assert node.journal.last_position == last + 1
+        assert node.kv.value(Path.parse("home.den.mode")) == "away"
+        assert status.counts["suppressed"] >= 2  # our echo, and the unchanged "eco"
+
+
+async def test_a_malformed_payload_is_counted_and_never_stored(
+    tmp_path: FsPath, mosquitto: Mosquitto
+) -> None:
+    async with running_node(node_config(tmp_path, mosquitto, "n1")) as node:
+        await until_active(node)
+        status = node.adapters["mqtt"]
+        async with bus_client(mosquitto) as device:
+            await device.publish("home/hall/temperature", b"warm", qos=1)
+            await device.publish("home/hall/light/set", b"maybe", qos=1)
+            await device.publish("home/hall/temperature", b"19", qos=1)
+            await until_status(status, lambda s: s.counts["written"] == 1)
+        assert status.counts["bad"] == 2
+        assert node.kv.get(Path.parse("home.hall.light")) is None
+        assert node.kv.value(Path.parse("home.hall.temperature")) == 19.0
+        report = node.status(None)["adapters"]["mqtt"]
+        assert report["state"] == "connected"
+        assert "home/hall/light/set" in report["last_bad"]
+
+
+async def test_a_restarted_broker_gets_every_mapped_state_back(
+    tmp_path: FsPath, mosquitto: Mosquitto
+) -> None:
+    async with running_node(node_config(tmp_path, mosquitto, "n1")) as node:
+        await until_active(node)
+        status = node.adapters["mqtt"]
+        await set_value(node, "home.kitchen.light", True)
+        await set_value(node, "home.den.mode", "eco")
+        await until_status(status, lambda s: s.counts["sent"] >= 2)
+        await trio.to_thread.run_sync(mosquitto.kill)  # no persistence: retained state is gone
+        await until_status(status, lambda s: s.state == "backing-off")
+        await set_value(node, "home.den.mode", "away")  # while the broker is away
+        await trio.to_thread.run_sync(mosquitto.restart)
+        await until_status(status, lambda s: s.connections >= 2 and s.state == "connected")
+        async with watching(mosquitto, "home/#") as watcher:
+            await watcher.until(
+                lambda ms: {m.topic for m in ms} >= {"home/kitchen/light/state", "home/den/mode"}
+            )
+            assert watcher.on("home/kitchen/light/state")[0].payload == b"ON"
+            assert watcher.on("home/den/mode")[-1].payload == b"away"
+
+
+async def test_home_assistant_discovery_and_its_birth_message(
+    tmp_path: FsPath, mosquitto: Mosquitto
+) -> None:
+    async with running_node(node_config(tmp_path, mosquitto, "n1")) as node:
+        await until_active(node)
+        await set_value(node, "home.kitchen.light", False)
+        async with watching(mosquitto, "homeassistant/#") as watcher:
+            await watcher.until(lambda ms: any(m.topic.endswith("/config") for m in ms))
+            (config,) = [m for m in watcher.messages if m.topic.endswith("/config")]
+            assert config.retain
+            assert config.topic.startswith("homeassistant/light/moat-log/")
+            fields = json.loads(config.payload)
+            assert fields["state_topic"] == "home/kitchen/light/state"
+            assert fields["command_topic"] == "home/kitchen/light/set"
+            assert (fields["payload_on"], fields["payload_off"]) == ("ON", "OFF")
+            assert fields["availability"][0]["topic"] == "moat-log/node/n1/status"
+            async with bus_client(mosquitto) as home_assistant:
+                await home_assistant.publish("homeassistant/status", b"online", qos=1)
+                await watcher.until(
+                    lambda ms: len([m for m in ms if m.topic == config.topic]) == 2
+                )
