@@ -81,6 +81,10 @@ _MISC_INTERVAL: Final = 1.0
 #: The most seconds a clean exit waits for its DISCONNECT to be written.
 _LEAVE_TIMEOUT: Final = 2.0
 _WRITTEN: Final = ReasonCode(PacketTypes.PUBACK)
+_LOGIN_REFUSED: Final = (
+    ReasonCode(PacketTypes.CONNACK, identifier=0x86),
+    ReasonCode(PacketTypes.CONNACK, identifier=0x87),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,8 +285,9 @@ class MqttClient:
         if self._leaving:
             return
         if self._connack is not None and self._connack.is_failure:
-            why = f"refused the connection: {self._connack}"
-        elif flags.is_disconnect_packet_from_server:
+            self._lose(self._refusal())
+            return
+        if flags.is_disconnect_packet_from_server:
             why = f"disconnected us: {reason}"
         elif reason == ReasonCode(PacketTypes.DISCONNECT, "Keep alive timeout"):
             why = "did not answer within the keepalive"
@@ -409,6 +414,12 @@ class MqttClient:
             self._paho.loop_misc()
             self._flush()
 
+    def _refusal(self) -> str:
+        reason = self._connack
+        # 0x86 "Bad user name or password", 0x87 "Not authorized" (mosquitto's answer to both)
+        hint = " (check the username and password)" if reason in _LOGIN_REFUSED else ""
+        return f"the MQTT broker at {self._options.address} refused the connection: {reason}{hint}"
+
     async def _handshake(self, deadline: float) -> None:
         opts = self._options
         if opts.protocol == 5:
@@ -426,9 +437,7 @@ class MqttClient:
                 f"within {opts.connect_timeout:g} s"
             )
         if self._connack.is_failure:
-            raise BusUnavailableError(
-                f"the MQTT broker at {opts.address} refused the connection: {self._connack}"
-            )
+            raise BusUnavailableError(self._refusal())
 
     async def _leave(self, *, with_will: bool) -> None:
         """Send DISCONNECT (reason 0x04 publishes the will) and wait until it is written."""

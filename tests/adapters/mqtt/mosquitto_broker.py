@@ -6,8 +6,9 @@
     broker.kill(); broker.restart()      # the same port again
     broker.stop()
 
-Readiness is read from mosquitto's stderr (``log_dest stderr``): the line
-"Opening ipv4 listen socket on port N." comes once the socket listens.  A
+Readiness is read from mosquitto's stderr (``log_dest stderr``): "Opening
+ipv4 listen socket on port N." says which port it binds (it is logged before
+the bind), "mosquitto version 2.0.11 running" that every listener listens.  A
 thread keeps reading stderr after that (a full pipe would stall the broker)
 and keeps the lines for failure messages.
 """
@@ -15,6 +16,7 @@ and keeps the lines for failure messages.
 from __future__ import annotations
 
 import base64
+import glob
 import hashlib
 import os
 import shutil
@@ -27,6 +29,8 @@ from pathlib import Path
 #: Where setup-env.sh's apt-get puts it; PATH may lack /usr/sbin for non-root users.
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 _READY_TIMEOUT = 10.0
+#: Logged once every listener listens ("Opening ... listen socket" comes *before* bind).
+_RUNNING = " running"
 
 
 def find_mosquitto() -> str | None:
@@ -35,6 +39,12 @@ def find_mosquitto() -> str | None:
     if found:
         return found
     return next((p for p in MOSQUITTO_PATHS if os.access(p, os.X_OK)), None)
+
+
+def dynamic_security_plugin() -> str | None:
+    """mosquitto's dynamic-security plugin (it can refuse subscriptions), or None."""
+    found = sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so"))
+    return found[0] if found else None
 
 
 def password_line(user: str, password: str, *, iterations: int = 101) -> str:
@@ -74,11 +84,18 @@ class Mosquitto:
         self.extra = extra
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        #: Everything mosquitto logged, over all its starts.
         self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reading = False
         self._reader: threading.Thread | None = None
 
     def _write_config(self) -> Path:
         lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr"]
+        if os.geteuid() == 0:
+            # As root mosquitto becomes user "mosquitto", who cannot read a
+            # test's private temporary folder (passwords, ACL, persistence).
+            lines.append("user root")
         if self.users is None:
             lines.append("allow_anonymous true")
         else:
@@ -117,36 +134,61 @@ class Mosquitto:
 
     def _launch(self, executable: str) -> bool:
         config = self._write_config()
+        first = len(self.lines)
         self.process = subprocess.Popen(
             [executable, "-c", str(config)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        listening = threading.Event()
-        self._reader = threading.Thread(
-            target=self._read_stderr, args=(self.process, listening), daemon=True
-        )
+        self._reading = True
+        self._reader = threading.Thread(target=self._read_stderr, args=(self.process,), daemon=True)
         self._reader.start()
-        # The reader sets the event on the listen line, or when stderr ends (an exit).
-        assert listening.wait(_READY_TIMEOUT), f"mosquitto silent: {self.lines[-5:]}"
-        if self.process.poll() is None and self.listening:
+        with self._changed:
+            # The reader notifies on every line, and once more when stderr ends (an exit).
+            self._changed.wait_for(
+                lambda: self._has(_RUNNING, first) or not self._reading, _READY_TIMEOUT
+            )
+            ready = self._reading and self._has(f"listen socket on port {self.port}.", first)
+        if ready:
             return True
-        self.process.wait()
+        self._end(signal.SIGKILL)
         return False
 
-    @property
-    def listening(self) -> bool:
-        return any(f"listen socket on port {self.port}." in line for line in self.lines)
+    def _has(self, text: str, first: int) -> bool:
+        return any(text in line for line in self.lines[first:])
 
-    def _read_stderr(self, process: subprocess.Popen[bytes], listening: threading.Event) -> None:
+    def _read_stderr(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stderr is not None
         for raw in process.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            self.lines.append(line)
-            if f"listen socket on port {self.port}." in line:
-                listening.set()
-        listening.set()
+            with self._changed:
+                self.lines.append(raw.decode(errors="replace").rstrip())
+                self._changed.notify_all()
+        with self._changed:
+            self._reading = False
+            self._changed.notify_all()
+
+    def mark(self) -> int:
+        """The number of log lines so far: `wait_for_line` after this point."""
+        with self._changed:
+            return len(self.lines)
+
+    def wait_for_line(self, text: str, *, after: int = 0, timeout: float = 10.0) -> str:
+        """The first log line after line *after* that contains *text*, once the broker logs it."""
+        with self._changed:
+            found = self._changed.wait_for(lambda: self._has(text, after), timeout)
+            assert found, f"mosquitto never logged {text!r}: {self.lines[after:][-5:]}"
+            return next(line for line in self.lines[after:] if text in line)
+
+    def pause(self) -> None:
+        """SIGSTOP: the broker is there but answers nothing until `resume`."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         """SIGTERM and wait: a clean stop (mosquitto writes its persistence file)."""
@@ -161,6 +203,8 @@ class Mosquitto:
         if process is None or process.poll() is not None:
             return
         os.kill(process.pid, sig)
+        if sig != signal.SIGKILL:
+            os.kill(process.pid, signal.SIGCONT)  # a paused broker cannot handle SIGTERM
         process.wait(timeout=10)
         if self._reader is not None:
             self._reader.join(timeout=10)
