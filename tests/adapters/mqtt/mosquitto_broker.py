@@ -151,9 +151,20 @@ class Mosquitto:
             )
             ready = self._reading and self._has(f"listen socket on port {self.port}.", first)
         if ready:
+            self._await_main_loop()
             return True
         self._end(signal.SIGKILL)
         return False
+
+    def _await_main_loop(self) -> None:
+        """Return once mosquitto's main loop runs: it has logged a probe connection.
+
+        "running" comes before the main loop sets its run flag, and a SIGTERM
+        in between is lost (mosquitto 2.0.11 then runs on): `stop` needs this.
+        """
+        with socket.create_connection(("127.0.0.1", self.port)) as probe:
+            mine = probe.getsockname()[1]
+            self.wait_for_line(f"New connection from 127.0.0.1:{mine} on port {self.port}.")
 
     def _has(self, text: str, first: int) -> bool:
         return any(text in line for line in self.lines[first:])
