@@ -52,8 +52,9 @@ def main() -> int:
     # Nested ones too (tests/adapters/mqtt).
     folders = (p for p in (ROOT / "tests").rglob("*") if p.is_dir() and p.name != "__pycache__")
     for folder in sorted(folders):
-        if any(folder.glob("*.py")):
-            status |= mypy(folder, search=folder)
+        modules = sorted(folder.glob("*.py"))  # its own only: a subfolder has its own path
+        if modules:
+            status |= mypy(*modules, search=folder)
     status |= mypy(*sorted((ROOT / "tests").glob("*.py")), search=ROOT / "tests")
     return status
 

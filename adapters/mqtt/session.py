@@ -183,45 +183,44 @@ class MqttSession:
 
     async def _take(self, message: Message) -> None:
         topic = message.topic
-        status = self.link.status
         node = node_of_status_topic(self.settings.group, topic)
         if node is not None:
             if self.group.status(node, message.payload, trio.current_time()):
                 self._follow_group()
             self._lease_changed.set()
-            return
-        if topic == self._token_topic:
-            return
-        if topic == self._ha_status:
+        elif topic == self._ha_status:
             if message.payload == b"online" and self.active:
-                log.info("adapter %s: Home Assistant is back: announcing", status.name)
+                log.info("adapter %s: Home Assistant is back: announcing", self.link.status.name)
                 self._force = True
                 self._follow_group()
-            return
-        ours = any(key == PROPERTY for key, _ in message.user_properties)
-        if topic_matches(self._discovery_filter, topic):
+        elif topic_matches(self._discovery_filter, topic):
             self.broker[topic] = message.payload
-            return
+        elif topic != self._token_topic:
+            await self._take_mapped(message)
+
+    async def _take_mapped(self, message: Message) -> None:
+        """A message on a mapped topic: the broker's copy of a state, or a change."""
+        topic = message.topic
+        ours = any(key == PROPERTY for key, _ in message.user_properties)
         if self._is_state_topic(topic):
             self.broker[topic] = message.payload
             if ours:
                 self._from_bus.discard(topic)
             else:
                 self._from_bus.add(topic)
-        if ours:
-            if self.mapping.incoming_rule(topic) is not None:
-                status.count("suppressed")
-            return
         if self.mapping.incoming_rule(topic) is None:
             return
-        status.count("received")
-        if not self._listening:
-            # standing by: only retained state matters later; activating: all, in order
-            if message.retain or self.active:
-                self._early.append(message)
-                del self._early[:-EARLY_MESSAGES]
+        status = self.link.status
+        if ours:
+            status.count("suppressed")
             return
-        await self._bus_change(message)
+        status.count("received")
+        if self._listening:
+            await self._bus_change(message)
+        elif message.retain or self.active:
+            # standing by: only retained state matters later; activating: all, in order
+            self._early.append(message)
+            del self._early[:-EARLY_MESSAGES]
 
     async def _bus_change(self, message: Message) -> None:
         link = self.link
@@ -236,7 +235,7 @@ class MqttSession:
         current: object = DELETE
         if current_event is not None and current_event.op is Op.SET:
             current = current_event.value
-        if not change.changes(current):  # type: ignore[arg-type]
+        if not change.changes(current):
             link.status.count("suppressed")
             return
         source = link.source(message.topic)
@@ -322,9 +321,9 @@ class MqttSession:
             if rule.direction.outgoing and not rule.state.variables:
                 await self._announce(rule.state.path_prefix, force=force)
         for topic, payload in list(self.broker.items()):
-            if payload and topic not in wanted and topic not in self._from_bus:
-                if self._is_state_topic(topic):  # ours, but its path holds nothing now
-                    messages.append(OutgoingMessage(topic, b"", retain=True, qos=1))
+            stale = payload and topic not in wanted and topic not in self._from_bus
+            if stale and self._is_state_topic(topic):  # ours, but its path holds nothing now
+                messages.append(OutgoingMessage(topic, b"", retain=True, qos=1))
         await self._publish_states(messages, force=force)
         await self._remove_stale_entities()
         self._start = position
@@ -343,7 +342,11 @@ class MqttSession:
 
     async def _remove_stale_entities(self) -> None:
         for topic, payload in list(self.broker.items()):
-            if payload and topic not in self._announced and topic_matches(self._discovery_filter, topic):
+            if (
+                payload
+                and topic not in self._announced
+                and topic_matches(self._discovery_filter, topic)
+            ):
                 await self._publish_discovery(DiscoveryMessage(topic, b""))
 
     async def _publish_discovery(self, message: DiscoveryMessage, *, force: bool = False) -> None:
@@ -371,7 +374,7 @@ class MqttSession:
     def _outgoing(self, event: Event) -> OutgoingMessage | None:
         value: object = DELETE if event.op is Op.DELETE else event.value
         try:
-            return self.mapping.outgoing(event.path, value)  # type: ignore[arg-type]
+            return self.mapping.outgoing(event.path, value)
         except BusDataError as exc:
             self.link.bad_data(str(event.path), f"cannot be published: {exc}")
             return None

@@ -263,6 +263,4 @@ async def test_home_assistant_discovery_and_its_birth_message(
             assert fields["availability"][0]["topic"] == "moat-log/node/n1/status"
             async with bus_client(mosquitto) as home_assistant:
                 await home_assistant.publish("homeassistant/status", b"online", qos=1)
-                await watcher.until(
-                    lambda ms: len([m for m in ms if m.topic == config.topic]) == 2
-                )
+                await watcher.until(lambda ms: len([m for m in ms if m.topic == config.topic]) == 2)
