@@ -166,6 +166,9 @@ class MqttAdapter:
         link.detail("broker", options.address)
         async with open_mqtt(options, buffer=settings.buffer) as client:
             session = MqttSession(settings.session, settings.mapping, link, client)
-            await session.start()
-            task_status.started(session)
-            await session.serve()
+            try:
+                await session.start()
+                task_status.started(session)
+                await session.serve()
+            finally:
+                await session.say_offline()  # a clean stop: the group's next node takes over

@@ -41,12 +41,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Final
 
 import trio
 
-from moat_log.errors import BusDataError
+from moat_log.errors import BusDataError, MoatLogError
 from moat_log.event import Event, Op
 from moat_log.journal.change import Change
 from moat_log.journal.item import FeedItem
@@ -55,7 +56,7 @@ from moat_log.path import Path
 from ..contract import AdapterLink
 from .client import Message, MqttClient
 from .discovery import DiscoveryMessage, DiscoverySettings
-from .election import ONLINE, Group, node_of_status_topic, status_filter, status_topic
+from .election import OFFLINE, ONLINE, Group, node_of_status_topic, status_filter, status_topic
 from .mapping import DELETE, Mapping, OutgoingMessage
 from .topics import topic_matches
 
@@ -67,6 +68,8 @@ log = logging.getLogger("moat_log.adapters.mqtt")
 PROPERTY: Final = "moat-log"
 #: How long the start waits for its token to come back before giving up on the broker.
 BARRIER_TIMEOUT: Final = 10.0
+#: How long a stopping session tries to say it is offline.
+OFFLINE_TIMEOUT: Final = 2.0
 #: Bus messages kept at most while the session is not yet listening.
 EARLY_MESSAGES: Final = 10_000
 
@@ -253,6 +256,23 @@ class MqttSession:
         if self.group.status(self.me, ONLINE, trio.current_time()):
             self._follow_group()
 
+    async def say_offline(self) -> None:
+        """Tell the group this node leaves (its will says so when it vanishes instead)."""
+        # qos 0: the client's reader may be cancelled already (the node stops), and
+        # the DISCONNECT that follows goes after it on the same connection
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(OFFLINE_TIMEOUT),
+            suppress(MoatLogError),  # the broker is gone: our will says the same
+        ):
+            await self.client.publish(
+                self._status_topic,
+                OFFLINE,
+                qos=0,
+                retain=True,
+                user_properties=self._properties,
+            )
+
     async def _heartbeat(self) -> None:
         while True:
             await trio.sleep(self.settings.lease / 3)
@@ -283,6 +303,7 @@ class MqttSession:
             force, self._force = self._force, False
             active = self.group.is_active
             self.link.detail("active", self.group.active)
+            self.link.detail("role", "publishing" if active else "standby")
             if active == self.active and not (active and force):
                 continue
             name = self.link.status.name

@@ -15,7 +15,7 @@ from moat_log.timespec import format_time, short_time
 from ._main import Settings, cli
 from ._node_access import open_access
 from ._output import human_bytes, print_fields, print_json, print_table
-from ._projections import print_side_effects, stored_side_effects
+from ._projections import print_adapters, print_side_effects, stored_side_effects
 
 CONFIG_ENV = "MOAT_LOG_CONFIG"
 
@@ -87,7 +87,7 @@ async def serve(ctx: click.Context, config_file: FsPath | None, log_level: str) 
 @cli.command()
 @click.pass_obj
 async def status(settings: Settings) -> None:
-    """Show the node: running or not, its journal, views, side-effect projections and connections.
+    """Show the node: running or not, its journal, views, side effects, adapters and connections.
 
     Asks the node serving the data directory (or --connect); when none
     runs, reads the journal directly and says 'not running'.
@@ -132,6 +132,7 @@ def _print_status(result: dict[str, Any]) -> None:
         [(name, str(v["version"]), str(v["checkpoint"])) for name, v in views.items()],
     )
     print_side_effects(result.get("side_effects", {}), journal["last_position"])
+    print_adapters(result.get("adapters", {}))
     sync = result.get("sync")
     if sync is not None:
         _print_sync(sync)

@@ -38,3 +38,39 @@ def print_side_effects(side_effects: dict[str, dict[str, Any]], last_position: i
             for name, entry in side_effects.items()
         ],
     )
+
+
+def print_adapters(adapters: dict[str, dict[str, Any]]) -> None:
+    """A table of the bus adapters (nothing when there are none)."""
+    if not adapters:
+        return
+    click.echo()
+    print_table(
+        ("ADAPTER", "TYPE", "STATE", "IN", "OUT", "BAD", "LAG", "LAST ERROR"),
+        [
+            (
+                name,
+                entry["type"],
+                _adapter_state(entry),
+                str(entry["written"]),
+                str(entry["sent"]),
+                str(entry["bad"]),
+                "-" if entry["lag"] is None else str(entry["lag"]),
+                entry["last_error"] or "-",
+            )
+            for name, entry in adapters.items()
+        ],
+    )
+    for name, entry in adapters.items():
+        if entry.get("last_bad"):
+            click.echo(f"adapter {name}: last bad data: {entry['last_bad']}")
+
+
+def _adapter_state(entry: dict[str, Any]) -> str:
+    state = str(entry["state"])
+    role = entry.get("role")
+    if state == "connected" and role == "standby":
+        return f"{state} (standby; {entry.get('active')} publishes)"
+    if state == "connected" and role:
+        return f"{state} ({role})"
+    return state

@@ -236,7 +236,11 @@ async def test_a_restarted_broker_gets_every_mapped_state_back(
         await until_status(status, lambda s: s.state == "backing-off")
         await set_value(node, "home.den.mode", "away")  # while the broker is away
         await trio.to_thread.run_sync(mosquitto.restart)
+        async with bus_client(mosquitto) as device:  # a device reports while the node is away
+            await device.publish("home/den/temperature", b"17.5", qos=1, retain=True)
         await until_status(status, lambda s: s.connections >= 2 and s.state == "connected")
+        await until_status(status, lambda s: s.counts["written"] == 1)  # read on reconnecting
+        assert node.kv.value(Path.parse("home.den.temperature")) == 17.5
         async with watching(mosquitto, "home/#") as watcher:
             await watcher.until(
                 lambda ms: {m.topic for m in ms} >= {"home/kitchen/light/state", "home/den/mode"}
@@ -264,3 +268,62 @@ async def test_home_assistant_discovery_and_its_birth_message(
             async with bus_client(mosquitto) as home_assistant:
                 await home_assistant.publish("homeassistant/status", b"online", qos=1)
                 await watcher.until(lambda ms: len([m for m in ms if m.topic == config.topic]) == 2)
+
+
+async def test_two_nodes_on_one_broker_publish_once_and_hand_over(
+    tmp_path: FsPath, mosquitto: Mosquitto
+) -> None:
+    a_config = node_config(tmp_path / "a", mosquitto, "a")
+    b_config = node_config(tmp_path / "b", mosquitto, "b")
+    async with watching(mosquitto, "home/#") as watcher, running_node(b_config) as b:
+        b_status = b.adapters["mqtt"]
+        async with running_node(a_config) as a:
+            await until_active(a)  # the least name publishes
+            await until_status(b_status, lambda s: s.details.get("active") == "a")
+            assert b_status.details["role"] == "standby"
+            await set_value(a, "home.kitchen.light", True)
+            await set_value(b, "home.den.mode", "eco")  # b stands by: not published
+            await watcher.until(lambda ms: bool(watcher.on("home/kitchen/light/state")))
+            async with bus_client(mosquitto) as device:
+                await device.publish("home/hall/light/set", b"on", qos=1)
+                await until_status(a.adapters["mqtt"], lambda s: s.counts["written"] == 1)
+                await until_status(b_status, lambda s: s.counts["received"] == 1)
+            assert b_status.counts["written"] == 0  # only the publishing node writes
+            assert b.kv.get(Path.parse("home.hall.light")) is None
+            assert b_status.counts["sent"] == 0
+        # a stopped (and said so): b takes over and repairs the broker from its journal
+        await until_status(b_status, lambda s: s.details.get("active") == "b")
+        await watcher.until(lambda ms: bool(watcher.on("home/den/mode")))
+        (mode,) = watcher.on("home/den/mode")
+        assert (mode.payload, ("moat-log", "b") in mode.user_properties) == (b"eco", True)
+    publishers = {
+        value for m in watcher.messages for key, value in m.user_properties if key == "moat-log"
+    }
+    assert publishers == {"a", "b"}
+    # a published the hall light once; b, whose journal lacks it (no sync here), cleared it
+    hall = watcher.on("home/hall/light/state")
+    assert [(m.payload, dict(m.user_properties)["moat-log"]) for m in hall] == [
+        (b"ON", "a"),
+        (b"", "b"),
+    ]
+
+
+async def test_an_entity_no_longer_configured_is_removed_from_home_assistant(
+    tmp_path: FsPath, mosquitto: Mosquitto
+) -> None:
+    async with running_node(node_config(tmp_path, mosquitto, "n1")) as node:
+        await until_active(node)
+        await set_value(node, "home.kitchen.light", True)
+        async with watching(mosquitto, "homeassistant/#") as watcher:
+            await watcher.until(lambda ms: any(m.payload for m in ms))
+    (config,) = [m for m in watcher.messages if m.payload]
+    fields = json.loads(config.payload)
+    assert fields["unique_id"] and fields["device"]["identifiers"]
+    without_entity = LIGHTS.replace('entity = { component = "light", name = "Light" }', "")
+    async with watching(mosquitto, "homeassistant/#") as watcher:
+        await watcher.until(lambda ms: bool(watcher.on(config.topic)))
+        assert watcher.on(config.topic)[0].payload == config.payload  # retained
+        async with running_node(node_config(tmp_path, mosquitto, "n1", without_entity)) as node:
+            await until_active(node)
+            await watcher.until(lambda ms: len(watcher.on(config.topic)) == 2)
+    assert watcher.on(config.topic)[1].payload == b""
