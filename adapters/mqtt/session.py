@@ -220,8 +220,8 @@ class MqttSession:
         status.count("received")
         if self._listening:
             await self._bus_change(message)
-        elif message.retain or self.active:
-            # standing by: only retained state matters later; activating: all, in order
+        elif message.retain or self.group.active in (None, self.me):
+            # becoming active: all, in order; standing by: only retained state matters later
             self._early.append(message)
             del self._early[:-EARLY_MESSAGES]
 

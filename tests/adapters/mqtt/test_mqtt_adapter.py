@@ -288,12 +288,14 @@ async def test_two_nodes_on_one_broker_publish_once_and_hand_over(
                 await device.publish("home/hall/light/set", b"on", qos=1)
                 await until_status(a.adapters["mqtt"], lambda s: s.counts["written"] == 1)
                 await until_status(b_status, lambda s: s.counts["received"] == 1)
+                await watcher.until(lambda ms: bool(watcher.on("home/hall/light/state")))
             assert b_status.counts["written"] == 0  # only the publishing node writes
             assert b.kv.get(Path.parse("home.hall.light")) is None
             assert b_status.counts["sent"] == 0
         # a stopped (and said so): b takes over and repairs the broker from its journal
         await until_status(b_status, lambda s: s.details.get("active") == "b")
         await watcher.until(lambda ms: bool(watcher.on("home/den/mode")))
+        await watcher.until(lambda ms: len(watcher.on("home/hall/light/state")) == 2)
         (mode,) = watcher.on("home/den/mode")
         assert (mode.payload, ("moat-log", "b") in mode.user_properties) == (b"eco", True)
     publishers = {
