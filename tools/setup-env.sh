@@ -13,7 +13,7 @@ purpose="${1:-run}"
 # System packages the test suite starts for real: the MQTT broker the MQTT
 # adapter's tests run against (owserver, knxd and socat arrive with their
 # adapters).
-APT_PACKAGES=(mosquitto)
+APT_PACKAGES=(mosquitto mosquitto-clients)
 
 if [ "$purpose" = test ] && [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
     missing=()
