@@ -54,6 +54,12 @@ class AdapterSettings(Protocol):
         """A fresh adapter for one run of the node."""
         ...
 
+    def describe(self) -> list[dict[str, object]]:
+        """What the adapter maps, one row per item: ``path``, ``address``, ``direction``,
+        ``type`` (its codec or data type) and what else the bus has (``moat-log adapters``).
+        """
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class AdapterConfig:

@@ -55,6 +55,8 @@ class AdapterStatus:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     #: What the adapter itself adds (its broker, its role, ...).
     details: dict[str, Any] = field(default_factory=dict)
+    #: What the adapter maps (`AdapterSettings.describe`), for ``moat-log adapters``.
+    mappings: list[dict[str, Any]] = field(default_factory=list)
     #: Called after every change of the state, a count or a detail (tests wait on them).
     on_change: list[Callable[[], object]] = field(default_factory=list)
 
@@ -113,6 +115,7 @@ class AdapterStatus:
             **self.counts,
             "lag": lag,
             **self.details,
+            "mappings": self.mappings,
         }
 
 

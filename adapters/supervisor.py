@@ -53,7 +53,7 @@ def plan_adapters(configs: Sequence[AdapterConfig]) -> list[AdapterPlan]:
     """Fresh adapters for the configured ones (disabled ones only get a status)."""
     plans = []
     for config in configs:
-        status = AdapterStatus(config.name, config.type)
+        status = AdapterStatus(config.name, config.type, mappings=config.settings.describe())
         if not config.enabled:
             status.state = "disabled"
             plans.append(AdapterPlan(config, None, status, None))

@@ -84,6 +84,24 @@ class MqttSettings:
     def create(self) -> MqttAdapter:
         return MqttAdapter(self)
 
+    def describe(self) -> list[dict[str, object]]:
+        """One row per mapping rule (``moat-log adapters``)."""
+        rows: list[dict[str, object]] = []
+        for rule in self.mapping.rules:
+            rows.append(
+                {
+                    "path": rule.state.pattern,
+                    "address": rule.state.template,
+                    "command": None if rule.command is None else rule.command.template,
+                    "direction": rule.direction.value,
+                    "type": rule.codec.name,
+                    "retain": rule.retain,
+                    "qos": rule.qos,
+                    "entity": None if rule.entity is None else rule.entity.component,
+                }
+            )
+        return rows
+
 
 def read_settings(name: str, table: object, where: str) -> MqttSettings:
     """The settings of ``[adapters.NAME]`` (type mqtt); raises `FieldError`."""

@@ -49,6 +49,7 @@ FOLLOW_INTERVAL = 0.2
 #: The module of `moat_log.cli` that defines each command (it registers the
 #: command with `cli` when imported).  tests/cli checks that this is complete.
 COMMAND_MODULES: Final[Mapping[str, str]] = {
+    "adapters": "_adapter_cmds",
     "conflicts": "_view_cmds",
     "delete": "_journal_cmds",
     "demo": "_demo_cmd",

@@ -133,6 +133,12 @@ class FakeSettings:
     def create(self) -> FakeAdapter:
         return FakeAdapter(self.name, self.bus, repair=self.repair)
 
+    def describe(self) -> list[dict[str, object]]:
+        return [
+            {"path": "out", "address": "*", "direction": "out", "type": "int"},
+            {"path": "in.+key", "address": "{key}", "direction": "in", "type": "int"},
+        ]
+
 
 def fake_config(name: str, bus: FakeBus, **kwargs: Any) -> AdapterConfig:
     repair = kwargs.pop("repair", False)
