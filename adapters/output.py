@@ -37,6 +37,10 @@ def output_name(adapter_name: str) -> str:
 class AdapterOutput:
     """Feeds an adapter's sessions with the changes of the paths it owns."""
 
+    #: A new adapter starts after the journal's last event: the history of its paths
+    #: is no command for its bus (a bus that holds state gets it by a repair).
+    start_at_end = True
+
     def __init__(self, adapter: Adapter) -> None:
         self.adapter = adapter
         self._session: BusSession | None = None

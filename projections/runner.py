@@ -199,6 +199,17 @@ def side_effect_status(
     return dict(sorted(entries.items()))
 
 
+def _checkpoint_at_end(journal: Journal, name: str) -> int:
+    end = journal.last_position
+    journal.save_checkpoint(name, end)
+    return end
+
+
+def starts_at_end(projection: SideEffectProjection) -> bool:
+    """Whether a new *projection* (no checkpoint yet) starts after the journal's last event."""
+    return bool(getattr(projection, "start_at_end", False))
+
+
 async def run_side_effects(
     journal: Journal,
     feed: JournalFeed,
@@ -211,6 +222,13 @@ async def run_side_effects(
     """Run every projection behind *feed* until cancelled; reports their states when started."""
     projections = check_side_effects(projections)
     saved = await trio.to_thread.run_sync(journal.checkpoints)
+    for projection in projections:
+        if projection.name not in saved and starts_at_end(projection):
+            # saved at once: a projection that applies nothing before the node stops
+            # (its bus was away) must not start at the end again next time
+            saved[projection.name] = await trio.to_thread.run_sync(
+                _checkpoint_at_end, journal, projection.name
+            )
     states = {
         p.name: RunnerState(p.name, saved.get(p.name, 0), policy=policy, retry=retry)
         for p in projections

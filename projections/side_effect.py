@@ -9,7 +9,9 @@ delivery:
 
 * every event the journal stores reaches `SideEffectProjection.apply` in
   position order, none skipped, from the projection's first start on (a new
-  projection begins at the journal's first position);
+  projection begins at the journal's first position, or after its last one
+  if it has a true ``start_at_end`` attribute: a bus adapter must not replay
+  a house's history to its bus);
 * the runner saves a durable checkpoint (the last position whose batch
   `apply` returned) now and then, not after every batch, so after a crash or
   kill the batches since the last checkpoint are delivered **again**;

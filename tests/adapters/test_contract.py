@@ -199,3 +199,14 @@ def test_adapter_tables_are_read_strictly(table: dict[str, object], message: str
     with pytest.raises(FieldError) as caught:
         adapters_from_table(table)
     assert str(caught.value).startswith(message), str(caught.value)
+
+
+async def test_a_new_adapter_does_not_replay_the_history_of_its_paths(tmp_path: FsPath) -> None:
+    async with running_node(tmp_path) as node:  # no adapter yet
+        await set_values(node, [("out.a", 1), ("out.b", 2)])
+    bus = FakeBus()
+    async with running_node(tmp_path, fake_config("fake", bus)) as node:
+        await until_state(node, "fake", "connected", bus)
+        await set_values(node, [("out.c", 3)])
+        await bus.until(lambda: len(bus.sent) == 1)
+        assert sent_paths(bus) == ["out.c"]
