@@ -225,7 +225,7 @@ class ModbusSession:
             for index in read.members:
                 start = read.offset(self._spans[index])
                 raw = tuple(data[start : start + self._spans[index].width])
-                found.append((index, raw))  # type: ignore[arg-type]
+                found.append((index, raw))
             position += 1
         self.link.status.count("received", len(found))
         return found

@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import sys
 import threading
+from typing import Any
 
 from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
@@ -69,7 +70,8 @@ async def serve(options: argparse.Namespace) -> None:
     server = ModbusTcpServer(device, address=("127.0.0.1", options.port), trace_pdu=note)
     await server.serve_forever(background=True)
     assert server.transport is not None
-    port = server.transport.sockets[0].getsockname()[1]
+    listener: Any = server.transport  # an asyncio.Server
+    port = listener.sockets[0].getsockname()[1]
     loop = asyncio.get_running_loop()
     threading.Thread(target=read_commands, args=(server, loop), daemon=True).start()
     say(f"ready {port}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -83,6 +85,6 @@ def test_every_value_is_in_exactly_one_read_that_covers_it(
             assert span.function == read.function
             assert read.address <= span.address and span.end <= read.address + read.count
     # no two reads of a function could have been one (greedy by address, no overlap)
-    for a, b in zip(reads, reads[1:], strict=False):
+    for a, b in itertools.pairwise(reads):
         if a.function == b.function:
             assert b.address >= a.address + a.count
