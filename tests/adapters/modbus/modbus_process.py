@@ -26,9 +26,10 @@ _TIMEOUT = 20.0
 class ModbusServerProcess:
     """One pymodbus server process (restartable on its port)."""
 
-    def __init__(self, log_file: Path, *, quiet: bool = False) -> None:
+    def __init__(self, log_file: Path, *, quiet: bool = False, tick: bool = False) -> None:
         self.log_file = log_file
         self.quiet = quiet
+        self.tick = tick
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         #: Every line it printed, over all its starts.
@@ -50,6 +51,8 @@ class ModbusServerProcess:
         args = [sys.executable, str(SCRIPT), "--port", str(port)]
         if self.quiet:
             args.append("--quiet")
+        if self.tick:
+            args.append("--tick")
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
                 args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log

@@ -11,6 +11,8 @@ old contexts are deprecated).  Its lines on stdout:
   the same ``--port``);
 * ``request FC ADDRESS COUNT`` for every request it answers (not with
   ``--quiet``): the tests count requests with it;
+* with ``--tick``, every read of holding register 0 adds 1 to it first (a
+  value that changes at every poll: the benchmark's);
 * ``ok`` / ``values V ...`` / ``error TEXT`` answering a command on stdin:
   ``set KIND ADDRESS V ...`` and ``get KIND ADDRESS COUNT``, KIND being
   ``co``, ``di``, ``hr`` or ``ir`` (what a device changes by itself, and
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--device-id", type=int, default=1)
     parser.add_argument("--size", type=int, default=200)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--tick", action="store_true", help="each read of hr 0 adds 1 to it")
     options = parser.parse_args()
     asyncio.run(serve(options))
 
@@ -56,6 +59,12 @@ async def serve(options: argparse.Namespace) -> None:
             say(f"request {pdu.function_code} {pdu.address} {pdu.count}")
         return pdu
 
+    async def tick(
+        function_code: int, start: int, address: int, count: int, registers: list[int], *_: object
+    ) -> None:
+        if function_code == 3 and address == start == 0:  # a read of hr 0: a fresh value
+            registers[0] = (registers[0] + 1) & 0xFFFF
+
     size = options.size
     bits = [False] * size
     device = SimDevice(
@@ -66,6 +75,7 @@ async def serve(options: argparse.Namespace) -> None:
             [SimData(0, values=[0] * size, datatype=DataType.REGISTERS)],
             [SimData(0, values=[0] * size, datatype=DataType.REGISTERS)],
         ),
+        action=tick if options.tick else None,
     )
     server = ModbusTcpServer(device, address=("127.0.0.1", options.port), trace_pdu=note)
     await server.serve_forever(background=True)
