@@ -1,0 +1,212 @@
+"""The Modbus adapter against pymodbus's sync client driven bare, same server, same run.
+
+    python tools/bench/modbus_adapter.py [--seconds S] [--writes N] [--durability D] [--json]
+
+One pymodbus server process on 127.0.0.1 (tests/adapters/modbus/modbus_server.py
+with ``--tick --quiet``: every read of holding register 0 adds 1 to it, so
+every poll sees a change), and:
+
+(1) changes per second that become events: a node whose Modbus adapter polls
+    holding register 0 as fast as it can (interval 0.1 ms) for S seconds,
+    counting the events it stored; against the bare client reading the same
+    register in a loop (each read is a new value) and decoding it, once
+    directly and once through ``trio.to_thread`` as the adapter does;
+(2) set-to-bus latency: N sets of an owned holding register (``node.write``
+    until the adapter's write came back from the device), against the bare
+    client's ``write_register`` (p50, p99).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import tomllib
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+from pymodbus.client import ModbusTcpClient
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "adapters" / "modbus"))
+
+from modbus_process import ModbusServerProcess  # type: ignore[import-not-found]  # noqa: E402
+
+from moat_log.adapters.modbus.registers import DATA_TYPES, RegisterCodec  # noqa: E402
+from moat_log.journal.change import Change  # noqa: E402
+from moat_log.node.config import config_from_document  # noqa: E402
+from moat_log.node.server import serve_node  # noqa: E402
+from moat_log.path import Path as MoatPath  # noqa: E402
+
+CODEC = RegisterCodec(DATA_TYPES["uint16"])
+
+
+def bare_reads(port: int, seconds: float) -> float:
+    client = ModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0)
+    client.connect()  # type: ignore[no-untyped-call]
+    n, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        CODEC.decode(client.read_holding_registers(0, count=1).registers)
+        n += 1
+    client.close()  # type: ignore[no-untyped-call]
+    return n / seconds
+
+
+async def bare_thread_reads(port: int, seconds: float) -> float:
+    client = ModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0)
+    client.connect()  # type: ignore[no-untyped-call]
+    limiter = trio.CapacityLimiter(1)
+    n, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        response = await trio.to_thread.run_sync(
+            partial(client.read_holding_registers, 0, count=1), limiter=limiter
+        )
+        CODEC.decode(response.registers)
+        n += 1
+    client.close()  # type: ignore[no-untyped-call]
+    return n / seconds
+
+
+def bare_writes(port: int, count: int) -> list[float]:
+    client = ModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0)
+    client.connect()  # type: ignore[no-untyped-call]
+    times = []
+    for i in range(count):
+        start = time.perf_counter()
+        client.write_register(20, i & 0xFFFF)
+        times.append(time.perf_counter() - start)
+    client.close()  # type: ignore[no-untyped-call]
+    return times
+
+
+def node_config(data_dir: Path, port: int, durability: str, *, poll: bool) -> Any:
+    entry = (
+        '[[adapters.dev.map]]\npath = "bench.counter"\nfunction = "holding"\naddress = 0\n'
+        if poll
+        else ""
+    )
+    text = f"""
+node = "bench"
+[adapters.dev]
+type = "modbus"
+host = "127.0.0.1:{port}"
+interval = 0.0001
+durability = "{durability}"
+{entry}
+[[adapters.dev.map]]
+path = "bench.setpoint"
+function = "holding"
+address = 20
+direction = "out"
+"""
+    config = config_from_document(tomllib.loads(text), data_dir=data_dir)
+    fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
+    return type(config)(**{**fields, "listen": ()})
+
+
+async def adapter_run(
+    port: int, seconds: float, writes: int, durability: str
+) -> tuple[float, list[float]]:
+    rate = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        config = node_config(Path(tmp) / "a", port, durability, poll=True)
+        async with trio.open_nursery() as nursery:
+            stop = trio.Event()
+            node = await nursery.start(partial(serve_node, config, shutdown_trigger=stop.wait))
+            status = node.adapters["dev"]
+            await until(status, lambda: status.counts["written"] >= 1)
+            first, start = status.counts["written"], time.perf_counter()
+            await trio.sleep(seconds)
+            rate = (status.counts["written"] - first) / (time.perf_counter() - start)
+            stop.set()
+        # the latency on a node that does not poll, so a set waits for nothing else
+        config = node_config(Path(tmp) / "b", port, durability, poll=False)
+        async with trio.open_nursery() as nursery:
+            stop = trio.Event()
+            node = await nursery.start(partial(serve_node, config, shutdown_trigger=stop.wait))
+            status = node.adapters["dev"]
+            await until(status, lambda: status.state == "connected")
+            times = []
+            for i in range(writes):
+                sent = status.counts["sent"]
+                done = trio.Event()
+
+                def note(done: trio.Event = done, sent: int = sent) -> None:
+                    if status.counts["sent"] > sent:
+                        done.set()
+
+                status.on_change.append(note)
+                begin = time.perf_counter()
+                await node.write(Change(MoatPath.parse("bench.setpoint"), (i + 1) & 0xFFFF))
+                await done.wait()
+                times.append(time.perf_counter() - begin)
+                status.on_change.remove(note)
+            stop.set()
+    return rate, times
+
+
+async def until(status: Any, predicate: Any) -> None:
+    changed = trio.Event()
+    status.on_change.append(changed.set)
+    try:
+        while not predicate():
+            await changed.wait()
+            status.on_change.remove(changed.set)
+            changed = trio.Event()
+            status.on_change.append(changed.set)
+    finally:
+        status.on_change.remove(changed.set)
+
+
+def percentile(times: list[float], q: float) -> float:
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--writes", type=int, default=300)
+    parser.add_argument("--durability", choices=["sync", "batched"], default="sync")
+    parser.add_argument("--json", action="store_true")
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ModbusServerProcess(Path(tmp) / "server.log", quiet=True, tick=True)
+        server.start()
+        try:
+            bare = bare_reads(server.port, options.seconds)
+            threaded = trio.run(bare_thread_reads, server.port, options.seconds)
+            bare_w = bare_writes(server.port, options.writes)
+            rate, adapter_w = trio.run(
+                adapter_run, server.port, options.seconds, options.writes, options.durability
+            )
+        finally:
+            server.kill()
+    result = {
+        "bare_reads_per_s": round(bare),
+        "bare_thread_reads_per_s": round(threaded),
+        "adapter_events_per_s": round(rate),
+        "ratio_to_bare": round(rate / bare, 2),
+        "bare_write_p50_ms": round(percentile(bare_w, 0.5), 3),
+        "bare_write_p99_ms": round(percentile(bare_w, 0.99), 3),
+        "adapter_set_p50_ms": round(percentile(adapter_w, 0.5), 3),
+        "adapter_set_p99_ms": round(percentile(adapter_w, 0.99), 3),
+        "added_p50_ms": round(percentile(adapter_w, 0.5) - percentile(bare_w, 0.5), 3),
+        "durability": options.durability,
+    }
+    if options.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:26} {value}")
+    if statistics.mean(adapter_w) <= 0:  # pragma: no cover
+        raise SystemExit("no writes measured")
+
+
+if __name__ == "__main__":
+    main()
