@@ -39,7 +39,7 @@ import logging
 import time
 from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import trio
 
@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 __all__ = ["Adapter", "AdapterLink", "BusSession"]
 
 log = logging.getLogger("moat_log.adapters")
+
+#: Changes an adapter may have queued by `AdapterLink.submit` and not yet committed.
+MAX_UNCOMMITTED: Final = 10_000
 
 
 @runtime_checkable
@@ -118,6 +121,8 @@ class AdapterLink:
         self.status = status
         self.durability = durability
         self._bad_data_log = bad_data_log or BadDataLog()
+        self._uncommitted = 0
+        self._committed = trio.Event()
 
     @property
     def node_name(self) -> str:
@@ -166,6 +171,36 @@ class AdapterLink:
         await done.wait()
         self.status.count("written", len(changes) - results.count(None))
         return results
+
+    async def submit(self, changes: Sequence[Change]) -> None:
+        """Queue *changes* for the journal in order, without waiting for their commit.
+
+        For a bus that is read again anyway (a polled device): the next poll
+        need not wait for the last one's fsync.  Refusals are logged and
+        counted as for `write`.  Waits only while more than `MAX_UNCOMMITTED`
+        changes of this adapter are uncommitted, so a fast bus cannot queue
+        without bound.
+        """
+        while self._uncommitted > MAX_UNCOMMITTED:
+            await self._committed.wait()
+        writer = self.node.writer
+        for change in changes:
+            self._uncommitted += 1
+            writer.submit(change, partial(self._submitted, change), durability=self.durability)
+        await trio.lowlevel.checkpoint()
+
+    def _submitted(self, change: Change, result: object) -> None:
+        self._uncommitted -= 1
+        if isinstance(result, Event):
+            self.status.count("written")
+        else:
+            self.status.count("refused")
+            log.warning(
+                "adapter %s: the journal refused %s: %s", self.status.name, change.path, result
+            )
+        if self._uncommitted <= MAX_UNCOMMITTED:
+            self._committed.set()
+            self._committed = trio.Event()
 
     async def current(self, paths: Sequence[Path]) -> list[Event | None]:
         """The winning event of each of *paths* (a delete, or None if never set)."""

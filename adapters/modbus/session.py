@@ -247,8 +247,8 @@ class ModbusSession:
         return changes
 
     async def _store(self, changes: list[Change]) -> None:
-        if changes:
-            await self.link.write(changes)
+        if changes:  # not awaiting the commit: the device is read again at the next poll
+            await self.link.submit(changes)
 
     # ------------------------------------------------------------------ writes
 
