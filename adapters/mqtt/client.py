@@ -99,6 +99,8 @@ class Will:
     def __post_init__(self) -> None:
         if self.qos not in (0, 1, 2):
             raise ConfigError(f"will qos must be 0, 1 or 2, not {self.qos!r}")
+        if not self.topic or "+" in self.topic or "#" in self.topic:
+            raise ConfigError(f"a will needs a topic without wildcards, not {self.topic!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +353,8 @@ class MqttClient:
             self._write()
             if self._write_wanted:
                 self._writer_wakeup.set()
+        elif self._unwritten:
+            self._settle_unwritten()
 
     def _write(self) -> None:
         paho = self._paho
@@ -361,6 +365,10 @@ class MqttClient:
             paho.loop_write()
         finally:
             paho.on_publish = self._on_reply
+        if self._unwritten:
+            self._settle_unwritten()
+
+    def _settle_unwritten(self) -> None:
         for info, reply in self._unwritten.values():
             if info.is_published():
                 reply.reasons = [_WRITTEN]
@@ -664,7 +672,12 @@ async def open_mqtt(options: MqttOptions, *, buffer: int = 1000) -> AsyncIterato
     if buffer < 1:
         raise ConfigError(f"buffer must be at least 1, not {buffer!r}")
     deadline = trio.current_time() + options.connect_timeout
-    client = MqttClient(options, _BrokerSocket(await _connect_socket(options, deadline)), buffer)
+    raw = await _connect_socket(options, deadline)
+    try:
+        client = MqttClient(options, _BrokerSocket(raw), buffer)
+    except BaseException:
+        raw.close()
+        raise
     try:
         with single_errors_unwrapped(), client._scope:
             async with trio.open_nursery() as nursery:

@@ -24,7 +24,10 @@ import signal
 import socket
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 #: Where setup-env.sh's apt-get puts it; PATH may lack /usr/sbin for non-root users.
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -39,6 +42,17 @@ def find_mosquitto() -> str | None:
     if found:
         return found
     return next((p for p in MOSQUITTO_PATHS if os.access(p, os.X_OK)), None)
+
+
+def require_mosquitto(find: Callable[[], str | None] = find_mosquitto) -> str:
+    """The executable; without one the test skips, except in CI (CI=true), where it fails."""
+    found = find()
+    if found is not None:
+        return found
+    message = "mosquitto is not installed (tools/setup-env.sh test installs it)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; in CI the MQTT tests must run", pytrace=False)
+    pytest.skip(message)
 
 
 def dynamic_security_plugin() -> str | None:
