@@ -11,7 +11,8 @@ Theory of operation
 paho-mqtt is the protocol engine (packets, packet ids, QoS flows, keepalive);
 this module only waits and moves bytes, through paho's external-loop API
 (``loop_read``, ``loop_write``, ``loop_misc`` and the ``on_socket_*`` hooks).
-No thread is involved, not even for the connect:
+No thread is involved, not even for the connect (only a host *name* is
+resolved in trio's getaddrinfo worker thread; an IP address is not):
 
 * **Connect.** trio opens the TCP connection itself (``trio.open_tcp_stream``,
   non-blocking, bounded by ``connect_timeout``); the connected socket is
@@ -35,13 +36,19 @@ No thread is involved, not even for the connect:
 * **Writing.** paho queues packets and calls ``on_socket_register_write``;
   every call into paho here is followed by `_flush`, which writes at once
   (the socket is non-blocking).  Only what the kernel does not take wakes the
-  writer task, which waits with ``wait_writable``.
+  writer task, which waits with ``wait_writable``.  A qos 0 publish returns
+  once paho wrote it to the kernel (``is_published()``); ``on_publish`` is
+  detached while writing, since paho builds a Properties object for each
+  qos 0 callback, and serves the PUBACK/PUBCOMP of qos 1 and 2.
 * **Keepalive.** A task calls ``loop_misc`` every second.
 * **Loss.** When paho reports the connection closed (EOF, reset, keepalive,
   a DISCONNECT from the broker), the client records a `BusUnavailableError`,
   wakes every waiter, and cancels the ``async with`` body and its own tasks;
   ``open_mqtt`` then raises that error.  No reconnect here: the caller's loop
   catches `BusUnavailableError` and opens a new client.
+* **paho's private names.** ``Client._create_socket`` (overridden) and
+  ``Client._sock_close`` (to drop a socket that never got its CONNACK); the
+  dependency is pinned to the paho versions tested.
 * **Leaving.** A body that ends normally sends DISCONNECT (reason 0), so the
   broker drops the will.  A body that ends with an exception (cancellation
   included) sends DISCONNECT with reason 0x04 "Disconnect with Will Message":

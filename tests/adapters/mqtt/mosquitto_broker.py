@@ -8,9 +8,10 @@
 
 Readiness is read from mosquitto's stderr (``log_dest stderr``): "Opening
 ipv4 listen socket on port N." says which port it binds (it is logged before
-the bind), "mosquitto version 2.0.11 running" that every listener listens.  A
-thread keeps reading stderr after that (a full pipe would stall the broker)
-and keeps the lines for failure messages.
+the bind), "mosquitto version 2.0.11 running" that every listener listens,
+and a probe connection showing up in the log that the main loop runs (a
+SIGTERM before that is lost).  A thread keeps reading stderr after that (a
+full pipe would stall the broker) and keeps the lines for failure messages.
 """
 
 from __future__ import annotations
