@@ -11,7 +11,8 @@ Theory of operation
 paho-mqtt is the protocol engine (packets, packet ids, QoS flows, keepalive);
 this module only waits and moves bytes, through paho's external-loop API
 (``loop_read``, ``loop_write``, ``loop_misc`` and the ``on_socket_*`` hooks).
-No thread is involved, not even for the connect:
+No thread is involved, not even for the connect (only a host *name* is
+resolved in trio's getaddrinfo worker thread; an IP address is not):
 
 * **Connect.** trio opens the TCP connection itself (``trio.open_tcp_stream``,
   non-blocking, bounded by ``connect_timeout``); the connected socket is
@@ -35,13 +36,19 @@ No thread is involved, not even for the connect:
 * **Writing.** paho queues packets and calls ``on_socket_register_write``;
   every call into paho here is followed by `_flush`, which writes at once
   (the socket is non-blocking).  Only what the kernel does not take wakes the
-  writer task, which waits with ``wait_writable``.
+  writer task, which waits with ``wait_writable``.  A qos 0 publish returns
+  once paho wrote it to the kernel (``is_published()``); ``on_publish`` is
+  detached while writing, since paho builds a Properties object for each
+  qos 0 callback, and serves the PUBACK/PUBCOMP of qos 1 and 2.
 * **Keepalive.** A task calls ``loop_misc`` every second.
 * **Loss.** When paho reports the connection closed (EOF, reset, keepalive,
   a DISCONNECT from the broker), the client records a `BusUnavailableError`,
   wakes every waiter, and cancels the ``async with`` body and its own tasks;
   ``open_mqtt`` then raises that error.  No reconnect here: the caller's loop
   catches `BusUnavailableError` and opens a new client.
+* **paho's private names.** ``Client._create_socket`` (overridden) and
+  ``Client._sock_close`` (to drop a socket that never got its CONNACK); the
+  dependency is pinned to the paho versions tested.
 * **Leaving.** A body that ends normally sends DISCONNECT (reason 0), so the
   broker drops the will.  A body that ends with an exception (cancellation
   included) sends DISCONNECT with reason 0x04 "Disconnect with Will Message":
@@ -99,6 +106,8 @@ class Will:
     def __post_init__(self) -> None:
         if self.qos not in (0, 1, 2):
             raise ConfigError(f"will qos must be 0, 1 or 2, not {self.qos!r}")
+        if not self.topic or "+" in self.topic or "#" in self.topic:
+            raise ConfigError(f"a will needs a topic without wildcards, not {self.topic!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +360,8 @@ class MqttClient:
             self._write()
             if self._write_wanted:
                 self._writer_wakeup.set()
+        elif self._unwritten:
+            self._settle_unwritten()
 
     def _write(self) -> None:
         paho = self._paho
@@ -361,6 +372,10 @@ class MqttClient:
             paho.loop_write()
         finally:
             paho.on_publish = self._on_reply
+        if self._unwritten:
+            self._settle_unwritten()
+
+    def _settle_unwritten(self) -> None:
         for info, reply in self._unwritten.values():
             if info.is_published():
                 reply.reasons = [_WRITTEN]
@@ -720,7 +735,12 @@ async def open_mqtt(options: MqttOptions, *, buffer: int = 1000) -> AsyncIterato
     if buffer < 1:
         raise ConfigError(f"buffer must be at least 1, not {buffer!r}")
     deadline = trio.current_time() + options.connect_timeout
-    client = MqttClient(options, _BrokerSocket(await _connect_socket(options, deadline)), buffer)
+    raw = await _connect_socket(options, deadline)
+    try:
+        client = MqttClient(options, _BrokerSocket(raw), buffer)
+    except BaseException:
+        raw.close()
+        raise
     try:
         with single_errors_unwrapped(), client._scope:
             async with trio.open_nursery() as nursery:

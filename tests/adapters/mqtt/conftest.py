@@ -6,28 +6,18 @@ a missing broker is a broken setup and fails.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mosquitto_broker import Mosquitto, find_mosquitto
-
-
-def _need_mosquitto() -> None:
-    if find_mosquitto() is not None:
-        return
-    message = "mosquitto is not installed (tools/setup-env.sh test installs it)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; in CI the MQTT tests must run", pytrace=False)
-    pytest.skip(message)
+from mosquitto_broker import Mosquitto, require_mosquitto
 
 
 @pytest.fixture
 def make_mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     """Start brokers with options: ``make_mosquitto(persistent=True)``; all stopped after."""
-    _need_mosquitto()
+    require_mosquitto()
     brokers: list[Mosquitto] = []
 
     def make(**options: Any) -> Mosquitto:

@@ -75,6 +75,32 @@ async def test_qos1_publish_returns_only_after_the_puback(mosquitto: Mosquitto) 
         assert done == [0, 1]
 
 
+async def test_qos0_publish_the_kernel_cannot_take_at_once_waits_until_written(
+    mosquitto: Mosquitto,
+) -> None:
+    big = bytes(range(256)) * (64 * 1024)  # 16 MiB: more than the socket buffers hold
+    async with (
+        open_mqtt(opts(mosquitto, "reader")) as reader,
+        open_mqtt(opts(mosquitto, "writer")) as writer,
+    ):
+        await reader.subscribe([("big", 0)])
+        written = False
+
+        async def publish() -> None:
+            nonlocal written
+            await writer.publish("big", big)
+            written = True
+
+        mosquitto.pause()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(publish)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not written, "returned before the kernel took the whole packet"
+            assert len(writer._unwritten) == 1  # waiting on the writer task
+            mosquitto.resume()
+        assert (await next_message(reader)).payload == big
+
+
 async def test_retained_message_reaches_a_later_subscriber_flagged_retained(
     mosquitto: Mosquitto,
 ) -> None:
@@ -113,6 +139,16 @@ async def test_without_no_local_our_own_messages_come_back(mosquitto: Mosquitto)
         await us.subscribe([("a/#", 1)], no_local=False)
         await us.publish("a/ours", b"1", qos=1)
         assert (await next_message(us)).topic == "a/ours"
+
+
+async def test_unsubscribed_topics_stop_arriving(mosquitto: Mosquitto) -> None:
+    async with open_mqtt(opts(mosquitto, "self")) as client:
+        await client.subscribe([("a", 1), ("b", 1)], no_local=False)
+        await client.unsubscribe(["a"])
+        await client.publish("a", b"gone", qos=1)
+        await client.publish("b", b"kept", qos=1)
+        assert (await next_message(client)).payload == b"kept"
+        await client.unsubscribe(["never-subscribed"])  # 0x11, no failure
 
 
 async def test_will_is_published_when_the_client_is_killed(mosquitto: Mosquitto) -> None:
@@ -383,3 +419,5 @@ def test_options_validate_and_hide_the_password() -> None:
         MqttOptions("h", client_id="c", password="p")
     with pytest.raises(ValueError, match="will qos"):
         Will("t", b"", qos=3)
+    with pytest.raises(ValueError, match="without wildcards"):
+        Will("status/#", b"")
