@@ -99,8 +99,9 @@ def test_a_killed_node_resumes_its_side_effects_skipping_nothing(tmp_path: FsPat
     assert start_1 == 0 and delivered_1 == list(range(1, len(delivered_1) + 1))
     killed_at = delivered_1[-1]
     assert second[0] == f"resumed after {start_2}"
-    # the second run resumed after a checkpoint saved before the kill ...
-    assert CheckpointPolicy().every_items <= start_2 <= killed_at
+    # the second run resumed after a checkpoint saved before the kill (by count, or by
+    # time when the machine is slow: the 2 s bound may come first) ...
+    assert 0 < start_2 <= killed_at
     # ... and delivered everything after it, in order: again only what was unsaved
     assert delivered_2 == list(range(start_2 + 1, last + 1))
     assert killed_at - start_2 < CheckpointPolicy().every_items + BATCH_ITEMS
