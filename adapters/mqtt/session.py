@@ -69,6 +69,8 @@ PROPERTY: Final = "moat-log"
 BARRIER_TIMEOUT: Final = 10.0
 #: Bus messages kept at most while the session is not yet listening.
 EARLY_MESSAGES: Final = 10_000
+#: Messages read from the client at once: their changes cost one journal read and one write.
+READ_BATCH: Final = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,7 @@ class MqttSession:
                 message = await self.client.receive()
                 if message.topic == self._token_topic and message.payload == token:
                     break
-                await self._take(message)
+                self._take(message)  # not listening yet: no change to write
         self.link.detail("retained_topics", len(self.broker))
         await self._say_online()
         self._follow_group()
@@ -176,12 +178,18 @@ class MqttSession:
             nursery.start_soon(self._expire_leases)
             nursery.start_soon(self._lead)
             while True:
-                message = await self.client.receive()
-                await self._take(message)
+                messages = await self.client.receive_many(READ_BATCH)
+                changes = [m for m in messages if self._take(m)]
+                await self._bus_changes(changes)
 
     # --------------------------------------------------------------- messages
 
-    async def _take(self, message: Message) -> None:
+    def _take(self, message: Message) -> bool:
+        """Note what *message* says; True if it is a bus change to write now.
+
+        The changes of a burst are written together (`_bus_changes`), after
+        the burst's other messages (group, broker state) are noted.
+        """
         topic = message.topic
         node = node_of_status_topic(self.settings.group, topic)
         if node is not None:
@@ -196,9 +204,10 @@ class MqttSession:
         elif topic_matches(self._discovery_filter, topic):
             self.broker[topic] = message.payload
         elif topic != self._token_topic:
-            await self._take_mapped(message)
+            return self._take_mapped(message)
+        return False
 
-    async def _take_mapped(self, message: Message) -> None:
+    def _take_mapped(self, message: Message) -> bool:
         """A message on a mapped topic: the broker's copy of a state, or a change."""
         topic = message.topic
         ours = any(key == PROPERTY for key, _ in message.user_properties)
@@ -209,40 +218,56 @@ class MqttSession:
             else:
                 self._from_bus.add(topic)
         if self.mapping.incoming_rule(topic) is None:
-            return
+            return False
         status = self.link.status
         if ours:
             status.count("suppressed")
-            return
+            return False
         status.count("received")
         if self._listening:
-            await self._bus_change(message)
-        elif message.retain or self.active:
+            return True
+        if message.retain or self.active:
             # standing by: only retained state matters later; activating: all, in order
             self._early.append(message)
             del self._early[:-EARLY_MESSAGES]
+        return False
 
-    async def _bus_change(self, message: Message) -> None:
+    async def _bus_changes(self, messages: Sequence[Message]) -> None:
+        """Write the changes *messages* make, in order: one journal read, one write.
+
+        A message whose value equals its path's current value makes no event
+        (``changes_only``); "current" includes the earlier messages of the
+        same burst, as if they had been written one by one.
+        """
         link = self.link
-        try:
-            change = self.mapping.incoming(message.topic, message.payload)
-        except BusDataError as exc:
-            link.bad_data(message.topic, str(exc))
+        decoded = []
+        for message in messages:
+            try:
+                change = self.mapping.incoming(message.topic, message.payload)
+            except BusDataError as exc:
+                link.bad_data(message.topic, str(exc))
+                continue
+            if change is not None:
+                decoded.append((message.topic, change))
+        if not decoded:
             return
-        if change is None:
-            return
-        (current_event,) = await link.current([change.path])
-        current: object = DELETE
-        if current_event is not None and current_event.op is Op.SET:
-            current = current_event.value
-        if not change.changes(current):
-            link.status.count("suppressed")
-            return
-        source = link.source(message.topic)
-        if change.value is DELETE:
-            await link.write([Change.delete(change.path, source=source)])
-        else:
-            await link.write([Change(change.path, change.value, source=source)])
+        paths = list(dict.fromkeys(change.path for _, change in decoded))
+        current: dict[Path, object] = {}
+        for path, event in zip(paths, await link.current(paths), strict=True):
+            current[path] = event.value if event is not None and event.op is Op.SET else DELETE
+        writes: list[Change] = []
+        for topic, change in decoded:
+            if not change.changes(current[change.path]):
+                link.status.count("suppressed")
+                continue
+            current[change.path] = change.value
+            source = link.source(topic)
+            if change.value is DELETE:
+                writes.append(Change.delete(change.path, source=source))
+            else:
+                writes.append(Change(change.path, change.value, source=source))
+        if writes:
+            await link.write(writes)
 
     # ------------------------------------------------------------------ group
 
@@ -296,7 +321,8 @@ class MqttSession:
                 self.active = True
                 await self._repair(force=force)
             while self._early:
-                await self._bus_change(self._early.pop(0))
+                early, self._early = self._early, []
+                await self._bus_changes(early)
             self._listening = True
 
     # ----------------------------------------------------------------- repair
