@@ -320,6 +320,11 @@ class MqttSession:
                     log.info("adapter %s: this node publishes for its group", name)
                 self.active = True
                 await self._repair(force=force)
+                log.info(
+                    "adapter %s: the broker holds the journal's state as of position %d",
+                    name,
+                    self._start,
+                )
             while self._early:
                 early, self._early = self._early, []
                 await self._bus_changes(early)
