@@ -149,10 +149,21 @@ class MqttSession:
         """Subscribe, read the broker's retained state, say ``online``."""
         settings = self.settings
         filters: dict[str, int] = dict(self.mapping.subscriptions())
+        quiet: set[str] = set()
         for rule in self.mapping.rules:
             if rule.direction.outgoing:
                 state_filter = rule.state.subscription_filter
-                filters[state_filter] = max(filters.get(state_filter, 0), 1)
+                if state_filter not in filters and self.client.protocol == 5:
+                    quiet.add(state_filter)
+                else:
+                    filters[state_filter] = max(filters.get(state_filter, 0), 1)
+        if quiet:
+            # No Local: the broker sends the retained copies (ours of an earlier
+            # connection too: mosquitto sends those, test_mqtt_crash.py relies
+            # on it) and what others publish, but not our own publications
+            # back.  The session knows what it publishes; reading each back
+            # cost the node about as much CPU again (tools/bench/mqtt_adapter.py).
+            await self.client.subscribe([(f, 1) for f in sorted(quiet)], no_local=True)
         filters[status_filter(settings.group)] = 1
         filters[self._token_topic] = 1
         if settings.discovery:
@@ -428,6 +439,7 @@ class MqttSession:
         for message in todo:
             if message.retain:
                 self.broker[message.topic] = message.payload
+                self._from_bus.discard(message.topic)  # ours now (its echo may not come)
         self.link.status.count("sent", len(todo))
 
     def _is_state_topic(self, topic: str) -> bool:
