@@ -499,6 +499,22 @@ class MqttClient:
         await trio.lowlevel.cancel_shielded_checkpoint()
         return message
 
+    async def receive_many(self, limit: int) -> list[Message]:
+        """The next message and those already received after it: at least one, at most *limit*.
+
+        For a reader that handles a burst in one go (one journal read and
+        one write for all of it) instead of one message at a time.
+        """
+        first = await self.receive()
+        messages = [first]
+        inbox = self._inbox
+        while inbox and len(messages) < limit:
+            messages.append(inbox.popleft())
+        if self._sock.paused and len(inbox) <= self._buffer // 2:
+            self._sock.paused = False
+            self._room.set()
+        return messages
+
     async def publish(
         self,
         topic: str,

@@ -329,3 +329,25 @@ async def test_an_entity_no_longer_configured_is_removed_from_home_assistant(
             await until_active(node)
             await watcher.until(lambda ms: len(watcher.on(config.topic)) == 2)
     assert watcher.on(config.topic)[1].payload == b""
+
+
+async def test_a_burst_of_commands_is_written_in_order_with_repeats_suppressed(
+    tmp_path: FsPath, mosquitto: Mosquitto
+) -> None:
+    async with running_node(node_config(tmp_path, mosquitto, "n1")) as node:
+        await until_active(node)
+        status = node.adapters["mqtt"]
+        path = Path.parse("home.den.mode")
+        first = node.journal.last_position
+        async with bus_client(mosquitto) as device:
+            # one pipelined burst: the session reads it in one go, as one batch
+            await device.publish_many(
+                [("home/den/mode", payload, 1, False) for payload in (b"a", b"a", b"b", b"a")]
+                + [(f"home/r{i}/mode", b"x", 1, False) for i in range(20)]
+            )
+            await until_status(status, lambda s: s.counts["written"] == 23)
+        assert node.journal.last_position == first + 23
+        history = [e.value for e in node.journal.history(path)]
+        assert history == ["a", "b", "a"]  # the repeated "a" is no change
+        assert status.counts["suppressed"] >= 1
+        assert all(node.kv.value(Path.parse(f"home.r{i}.mode")) == "x" for i in range(20))
