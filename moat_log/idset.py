@@ -75,13 +75,16 @@ class IdSet:
     __slots__ = ("_seqs",)
     _seqs: dict[str, RangeSet]  # sorted by origin, never an empty set, never mutated
 
-    def __init__(self, seqs: Mapping[str, RangeSet] | None = None) -> None:
-        """The ids of *seqs*, per origin its sequence numbers (copied).
+    def __init__(self, seqs: Mapping[str, RangeSet] | IdSet | None = None) -> None:
+        """The ids of *seqs*, per origin its sequence numbers (copied), or of an `IdSet`.
 
         Empty range sets are dropped.  Raises `InvalidInputError` for an
         origin that is not a node name, `TypeError` for a value that is not
         a `RangeSet`.
         """
+        if isinstance(seqs, IdSet):
+            object.__setattr__(self, "_seqs", seqs._seqs)  # immutable: shared
+            return
         result: dict[str, RangeSet] = {}
         for origin, ranges in sorted((seqs or {}).items()):
             if not isinstance(ranges, RangeSet):
@@ -136,6 +139,12 @@ class IdSet:
         for origin, seqs in self._seqs.items():
             yield origin, seqs.copy()
 
+    def ranges(self) -> Iterator[tuple[str, int, int]]:
+        """Each inclusive range of ids as ``(origin, first, last)``, in request order."""
+        for origin, seqs in self._seqs.items():
+            for first, last in seqs.ranges():
+                yield origin, first, last
+
     def max(self, origin: str) -> int:
         """The greatest seq of *origin*; 0 if it has none."""
         seqs = self._seqs.get(origin)
@@ -167,13 +176,12 @@ class IdSet:
         """The first *limit* ids in request order (all of them if fewer)."""
         result: dict[str, RangeSet] = {}
         left = limit
-        for origin, seqs in self._seqs.items():
-            for start, end in seqs.ranges():
-                if left <= 0:
-                    return IdSet._owning(result)
-                last = min(end, start + left - 1)
-                result.setdefault(origin, RangeSet()).add_range(start, last)
-                left -= last - start + 1
+        for origin, start, end in self.ranges():
+            if left <= 0:
+                break
+            last = min(end, start + left - 1)
+            result.setdefault(origin, RangeSet()).add_range(start, last)
+            left -= last - start + 1
         return IdSet._owning(result)
 
     # --- set algebra -----------------------------------------------------------
@@ -190,8 +198,12 @@ class IdSet:
             result[origin] = seqs if mine is None else mine | seqs
         return IdSet._owning(dict(sorted(result.items())))
 
-    def difference(self, other: IdSet) -> IdSet:
-        """The ids held here and not by *other*: what *other* lacks of this set."""
+    def difference(self, other: IdSet | IdSetBuilder) -> IdSet:
+        """The ids held here and not by *other*: what *other* lacks of this set.
+
+        *other* may be an `IdSetBuilder`: what of this set it lacks, without
+        building it first.
+        """
         if not other._seqs:
             return self
         result: dict[str, RangeSet] = {}
@@ -203,8 +215,8 @@ class IdSet:
                 result[origin] = rest
         return IdSet._owning(result)
 
-    def intersection(self, other: IdSet) -> IdSet:
-        """The ids held by both sets."""
+    def intersection(self, other: IdSet | IdSetBuilder) -> IdSet:
+        """The ids held by both sets (*other* may be an `IdSetBuilder`)."""
         result: dict[str, RangeSet] = {}
         for origin, seqs in self._seqs.items():
             theirs = other._seqs.get(origin)
@@ -230,12 +242,12 @@ class IdSet:
         return self.union(other)
 
     def __sub__(self, other: object) -> IdSet:
-        if not isinstance(other, IdSet):
+        if not isinstance(other, IdSet | IdSetBuilder):
             return NotImplemented
         return self.difference(other)
 
     def __and__(self, other: object) -> IdSet:
-        if not isinstance(other, IdSet):
+        if not isinstance(other, IdSet | IdSetBuilder):
             return NotImplemented
         return self.intersection(other)
 
@@ -424,6 +436,11 @@ class IdSetBuilder:
     def __contains__(self, item: object) -> bool:
         origin, seq = _id_pair(item)
         return self.holds(origin, seq)  # type: ignore[arg-type]
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """The origins with at least one id added, in no particular order."""
+        return tuple(origin for origin, seqs in self._seqs.items() if seqs)
 
     def max(self, origin: str) -> int:
         """The greatest seq of *origin* added; 0 if none."""

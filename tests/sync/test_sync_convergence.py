@@ -52,6 +52,7 @@ from sync_support import SimLink, SimNode, settle
 
 from moat_log.event import Event
 from moat_log.ids import EventId
+from moat_log.idset import IdSet
 from moat_log.path import Path
 from moat_log.rangeset import RangeSet
 from moat_log.sync import MAX_BATCH_CONTENT
@@ -280,14 +281,14 @@ class SyncNetwork(RuleBasedStateMachine):
     def holdings_never_claim_more_than_the_journal(self) -> None:
         for node in self.nodes:
             held = node.holdings.summary()
-            assert held == node.journal.summary()
+            assert held == IdSet(node.journal.summary())
 
     def check_converged(self) -> None:
         union = set().union(*(node.event_set() for node in self.nodes))
         assert self.written <= union, "an acknowledged write was lost"
         for node in self.nodes:
             assert node.event_set() == union, f"{node.name} differs"
-            assert node.holdings.requested == {}
+            assert node.holdings.requested == IdSet()
             assert not node.pending
         events = _events_of(union)
         expected = _packed(kv_winners(events))

@@ -30,6 +30,7 @@ from typing import Any
 import zstandard
 
 from moat_log.event import Event
+from moat_log.idset import IdSet
 from moat_log.journal.store import Journal
 from moat_log.projections import open_journal
 from moat_log.protocol.framing import NEED_DATA
@@ -80,7 +81,7 @@ def run_link(a: Journal, b: Journal) -> dict[str, int]:
     """Two connections over the journals until nothing moves; what crossed."""
     ends = []
     for journal in (a, b):
-        holdings = Holdings(journal.summary())
+        holdings = Holdings(IdSet(journal.summary()))
         ends.append((journal, holdings, SyncConnection(journal.node, SECRET, holdings)))
     wire = 0
     moved = True
