@@ -442,6 +442,11 @@ class IdSetBuilder:
         """The origins with at least one id added, in no particular order."""
         return tuple(origin for origin, seqs in self._seqs.items() if seqs)
 
+    def contiguous_end(self, origin: str) -> int:
+        """The highest *n* with all of ``origin:1 .. origin:n`` added; 0 if not 1."""
+        seqs = self._seqs.get(origin)
+        return 0 if seqs is None else seqs.contiguous_end()
+
     def max(self, origin: str) -> int:
         """The greatest seq of *origin* added; 0 if none."""
         seqs = self._seqs.get(origin)

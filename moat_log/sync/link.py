@@ -353,7 +353,7 @@ async def open_replicator(
         remind_every=remind_every,
     )
     held, position = await trio.to_thread.run_sync(writer.journal.summary_at)
-    replicator.holdings.stored_ids(IdSet(held))
+    replicator.holdings.stored_ids(held)
     replicator.held_through = position
     stored = feed.subscribe(after=position, limit=HOLDINGS_BUFFER, on_overflow=Overflow.CATCH_UP)
     with stored, single_errors_unwrapped():

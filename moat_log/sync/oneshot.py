@@ -80,7 +80,7 @@ async def run_one_link(
             "(is the node running, with [sync] listen on that address?)"
         ) from None
     async with replicating(journal, secret, one_way=direction) as replicator:
-        offered = IdSet(journal.summary()) if direction == "ship" else IdSet()
+        offered = journal.summary() if direction == "ship" else IdSet()
         done = _Done(direction, offered, progress or _NO_PROGRESS)
         ended = await _run_until(replicator, stream, done)
     if done.status is None:

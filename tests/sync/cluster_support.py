@@ -65,7 +65,7 @@ def deps_decreases(data_dir: FsPath) -> list[str]:
     """Per origin in seq order, each pair of events whose deps decrease (none, we hope)."""
     found = []
     with open_journal(data_dir) as journal:
-        for origin in sorted(journal.summary()):
+        for origin in journal.summary().origins:
             for before, after in pairwise(journal.by_origin(origin)):
                 behind = before.deps.first_decrease(after.deps)
                 if behind is not None:

@@ -18,7 +18,6 @@ from typing import Final
 
 from moat_log.event import Event, Op
 from moat_log.ids import EventId
-from moat_log.idset import IdSet
 from moat_log.journal.change import Change
 from moat_log.path import Path
 from moat_log.protocol.framing import NEED_DATA
@@ -117,7 +116,7 @@ class SimNode:
     def restart(self) -> None:
         """Lose everything in memory; the journal survives (links are cut by the caller)."""
         self.pending.clear()
-        self.holdings = Holdings(IdSet(self.journal.summary()), lookup=self.journal.get)
+        self.holdings = Holdings(self.journal.summary(), lookup=self.journal.get)
 
     def wipe(self) -> None:
         """Lose the journal too (a new SD card); the clock and the name stay."""

@@ -21,7 +21,6 @@ from process_support import NodeProcess
 
 from moat_log import open_client
 from moat_log.idset import IdSet
-from moat_log.rangeset import RangeSet
 
 #: Enough that the recovered node serves while it lacks most of them (it
 #: gets its own event back in the first batch of at most 1,024 events).
@@ -45,7 +44,7 @@ async def test_a_recovered_node_writes_with_deps_not_older_than_its_last_event(
         async with open_client(data_dir=n2.data_dir) as client:
             await client.set("home.p", "written by n2")
         with trio.fail_after(WAIT):
-            await until_holds(n1, IdSet({"n2": RangeSet([(1, EVENTS + 1)])}))
+            await until_holds(n1, IdSet.of_range("n2", 1, EVENTS + 1))
         async with open_client(data_dir=n1.data_dir) as client:
             await client.set("home.p", "n1, having seen n2")
         seen = await event_of(n1, "home.p")

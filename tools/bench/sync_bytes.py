@@ -30,7 +30,6 @@ from typing import Any
 import zstandard
 
 from moat_log.event import Event
-from moat_log.idset import IdSet
 from moat_log.journal.store import Journal
 from moat_log.projections import open_journal
 from moat_log.protocol.framing import NEED_DATA
@@ -81,7 +80,7 @@ def run_link(a: Journal, b: Journal) -> dict[str, int]:
     """Two connections over the journals until nothing moves; what crossed."""
     ends = []
     for journal in (a, b):
-        holdings = Holdings(IdSet(journal.summary()))
+        holdings = Holdings(journal.summary())
         ends.append((journal, holdings, SyncConnection(journal.node, SECRET, holdings)))
     wire = 0
     moved = True
