@@ -203,3 +203,25 @@ def test_from_wire_refuses_all_but_the_canonical_form(wire: object, message: str
 def test_parse_refuses_garbage(text: str) -> None:
     with pytest.raises(InvalidInputError):
         IdSet.parse(text)
+
+
+@given(id_sets())
+def test_ranges_are_the_per_origin_ranges_in_request_order(ids: IdSet) -> None:
+    expected = [(o, first, last) for o, seqs in ids.items() for first, last in seqs.ranges()]
+    assert list(ids.ranges()) == expected
+    assert IdSet(ids) == ids
+
+
+@given(id_sets(), id_sets())
+def test_a_builder_is_subtracted_and_intersected_as_the_set_it_would_build(
+    a: IdSet, b: IdSet
+) -> None:
+    builder = IdSetBuilder(b)
+    builder.seqs("c")  # an empty set the hot path made: it holds nothing
+    assert a - builder == a - b
+    assert a & builder == a & b
+    assert sorted(builder.origins) == list(b.origins)
+    for origin in (*ORIGINS, "c"):
+        assert builder.max(origin) == b.max(origin)
+        assert builder.contiguous_end(origin) == b.contiguous_end(origin)
+    assert bool(builder) == bool(b)
