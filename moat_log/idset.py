@@ -24,7 +24,7 @@ form ``"pi1:1-500 pi2:1-20,22-40"`` (`str` / `parse`).
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from .errors import InvalidInputError
@@ -93,17 +93,19 @@ class IdSet:
                 result[_check_origin(origin)] = ranges.copy()
         object.__setattr__(self, "_seqs", result)
 
-    @classmethod
-    def _owning(cls, seqs: dict[str, RangeSet]) -> IdSet:
+    @staticmethod
+    def _owning(seqs: dict[str, RangeSet]) -> IdSet:
         """Wrap *seqs*, sorted, without empty sets and owned by nobody else: no copy."""
-        result = cls.__new__(cls)
-        object.__setattr__(result, "_seqs", seqs)
+        # The slot's own setter: a set is made on every step of a link, and
+        # neither __init__ nor object.__setattr__ is needed for one.
+        result = _new_object(IdSet)
+        _set_seqs(result, seqs)
         return result
 
     @classmethod
     def of_range(cls, origin: str, first: int, last: int) -> IdSet:
         """The ids ``origin:first`` .. ``origin:last``."""
-        return cls._owning({_check_origin(origin): RangeSet([(first, last)])})
+        return IdSet._owning({_check_origin(origin): RangeSet([(first, last)])})
 
     @classmethod
     def of_events(cls, events: Iterable[Event]) -> IdSet:
@@ -174,6 +176,8 @@ class IdSet:
 
     def take(self, limit: int) -> IdSet:
         """The first *limit* ids in request order (all of them if fewer)."""
+        if not self._seqs:
+            return self
         result: dict[str, RangeSet] = {}
         left = limit
         for origin, start, end in self.ranges():
@@ -204,7 +208,7 @@ class IdSet:
         *other* may be an `IdSetBuilder`: what of this set it lacks, without
         building it first.
         """
-        if not other._seqs:
+        if not self._seqs or not other._seqs:
             return self
         result: dict[str, RangeSet] = {}
         for origin, seqs in self._seqs.items():
@@ -217,6 +221,8 @@ class IdSet:
 
     def intersection(self, other: IdSet | IdSetBuilder) -> IdSet:
         """The ids held by both sets (*other* may be an `IdSetBuilder`)."""
+        if not self._seqs:
+            return self
         result: dict[str, RangeSet] = {}
         for origin, seqs in self._seqs.items():
             theirs = other._seqs.get(origin)
@@ -315,7 +321,7 @@ class IdSet:
             if not seqs:
                 raise InvalidInputError(f"{what} lists {origin!r} with no seqs")
             result[origin] = seqs
-        return cls._owning(dict(sorted(result.items())))
+        return IdSet._owning(dict(sorted(result.items())))
 
     def __str__(self) -> str:
         """The text form, e.g. ``"pi1:1-500 pi2:1-20,22-40"``; ``""`` when empty."""
@@ -341,6 +347,10 @@ class IdSet:
                 )
             builder.update_origin(_check_origin(origin), RangeSet.parse(ranges))
         return builder.build()
+
+
+_new_object = object.__new__
+_set_seqs: Callable[[IdSet, dict[str, RangeSet]], None] = vars(IdSet)["_seqs"].__set__
 
 
 class IdSetBuilder:
@@ -395,10 +405,13 @@ class IdSetBuilder:
             self._add_run(origin, first, last)
 
     def _add_run(self, origin: str, first: int, last: int) -> None:
+        seqs = self._seqs.get(origin)
+        if seqs is None:
+            seqs = self._seqs[_check_origin(origin)] = RangeSet()
         if first == last:
-            self.add(origin, first)
+            seqs.add(first)
         else:
-            self.add_range(origin, first, last)
+            seqs.add_range(first, last)
 
     def update(self, ids: IdSet) -> None:
         """Add every id of *ids*."""
