@@ -33,6 +33,7 @@ from moat_log.errors import (
 )
 from moat_log.event import Event
 from moat_log.ids import MAX_U64
+from moat_log.idset import IdSet, IdSetBuilder
 from moat_log.rangeset import RangeSet
 from moat_log.vclock import VectorClock
 
@@ -101,8 +102,8 @@ def greatest_before(
     return None
 
 
-def load_ranges(txn: lmdb.Transaction, meta: Any) -> dict[str, RangeSet]:
-    """Per origin, the seqs the journal holds, as recorded in ``meta``."""
+def load_ranges(txn: lmdb.Transaction, meta: Any) -> IdSet:
+    """The ids the journal holds, as recorded in ``meta`` (a range set per origin)."""
     ranges = {}
     cursor = txn.cursor(db=meta)
     if cursor.set_range(MetaKey.RANGES):
@@ -111,7 +112,7 @@ def load_ranges(txn: lmdb.Transaction, meta: Any) -> dict[str, RangeSet]:
                 break
             origin = bytes(key[len(MetaKey.RANGES) :]).decode()
             ranges[origin] = RangeSet.from_msgpack(msgpack.unpackb(value))
-    return ranges
+    return IdSet(ranges)
 
 
 class WriteBatch:
@@ -134,7 +135,7 @@ class WriteBatch:
         self._paths, self._times, self._meta = dbs["paths"], dbs["times"], dbs["meta"]
         self._node = node
         self._wall_clock = wall_clock
-        self._ranges = load_ranges(txn, self._meta)
+        self._ranges = IdSetBuilder(load_ranges(txn, self._meta))
         self._changed: set[str] = set()
         self._clock = unpack_u64(txn.get(MetaKey.HLC, db=self._meta))
         cursor = txn.cursor(db=self._events)
@@ -146,8 +147,7 @@ class WriteBatch:
         self._own_deps: VectorClock | None = None
         self._node_bytes = node.encode()
         self._own_id_prefix = keys.id_prefix(node)
-        held = self._ranges.get(node)
-        self._own_seq = held.max if held else 0  # the last seq handed out
+        self._own_seq = self._ranges.max(node)  # the last seq handed out
         self._own_first = self._own_seq + 1  # the first one not yet in _ranges
         # Staged entries per database, written with one putmulti each in finish().
         self._staged_events: list[tuple[bytes, bytes]] = []
@@ -214,8 +214,7 @@ class WriteBatch:
     def _record_own_seqs(self) -> None:
         """Fold the seqs handed out by `_append` into the node's range set."""
         if self._own_seq >= self._own_first:
-            held = self._ranges.setdefault(self._node, RangeSet())
-            held.add_range(self._own_first, self._own_seq)
+            self._ranges.add_range(self._node, self._own_first, self._own_seq)
             self._changed.add(self._node)
         self._own_first = self._own_seq + 1
 
@@ -226,9 +225,7 @@ class WriteBatch:
         own = origin == self._node
         if own:  # our own event coming back (restored from a backup or a peer)
             self._record_own_seqs()
-        held = self._ranges.get(origin)
-        if held is None:
-            held = self._ranges[origin] = RangeSet()
+        held = self._ranges.seqs(origin)  # the builder's own: added to below
         prefix, origin_bytes = self._origin_keys(origin)
         id_key = prefix + pack_u64(seq)
         if seq in held:
@@ -316,8 +313,8 @@ class WriteBatch:
         contiguous = VectorClock.trusted(
             {
                 origin: end
-                for origin, seqs in sorted(self._ranges.items())
-                if origin != self._node and (end := seqs.contiguous_end())
+                for origin in sorted(self._ranges.origins)
+                if origin != self._node and (end := self._ranges.contiguous_end(origin))
             }
         )
         return contiguous.join(previous)
@@ -362,7 +359,7 @@ class WriteBatch:
         for origin in self._changed:
             self._txn.put(
                 MetaKey.RANGES + origin.encode(),
-                msgpack.packb(self._ranges[origin].to_msgpack()),
+                msgpack.packb(self._ranges.seqs(origin).to_msgpack()),
                 db=self._meta,
             )
         self._txn.put(MetaKey.HLC, pack_u64(self._clock), db=self._meta)

@@ -47,6 +47,7 @@ from moat_log.errors import ExportFormatError, InvalidEventError, InvalidInputEr
 from moat_log.event import MAX_EVENT_BYTES, Event
 from moat_log.event_decoder import decode_event
 from moat_log.ids import MAX_U64, NODE_NAME_RE, EventId, check_node_name
+from moat_log.idset import IdSet, IdSetBuilder
 from moat_log.rangeset import RangeSet
 
 from .store import Journal
@@ -99,7 +100,7 @@ class ExportHeader:
     node: str  # the exporting node
     created: int  # ns since the epoch
     selection: dict[str, Any]  # {"since": int|None, "until": int|None, "origin": str|None}
-    ranges: dict[str, RangeSet]  # per origin, exactly the seqs contained
+    ranges: IdSet  # exactly the ids contained
     events: int
     raw_bytes: int  # total size of the packed events
     blocks: int
@@ -113,7 +114,7 @@ class ExportHeader:
             "node": self.node,
             "created": self.created,
             "selection": dict(self.selection),
-            "ranges": {origin: r.to_msgpack() for origin, r in sorted(self.ranges.items())},
+            "ranges": self.ranges.to_wire(),
             "events": self.events,
             "raw_bytes": self.raw_bytes,
             "blocks": self.blocks,
@@ -250,14 +251,11 @@ class _BodyWriter:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._sha = hashlib.sha256()
-        self.ranges: dict[str, RangeSet] = {}
+        self.ranges = IdSetBuilder()
         self.events = self.raw_bytes = self.blocks = self.body_bytes = 0
 
     def add(self, origin: str, seq: int, data: bytes) -> None:
-        held = self.ranges.get(origin)
-        if held is None:
-            held = self.ranges[origin] = RangeSet()
-        held.add(seq)
+        self.ranges.add(origin, seq)
         self._pending.append(data)
         self._pending_bytes += len(data)
         if len(self._pending) >= BLOCK_EVENTS or self._pending_bytes >= BLOCK_RAW_BYTES:
@@ -288,7 +286,7 @@ class _BodyWriter:
             node=node,
             created=created,
             selection=selection,
-            ranges=self.ranges,
+            ranges=self.ranges.build(),
             events=self.events,
             raw_bytes=self.raw_bytes,
             blocks=self.blocks,
@@ -499,7 +497,7 @@ class _HeaderFields:
             body_bytes=self._uint("body_bytes"),
             sha256=self._sha256(),
         )
-        held = sum(r.count for r in header.ranges.values())
+        held = header.ranges.count
         if held != header.events:
             raise ExportFormatError(
                 f"{self._name}: header says {header.events} events but its ranges hold {held} ids"
@@ -542,7 +540,7 @@ class _HeaderFields:
             self._node_name("selection.origin", origin)
         return result
 
-    def _ranges(self) -> dict[str, RangeSet]:
+    def _ranges(self) -> IdSet:
         ranges = self._get("ranges")
         if type(ranges) is not dict:
             raise self._error("ranges", "a map of origin to range list", ranges)
@@ -561,7 +559,7 @@ class _HeaderFields:
             if not held:
                 raise self._error(key, "a non-empty range list", packed)
             result[origin] = held
-        return result
+        return IdSet(result)
 
     def _sha256(self) -> bytes:
         digest = self._get("sha256")
@@ -591,7 +589,7 @@ class _BodyReader:
         self._header = header
         self._sha = hashlib.sha256()
         self._remaining = header.body_bytes
-        self._seen: dict[str, RangeSet] = {}
+        self._seen = IdSetBuilder()
         self._events = self._raw_bytes = self._blocks = 0
 
     def events(self) -> Iterator[Event]:
@@ -694,15 +692,12 @@ class _BodyReader:
             event = decode_event(data)
         except InvalidEventError as exc:
             raise self._event_error(index, str(exc)) from exc
-        listed = self._header.ranges.get(event.origin)
-        if listed is None or event.seq not in listed:
+        origin, seq = event.origin, event.seq
+        if not self._header.ranges.holds(origin, seq):
             raise self._event_error(index, f"its id {event.id} is not in the header's ranges")
-        seen = self._seen.get(event.origin)
-        if seen is None:
-            seen = self._seen[event.origin] = RangeSet()
-        elif event.seq in seen:
+        if self._seen.holds(origin, seq):
             raise self._event_error(index, f"its id {event.id} occurs twice")
-        seen.add(event.seq)
+        self._seen.add(origin, seq)
         self._events += 1
         return event
 

@@ -52,8 +52,8 @@ from moat_log.errors import (
 )
 from moat_log.event import Event
 from moat_log.ids import MAX_U64, EventId, check_node_name
+from moat_log.idset import IdSet
 from moat_log.path import Path
-from moat_log.rangeset import RangeSet
 
 from . import keys
 from .batch import (
@@ -100,7 +100,7 @@ class JournalStats:
     events: int
     last_position: int
     clock: int
-    origins: dict[str, RangeSet]
+    origins: IdSet  # the ids held, per origin
     databases: dict[str, DatabaseStats]
     file_bytes: int
     map_bytes: int
@@ -493,12 +493,12 @@ class Journal:
         with self._read() as txn:
             return unpack_u64(txn.get(MetaKey.HLC, db=self._dbs["meta"]))
 
-    def summary(self) -> dict[str, RangeSet]:
-        """Per origin, the set of seqs held."""
+    def summary(self) -> IdSet:
+        """The ids of every event held (per origin, the set of seqs)."""
         with self._read() as txn:
             return load_ranges(txn, self._dbs["meta"])
 
-    def summary_at(self) -> tuple[dict[str, RangeSet], int]:
+    def summary_at(self) -> tuple[IdSet, int]:
         """`summary` and the last position, read together: the summary is positions 1 .. it."""
         with self._read() as txn:
             cursor = txn.cursor(db=self._dbs["events"])

@@ -31,6 +31,7 @@ import msgpack
 
 from moat_log.errors import InvalidEventError
 from moat_log.event import Event
+from moat_log.idset import IdSet, IdSetBuilder
 from moat_log.rangeset import RangeSet
 
 from . import keys
@@ -85,8 +86,8 @@ def verify_journal(
 
 def _check_events(
     journal: Journal, report: VerifyReport, progress: Callable[[int], None] | None
-) -> tuple[dict[str, RangeSet], int]:
-    found: dict[str, RangeSet] = {}
+) -> tuple[IdSet, int]:
+    found = IdSetBuilder()
     max_hlc = 0
     for chunk in batched(journal.scan_raw(), SCAN_CHUNK):
         events = []
@@ -96,12 +97,12 @@ def _check_events(
             except InvalidEventError as exc:
                 report.problem(f"position {position}: the record does not unpack: {exc}")
         for event in _check_index_entries(journal, events, report):
-            found.setdefault(event.origin, RangeSet()).add(event.seq)
+            found.add(event.origin, event.seq)
             max_hlc = max(max_hlc, event.hlc)
         report.events += len(chunk)
         if progress is not None:
             progress(report.events)
-    return found, max_hlc
+    return found.build(), max_hlc
 
 
 def _check_index_entries(
@@ -194,11 +195,11 @@ def _check_deps_order(
             return
 
 
-def _check_ranges(journal: Journal, found: dict[str, RangeSet], report: VerifyReport) -> None:
+def _check_ranges(journal: Journal, found: IdSet, report: VerifyReport) -> None:
     recorded = journal.summary()
-    for origin in sorted(set(found) | set(recorded)):
-        held = found.get(origin, RangeSet())
-        claimed = recorded.get(origin, RangeSet())
+    for origin in sorted({*found.origins, *recorded.origins}):
+        held = found.seqs(origin)
+        claimed = recorded.seqs(origin)
         if held != claimed:
             report.problem(
                 f"origin {origin}: meta records seqs {claimed or 'none'}, "

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from moat_log.errors import ClockError, IntegrityError, InvalidEventError, MoatLogError
 from moat_log.event import Event, Op, Value
 from moat_log.ids import MAX_U64, EventId, check_node_name
+from moat_log.idset import IdSet
 from moat_log.journal.change import Change
 from moat_log.path import Path, Segment
 from moat_log.rangeset import RangeSet
@@ -420,8 +421,8 @@ class MemoryJournal:
     def last_position(self) -> int:
         return len(self._events)
 
-    def summary(self) -> dict[str, RangeSet]:
-        return {origin: held.copy() for origin, held in self._held.items()}
+    def summary(self) -> IdSet:
+        return IdSet(self._held)
 
     def scan(
         self, start: int = 1, end: int | None = None, *, reverse: bool = False

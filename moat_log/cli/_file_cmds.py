@@ -86,13 +86,14 @@ def _check_destination(output: str, *, force: bool) -> None:
 
 def _events_held(journal: Journal, origin: str | None) -> int:
     """How many events an export could hold at most (the progress bar's length)."""
-    return sum(seqs.count for o, seqs in journal.summary().items() if origin in (None, o))
+    held = journal.summary()
+    return held.count if origin is None else held.seqs(origin).count
 
 
 def _report_export(settings: Settings, output: str, header: ExportHeader) -> None:
     size = header.body_bytes if output == "-" else FsPath(output).stat().st_size
     ratio = size / header.raw_bytes if header.raw_bytes else 0.0
-    ranges = {origin: str(seqs) for origin, seqs in sorted(header.ranges.items())}
+    ranges = {origin: str(seqs) for origin, seqs in header.ranges.items()}
     # With the export on stdout, the summary must not mix into it.
     err = output == "-"
     if settings.as_json:

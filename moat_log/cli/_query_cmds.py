@@ -11,11 +11,11 @@ import trio
 
 from moat_log.event import Event
 from moat_log.ids import check_node_name
+from moat_log.idset import IdSet
 from moat_log.journal.feed import JournalFeed, Overflow
 from moat_log.journal.selection import EventSelection
 from moat_log.journal.store import Journal, JournalStats
 from moat_log.path import Path
-from moat_log.rangeset import RangeSet
 from moat_log.streams import single_errors_unwrapped
 from moat_log.timespec import format_time
 
@@ -32,8 +32,6 @@ from ._values import TIME_HELP, resolve_range
 
 if TYPE_CHECKING:
     from moat_log.journal.verify import VerifyReport
-
-_EMPTY = RangeSet()
 
 
 #: The selection of ``log``: path prefix, time window, origin.
@@ -96,10 +94,10 @@ async def log(
 
 
 def _initial_events(
-    journal: Journal, selection: EventFilter, held: dict[str, RangeSet], limit: int | None
+    journal: Journal, selection: EventFilter, held: IdSet, limit: int | None
 ) -> Iterator[Event]:
     def wanted(event: Event) -> bool:
-        return event.seq in held.get(event.origin, _EMPTY)
+        return held.holds(event.origin, event.seq)
 
     if limit is None:
         return filter(wanted, journal.select(selection))
@@ -222,7 +220,7 @@ def stats(settings: Settings) -> None:
         }
     )
     click.echo()
-    origins = [(o, str(r.count), str(r)) for o, r in sorted(result.origins.items())]
+    origins = [(o, str(r.count), str(r)) for o, r in result.origins.items()]
     print_table(("ORIGIN", "EVENTS", "SEQS"), origins)
     click.echo()
     dbs = [
@@ -242,7 +240,7 @@ def _stats_json(result: JournalStats, location: str) -> dict[str, Any]:
         "clock_time": format_time(result.clock) if result.clock else None,
         "origins": {
             origin: {"ranges": str(seqs), "count": seqs.count}
-            for origin, seqs in sorted(result.origins.items())
+            for origin, seqs in result.origins.items()
         },
         "databases": {
             name: {"entries": db.entries, "bytes": db.bytes}

@@ -33,17 +33,16 @@ iterators here are synchronous and read the journal in short transactions.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import replace
 from itertools import islice
-from typing import Final
 
 from moat_log.event import Event
 from moat_log.ids import EventId
+from moat_log.idset import IdSet
 from moat_log.journal.selection import EventSelection
 from moat_log.journal.store import Journal
 from moat_log.protocol import ErrorType, LogRequest, RequestError
-from moat_log.rangeset import RangeSet
 from moat_log.timespec import TimeSpec
 
 __all__ = [
@@ -53,11 +52,6 @@ __all__ = [
     "resolve_time",
     "selection_of",
 ]
-
-#: Which events a journal holds: per origin, the seqs (`Journal.summary`).
-Summary = Mapping[str, RangeSet]
-
-_NOTHING: Final = RangeSet()
 
 
 def resolve_time(journal: Journal, spec: TimeSpec | None, argument: str) -> int | None:
@@ -90,13 +84,13 @@ def selection_of(journal: Journal, request: LogRequest) -> LogSelection:
     )
 
 
-def is_held(summary: Summary, event: Event) -> bool:
-    """True if *event* is one of the events *summary* describes."""
-    return event.seq in summary.get(event.origin, _NOTHING)
+def is_held(summary: IdSet, event: Event) -> bool:
+    """True if *event* is one of the events *summary* (`Journal.summary`) names."""
+    return summary.holds(event.origin, event.seq)
 
 
 def held_events(
-    journal: Journal, selection: LogSelection, summary: Summary, limit: int | None = None
+    journal: Journal, selection: LogSelection, summary: IdSet, limit: int | None = None
 ) -> Iterator[Event]:
     """The events in *summary* that *selection* matches, in ``(hlc, origin)`` order.
 

@@ -41,7 +41,6 @@ from typing import Final
 
 import trio
 
-from moat_log.rangeset import RangeSet
 from moat_log.sync.link import Replicator
 
 __all__ = ["RECOVERY_MARKER", "recover_own_history"]
@@ -58,8 +57,8 @@ def _missing_own(replicator: Replicator) -> int | None:
     if not peers:
         return None
     own = replicator.node
-    held = replicator.holdings.summary().get(own, RangeSet())
-    return max(len(peer.held.get(own, RangeSet()) - held) for peer in peers.values())
+    held = replicator.holdings.summary().seqs(own)
+    return max(len(peer.held.seqs(own) - held) for peer in peers.values())
 
 
 def _changed(before: int | None, replicator: Replicator) -> bool:
@@ -80,7 +79,7 @@ async def recover_own_history(
     if wait <= 0:
         return 0
     marked = marker is not None and await trio.to_thread.run_sync(marker.exists)
-    if own in replicator.holdings.summary() and not marked:
+    if own in replicator.holdings.summary().origins and not marked:
         return 0
     if marker is not None:
         await trio.to_thread.run_sync(_create, marker)
@@ -129,7 +128,7 @@ async def _recover(replicator: Replicator, wait: float) -> int:
         missing = _missing_own(replicator)
         if before is not None and missing is None:
             deadline = trio.current_time() + wait  # every link ended: wait for one again
-    recovered = replicator.holdings.summary().get(own, RangeSet()).count
+    recovered = replicator.holdings.summary().seqs(own).count
     if recovered:
         log.info("node %s got %d events of its own back from its peers", own, recovered)
     return recovered

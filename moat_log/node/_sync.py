@@ -25,7 +25,6 @@ from typing import Any, Final
 import trio
 
 from moat_log.address import peer_address, socket_address
-from moat_log.sync.held import count, subtract
 from moat_log.sync.link import LinkEnded, Replicator, open_replicator
 from moat_log.sync.link_log import dial_connected, dial_failed
 from moat_log.sync.messages import Goodbye, GoodbyeReason, encode
@@ -85,9 +84,9 @@ class SyncState:
                 "dialled": peer.dialled,
                 "since": int(peer.since * 1e9),
                 "until": None if peer.until is None else int(peer.until * 1e9),
-                "holds": count(peer.held),
-                "missing_here": count(subtract(peer.held, ours)),
-                "missing_there": count(subtract(ours, peer.held)),
+                "holds": peer.held.count,
+                "missing_here": (peer.held - ours).count,
+                "missing_there": (ours - peer.held).count,
                 "events_in": peer.stats.events_in,
                 "events_out": peer.stats.events_out,
                 "bytes_in": peer.stats.bytes_in,

@@ -31,7 +31,6 @@ from .events import (
     PeerSummary,
     SyncEvent,
 )
-from .held import Held
 from .holdings import Holdings, Lookup, Tips
 from .messages import MAX_BATCH_CONTENT, MAX_WANT_EVENTS, PROTOCOL_VERSION, GoodbyeReason
 
@@ -51,7 +50,6 @@ __all__ = [
     "EventsWanted",
     "Goodbye",
     "GoodbyeReason",
-    "Held",
     "Holdings",
     "LinkState",
     "LinkStats",

@@ -23,7 +23,7 @@ bytes the journal stored for each, which go into the batch as they are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final
 
 import msgpack
@@ -32,8 +32,8 @@ import zstandard
 from ..errors import InvalidEventError
 from ..event import MAX_EVENT_BYTES, Event
 from ..event_decoder import event_from_wire
+from ..idset import IdSet
 from ..protocol.errors import RemoteProtocolError
-from ..rangeset import RangeSet
 from .messages import MAX_BATCH_CONTENT, Batch
 
 __all__ = [
@@ -145,9 +145,7 @@ def _bad(batch: Batch, what: str) -> RemoteProtocolError:
     return RemoteProtocolError(f"the batch for want {batch.id} {what}")
 
 
-def read_batch(
-    wanted: Mapping[str, RangeSet], read: EventReader, max_bytes: int = MAX_BATCH_CONTENT
-) -> list[Event]:
+def read_batch(wanted: IdSet, read: EventReader, max_bytes: int = MAX_BATCH_CONTENT) -> list[Event]:
     """The events of *wanted* in request order, as many as fit into one batch.
 
     Stops before the first event that would take the packed content over
@@ -164,7 +162,7 @@ def read_batch(
 
 
 def read_packed_batch(
-    wanted: Mapping[str, RangeSet], read: PackedEventReader, max_bytes: int = MAX_BATCH_CONTENT
+    wanted: IdSet, read: PackedEventReader, max_bytes: int = MAX_BATCH_CONTENT
 ) -> tuple[list[Event], list[bytes]]:
     """`read_batch` with a reader of packed events: the events and their bytes.
 
@@ -174,18 +172,17 @@ def read_packed_batch(
     events: list[Event] = []
     packed: list[bytes] = []
     size = 0
-    for origin in sorted(wanted):
-        for first, last in wanted[origin].ranges():
-            expected = first
-            for event, data in read(origin, first, last):
-                if event.origin != origin or event.seq != expected:
-                    return events, packed
-                size += len(data)
-                if events and size > max_bytes:
-                    return events, packed
-                events.append(event)
-                packed.append(data)
-                expected += 1
-            if expected <= last:
+    for origin, first, last in wanted.ranges():
+        expected = first
+        for event, data in read(origin, first, last):
+            if event.origin != origin or event.seq != expected:
                 return events, packed
+            size += len(data)
+            if events and size > max_bytes:
+                return events, packed
+            events.append(event)
+            packed.append(data)
+            expected += 1
+        if expected <= last:
+            return events, packed
     return events, packed

@@ -65,6 +65,7 @@ from typing import Any, Final
 
 from ..event import Event
 from ..ids import check_node_name
+from ..idset import IdSet, IdSetBuilder
 from ..protocol.connection import ConnectionClosed
 from ..protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..protocol.framing import DEFAULT_MAX_FRAME_SIZE, NEED_DATA, FrameDecoder
@@ -79,7 +80,6 @@ from .events import (
     SyncEvent,
 )
 from .handshake import Handshake
-from .held import Held, add_events, copy_held, count, holds, merge, subtract, take
 from .holdings import Holdings
 from .messages import (
     MAX_BATCH_CONTENT,
@@ -148,21 +148,24 @@ class LinkStats:
     wants_out: int = 0
 
 
+_NOTHING: Final = IdSet()
+
+
 @dataclass(slots=True)
 class _OwnWant:
     """A want this side sent: what it asked for, and what the batch brought."""
 
-    seqs: Held
-    received: Held | None = None  # None until the batch arrived
+    seqs: IdSet
+    received: IdSet | None = None  # None until the batch arrived
 
 
 @dataclass(slots=True)
 class _Tally:
     """The ids a connection has seen go either way (strictness and peer knowledge)."""
 
-    sent: Held = field(default_factory=dict)  # by batch or push, this connection
-    received: Held = field(default_factory=dict)
-    asked: Held = field(default_factory=dict)  # ids named by the peer's open wants
+    sent: IdSetBuilder = field(default_factory=IdSetBuilder)  # by batch or push, this connection
+    received: IdSetBuilder = field(default_factory=IdSetBuilder)
+    asked: IdSet = _NOTHING  # ids named by the peer's open wants
 
 
 CLOSED: Final = ConnectionClosed()
@@ -225,14 +228,14 @@ class SyncConnection:
         self._error: ProtocolError | None = None
         self._goodbye_sent = False
         self.peer: str | None = None  # once proven
-        self._summary_sent: Held = {}
-        self._peer_summary: Held = {}
-        self._peer_held: Held = {}
+        self._summary_sent = _NOTHING
+        self._peer_summary = _NOTHING
+        self._peer_held = IdSetBuilder()  # grown by every event sent either way
         self._tally = _Tally()
         self._next_id = 1
         self._own_wants: dict[int, _OwnWant] = {}
-        self._unasked: Held = {}  # claimed by this link, to be asked (again)
-        self._peer_wants: dict[int, Held] = {}
+        self._unasked = _NOTHING  # claimed by this link, to be asked (again)
+        self._peer_wants: dict[int, IdSet] = {}
         self.stats: Final = LinkStats()
         self._queue(self._handshake.hello())
 
@@ -248,12 +251,12 @@ class SyncConnection:
         return self._state is LinkState.LIVE
 
     @property
-    def peer_held(self) -> Held:
+    def peer_held(self) -> IdSet:
         """What the peer is known to hold: its summary and all sent either way since."""
-        return copy_held(self._peer_held)
+        return self._peer_held.build()
 
     @property
-    def wanted(self) -> Held:
+    def wanted(self) -> IdSet:
         """What the peer's summary offers that this node does not hold (yet)."""
         return self._holdings.lacks(self._peer_summary)
 
@@ -343,8 +346,8 @@ class SyncConnection:
     # --- the handshake --------------------------------------------------------------
 
     def _on_have(self, have: Have) -> PeerHas:
-        merge(self._peer_held, have.held)
-        return PeerHas(copy_held(have.held))
+        self._peer_held.update(have.held)
+        return PeerHas(have.held)
 
     def _on_hello(self, hello: Hello) -> None:
         self._queue(self._handshake.answer(hello))
@@ -354,7 +357,7 @@ class SyncConnection:
 
     def _on_proof(self, proof: Proof) -> Authenticated:
         self.peer = self._handshake.verify(proof)
-        self._summary_sent = self._holdings.summary() if self._offer else {}
+        self._summary_sent = self._holdings.summary() if self._offer else _NOTHING
         self._queue(Summary(self._summary_sent, self._holdings.tips()))
         self._state = LinkState.SUMMARY
         return Authenticated(self.peer)
@@ -366,9 +369,9 @@ class SyncConnection:
         if contradiction is not None:
             raise RemoteProtocolError(contradiction, error_type=GoodbyeReason.CONFLICT)
         self._peer_summary = summary.held
-        self._peer_held = copy_held(summary.held)
+        self._peer_held = IdSetBuilder(summary.held)
         self._state = LinkState.LIVE
-        return PeerSummary(copy_held(summary.held))
+        return PeerSummary(summary.held)
 
     # --- the peer's wants -------------------------------------------------------------
 
@@ -379,20 +382,20 @@ class SyncConnection:
             raise RemoteProtocolError(
                 f"the peer has more than {MAX_WANTS_IN_FLIGHT} wants open, the limit"
             )
-        not_offered = subtract(want.seqs, self._summary_sent)
+        not_offered = want.seqs - self._summary_sent
         if not_offered:
             raise RemoteProtocolError(
                 f"the peer wants events this node did not offer: {_show(not_offered)}"
             )
-        again = _overlap(want.seqs, self._tally.sent) or _overlap(want.seqs, self._tally.asked)
+        again = (want.seqs & self._tally.sent) or (want.seqs & self._tally.asked)
         if again:
             raise RemoteProtocolError(
                 f"the peer wants events it has asked for or received already: {_show(again)}"
             )
         self._peer_wants[want.id] = want.seqs
-        merge(self._tally.asked, want.seqs)
+        self._tally.asked = self._tally.asked | want.seqs
         self.stats.wants_in += 1
-        return EventsWanted(want.id, copy_held(want.seqs))
+        return EventsWanted(want.id, want.seqs)
 
     def send_batch(
         self, request_id: int, events: Sequence[Event], packed: Sequence[bytes] | None = None
@@ -416,7 +419,7 @@ class SyncConnection:
             )
         batch = self._codec.pack(request_id, events, packed)
         del self._peer_wants[request_id]
-        self._tally.asked = subtract(self._tally.asked, seqs)
+        self._tally.asked = self._tally.asked - seqs
         self._record_sent(events)
         self._queue(batch)
 
@@ -426,9 +429,9 @@ class SyncConnection:
         """Send wants while the window has room and something is missing."""
         while self._fetch and len(self._own_wants) < self._window:
             self._unasked = self._holdings.lacks(self._unasked)
-            seqs = take(self._unasked, self._want_size)
+            seqs = self._unasked.take(self._want_size)
             if seqs:
-                self._unasked = subtract(self._unasked, seqs)
+                self._unasked = self._unasked - seqs
             else:
                 seqs = self._holdings.claim(self._peer_summary, self._want_size)
                 if not seqs:
@@ -443,10 +446,10 @@ class SyncConnection:
         want = self._own_wants.get(batch.id)
         if want is None or want.received is not None:
             raise RemoteProtocolError(f"the peer sent a batch for want {batch.id}: it is not open")
-        if batch.count > count(want.seqs):
+        if batch.count > want.seqs.count:
             raise RemoteProtocolError(
                 f"the batch for want {batch.id} announces {batch.count} events; "
-                f"the want asked for {count(want.seqs)}"
+                f"the want asked for {want.seqs.count}"
             )
         events = self._codec.unpack(batch)
         if not _is_prefix(events, want.seqs):
@@ -454,10 +457,9 @@ class SyncConnection:
                 f"the batch for want {batch.id} holds events that were not asked for, "
                 "or not in request order"
             )
-        received: Held = {}
-        add_events(received, events)
+        received = IdSet.of_events(events)
         want.received = received
-        merge(self._unasked, subtract(want.seqs, received))  # still claimed: ask again
+        self._unasked = self._unasked | (want.seqs - received)  # still claimed: ask again
         self._record_received(events)
         return EventsReceived(tuple(events), batch.id)
 
@@ -499,11 +501,11 @@ class SyncConnection:
         fresh_packed: list[bytes] = []
         for event, data in zip(events, packed, strict=True):
             origin, seq = event.origin, event.seq
-            if holds(self._peer_held, origin, seq) or holds(self._summary_sent, origin, seq):
+            if self._peer_held.holds(origin, seq) or self._summary_sent.holds(origin, seq):
                 continue
             fresh.append(event)
             fresh_packed.append(data)
-            add_events(self._peer_held, (event,))
+            self._peer_held.add(origin, seq)
         if fresh:
             self._record_sent(fresh, peer_held=False)
             self._queue_pushes(fresh_packed)
@@ -523,14 +525,14 @@ class SyncConnection:
     def _on_push(self, push: Push) -> EventsReceived:
         for event in push.events:
             origin, seq = event.origin, event.seq
-            if holds(self._summary_sent, origin, seq) or holds(self._peer_summary, origin, seq):
+            if self._summary_sent.holds(origin, seq) or self._peer_summary.holds(origin, seq):
                 raise RemoteProtocolError(
                     f"the peer pushed {event.id}, which a summary already named "
                     "(it is asked for, not pushed)"
                 )
-            if holds(self._tally.received, origin, seq):
+            if self._tally.received.holds(origin, seq):
                 raise RemoteProtocolError(f"the peer pushed {event.id} a second time")
-            add_events(self._tally.received, (event,))
+            self._tally.received.add(origin, seq)
         self._record_received(push.events, tallied=True)
         return EventsReceived(push.events, None)
 
@@ -552,12 +554,12 @@ class SyncConnection:
     def _end(self) -> None:
         if self._state is not LinkState.CLOSED:
             self._state = LinkState.CLOSED
-            unstored: Held = copy_held(self._unasked)
+            unstored = self._unasked
             for want in self._own_wants.values():
-                merge(unstored, want.seqs)
+                unstored = unstored | want.seqs
             self._holdings.release(unstored)
             self._own_wants.clear()
-            self._unasked = {}
+            self._unasked = _NOTHING
             self._peer_wants.clear()
 
     def _ended(self) -> bool:
@@ -579,15 +581,15 @@ class SyncConnection:
         self._outgoing += encode(message)
 
     def _record_sent(self, events: Sequence[Event], *, peer_held: bool = True) -> None:
-        add_events(self._tally.sent, events)
+        self._tally.sent.add_events(events)
         if peer_held:
-            add_events(self._peer_held, events)
+            self._peer_held.add_events(events)
         self.stats.events_out += len(events)
 
     def _record_received(self, events: Sequence[Event], *, tallied: bool = False) -> None:
         if not tallied:
-            add_events(self._tally.received, events)
-        add_events(self._peer_held, events)
+            self._tally.received.add_events(events)
+        self._peer_held.add_events(events)
         self.stats.events_in += len(events)
 
     def __repr__(self) -> str:
@@ -615,29 +617,24 @@ _HANDLERS: Final[dict[type[Any], Callable[[SyncConnection, Any], SyncEvent | Non
 }
 
 
-def _is_prefix(events: Sequence[Event], seqs: Held) -> bool:
+def _is_prefix(events: Sequence[Event], seqs: IdSet) -> bool:
     """Whether *events* are the first ids of *seqs* in request order."""
-    if len(events) > count(seqs):
+    if len(events) > seqs.count:
         return False
     # Range by range, comparing origin and seq: no EventId per event (a
     # batch is checked on both sides of a catch-up).
     index = 0
-    for origin in sorted(seqs):
-        for first, last in seqs[origin].ranges():
-            for seq in range(first, min(last, first + len(events) - index - 1) + 1):
-                event = events[index]
-                if event.origin != origin or event.seq != seq:
-                    return False
-                index += 1
-            if index == len(events):
-                return True
+    for origin, first, last in seqs.ranges():
+        for seq in range(first, min(last, first + len(events) - index - 1) + 1):
+            event = events[index]
+            if event.origin != origin or event.seq != seq:
+                return False
+            index += 1
+        if index == len(events):
+            return True
     return True
 
 
-def _overlap(a: Held, b: Held) -> Held:
-    return subtract(a, subtract(a, b))
-
-
-def _show(held: Held) -> str:
+def _show(held: IdSet) -> str:
     text = ", ".join(f"{origin}:{seqs}" for origin, seqs in held.items())
     return text if len(text) <= 200 else text[:200] + "..."

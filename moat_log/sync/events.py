@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from ..event import Event
+from ..idset import IdSet
 from ..protocol.connection import ConnectionClosed
 from ..protocol.framing import NeedData
-from .held import Held
 from .messages import Goodbye
 
 __all__ = [
@@ -34,7 +34,7 @@ class Authenticated:
 class PeerSummary:
     """The peer's summary arrived: the link is live, and the connection asks for what it lacks."""
 
-    held: Held
+    held: IdSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ class EventsWanted:
     """
 
     request_id: int
-    seqs: Held
+    seqs: IdSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,7 @@ class EventsReceived:
 class PeerHas:
     """The peer's ``have``: it holds *held*, which covers all this node's summary offered."""
 
-    held: Held
+    held: IdSet
 
 
 SyncEvent: TypeAlias = (

@@ -32,13 +32,12 @@ journal's summary and nothing is requested.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from ..event import Event
 from ..ids import EventId
-from ..rangeset import RangeSet
+from ..idset import IdSet, IdSetBuilder
 from ..timespec import describe_time
-from .held import Held, add_events, copy_held, count, merge, subtract, take
 
 __all__ = ["Holdings", "Lookup", "Tips"]
 
@@ -47,76 +46,77 @@ Lookup: TypeAlias = Callable[[EventId], Event | None]
 #: Per origin, the last seq held and the hlc of that event.
 Tips: TypeAlias = dict[str, tuple[int, int]]
 
+_NOTHING: Final = IdSet()
+
 
 class Holdings:
     """What one node holds, and which missing events its links have asked for."""
 
     __slots__ = ("_held", "_lookup", "_requested")
 
-    def __init__(
-        self, held: Mapping[str, RangeSet] | None = None, *, lookup: Lookup | None = None
-    ) -> None:
+    def __init__(self, held: IdSet = _NOTHING, *, lookup: Lookup | None = None) -> None:
         """Start from *held*, e.g. ``journal.summary()``.
 
         *lookup* reads an event of the journal by id; without it the node
         names no tips and checks none.
         """
-        self._held: Held = copy_held(held or {})
-        self._requested: Held = {}
+        # Grown by every event the journal stores: a builder, not a new set each time.
+        self._held = IdSetBuilder(held)
+        self._requested = _NOTHING
         self._lookup = lookup
 
-    def summary(self) -> Held:
-        """A copy of what the node holds."""
-        return copy_held(self._held)
+    def summary(self) -> IdSet:
+        """What the node holds now."""
+        return self._held.build()
 
     @property
-    def requested(self) -> Held:
-        """A copy of the ids asked for by some link and not stored yet."""
-        return copy_held(self._requested)
+    def requested(self) -> IdSet:
+        """The ids asked for by some link and not stored yet."""
+        return self._requested
 
     def holds(self, origin: str, seq: int) -> bool:
-        seqs = self._held.get(origin)
-        return seqs is not None and seq in seqs
+        return self._held.holds(origin, seq)
 
-    def lacks(self, offered: Mapping[str, RangeSet]) -> Held:
+    def lacks(self, offered: IdSet) -> IdSet:
         """What of *offered* the node does not hold."""
-        return subtract(offered, self._held)
+        return offered - self._held
 
     def stored(self, events: Iterable[Event]) -> None:
         """These events are in the journal now (whoever stored them)."""
-        stored: Held = {}
-        add_events(stored, events)
-        self.stored_ids(stored)
+        if self._requested:
+            self.stored_ids(IdSet.of_events(events))
+        else:  # the usual case, for every commit: no set to build
+            self._held.add_events(events)
 
-    def stored_ids(self, ids: Mapping[str, RangeSet]) -> None:
+    def stored_ids(self, ids: IdSet) -> None:
         """The events with these ids are in the journal now."""
-        merge(self._held, ids)
-        self._requested = subtract(self._requested, ids)
+        self._held.update(ids)
+        if self._requested:
+            self._requested = self._requested - ids
 
-    def claim(self, offered: Mapping[str, RangeSet], limit: int) -> Held:
+    def claim(self, offered: IdSet, limit: int) -> IdSet:
         """Mark up to *limit* ids of *offered* as requested and return them.
 
         Only ids neither held nor already requested are taken, the first ones
         in request order (origins in byte order, seqs ascending).
         """
         if limit <= 0:
-            return {}
-        free = subtract(subtract(offered, self._held), self._requested)
-        claimed = take(free, limit)
-        merge(self._requested, claimed)
+            return _NOTHING
+        claimed = (self.lacks(offered) - self._requested).take(limit)
+        self._requested = self._requested | claimed
         return claimed
 
-    def release(self, ids: Mapping[str, RangeSet]) -> None:
+    def release(self, ids: IdSet) -> None:
         """Forget that these ids were requested: the link that asked is gone."""
-        self._requested = subtract(self._requested, ids)
+        self._requested = self._requested - ids
 
     def tips(self) -> Tips:
         """Per origin held, the last seq and that event's hlc (for a summary)."""
         if self._lookup is None:
             return {}
         tips: Tips = {}
-        for origin, seqs in self._held.items():
-            event = self._lookup(EventId(origin, seqs.max))
+        for origin in self._held.origins:
+            event = self._lookup(EventId(origin, self._held.max(origin)))
             if event is not None:
                 tips[origin] = (event.seq, event.hlc)
         return tips
@@ -148,7 +148,8 @@ class Holdings:
         return None
 
     def __repr__(self) -> str:
+        held = self._held.build()
         return (
-            f"<Holdings: {count(self._held)} events of {len(self._held)} origins held, "
-            f"{count(self._requested)} requested>"
+            f"<Holdings: {held.count} events of {len(held.origins)} origins held, "
+            f"{self._requested.count} requested>"
         )

@@ -60,6 +60,7 @@ from ..errors import (
     MoatLogError,
 )
 from ..event import Event
+from ..idset import IdSet
 from ..journal.batch import WriteResult
 from ..journal.feed import JournalFeed, Overflow, Subscription
 from ..journal.group_commit import JournalWriter
@@ -86,7 +87,6 @@ from .events import (
     PeerHas,
     PeerSummary,
 )
-from .held import Held, count, subtract
 from .holdings import Holdings
 from .link_log import link_ended, link_up
 from .messages import GoodbyeReason
@@ -137,10 +137,10 @@ class PeerStatus:
     peer: str
     dialled: bool  # this node opened the connection
     since: float  # time.time() when the link went live
-    held: Held  # what the peer is known to hold
+    held: IdSet  # what the peer is known to hold
     missing_here: int  # events the peer offered that this node does not hold yet
     stats: LinkStats
-    has: Held | None = None  # the peer's have, if it sent one
+    has: IdSet | None = None  # the peer's have, if it sent one
     #: time.time() when the link ended: set for a peer that is gone
     #: (`Replicator.departed`), None while the link is live.
     until: float | None = None
@@ -280,8 +280,8 @@ class Replicator:
             peer=link.peer,
             address=link.address,
             dialled=link.dialled,
-            lacks_here=count(subtract(theirs, ours)),
-            lacks_there=count(subtract(ours, theirs)),
+            lacks_here=(theirs - ours).count,
+            lacks_there=(ours - theirs).count,
         )
 
     def _log_end(self, link: _Link, ended: LinkEnded) -> None:
@@ -409,7 +409,7 @@ class _Link:
         self.since = 0.0
         self.live_at: float | None = None  # trio.current_time() when the link went live
         self.unsent = 0  # events the peer offered and did not send before it ended the link
-        self.peer_has: Held | None = None
+        self.peer_has: IdSet | None = None
         self.ended = False
         self._ending: LinkEnded | None = None
         self._wake_sender = trio.Event()
@@ -431,7 +431,7 @@ class _Link:
             self.dialled,
             self.since,
             self.conn.peer_held,
-            count(self.conn.wanted),
+            self.conn.wanted.count,
             self.conn.stats,
             self.peer_has,
             until,
@@ -495,7 +495,7 @@ class _Link:
         if self._ending is None:  # logged once the link's tasks are done (`Replicator.run_link`)
             self._ending = LinkEnded(self.peer, str(reason), message, by_peer, self.conn.stats)
             self.ended = True
-            self.unsent = count(self.conn.wanted) if by_peer else 0
+            self.unsent = self.conn.wanted.count if by_peer else 0
         self._wake_sender.set()
 
     async def _flush(self) -> None:

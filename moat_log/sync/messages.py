@@ -29,10 +29,11 @@ from ..errors import InvalidEventError
 from ..event import Event
 from ..event_decoder import event_from_wire
 from ..ids import MAX_U64, check_node_name
+from ..idset import IdSet
 from ..protocol.errors import RemoteProtocolError, show
 from ..protocol.framing import encode_frame, frame_bytes
 from .auth import NONCE_SIZE, PROTOCOL_VERSION
-from .held import Held, by_origin_from_wire, count, held_from_wire, held_to_wire
+from .held import by_origin_from_wire, held_from_wire
 from .holdings import Tips
 
 __all__ = [
@@ -149,7 +150,7 @@ class Summary:
 
     TYPE: ClassVar[str] = "summary"
 
-    held: Held
+    held: IdSet
     #: Per origin the sender's journal holds, its last seq and that event's
     #: hlc - also for what *held* does not offer (a one-way link offers
     #: nothing); an origin may be left out (its tip is then not checked).
@@ -158,7 +159,7 @@ class Summary:
     def to_wire(self) -> dict[str, Any]:
         return {
             "type": self.TYPE,
-            "held": held_to_wire(self.held),
+            "held": self.held.to_wire(),
             "tips": {origin: list(self.tips[origin]) for origin in sorted(self.tips)},
         }
 
@@ -169,10 +170,10 @@ class Have:
 
     TYPE: ClassVar[str] = "have"
 
-    held: Held
+    held: IdSet
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": self.TYPE, "held": held_to_wire(self.held)}
+        return {"type": self.TYPE, "held": self.held.to_wire()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +183,11 @@ class Want:
     TYPE: ClassVar[str] = "want"
 
     id: int
-    seqs: Held
+    seqs: IdSet
 
     def __post_init__(self) -> None:
         _uint("id", self.id)
-        total = count(self.seqs)
+        total = self.seqs.count
         _check(total >= 1, "a want asks for at least one event")
         _check(
             total <= MAX_WANT_EVENTS,
@@ -194,7 +195,7 @@ class Want:
         )
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": self.TYPE, "id": self.id, "seqs": held_to_wire(self.seqs)}
+        return {"type": self.TYPE, "id": self.id, "seqs": self.seqs.to_wire()}
 
 
 @dataclass(frozen=True, slots=True)

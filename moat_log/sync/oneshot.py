@@ -32,8 +32,8 @@ import trio
 
 from ..address import join_host_port
 from ..errors import SyncLinkError
+from ..idset import IdSet
 from ..journal.store import Journal
-from .held import Held, count, subtract
 from .link import LinkEnded, OneWay, PeerStatus, Replicator, replicating
 
 __all__ = ["Progress", "Transfer", "run_one_link"]
@@ -80,7 +80,7 @@ async def run_one_link(
             "(is the node running, with [sync] listen on that address?)"
         ) from None
     async with replicating(journal, secret, one_way=direction) as replicator:
-        offered = journal.summary() if direction == "ship" else {}
+        offered = journal.summary() if direction == "ship" else IdSet()
         done = _Done(direction, offered, progress or _NO_PROGRESS)
         ended = await _run_until(replicator, stream, done)
     if done.status is None:
@@ -117,7 +117,7 @@ async def _run_until(
 class _Done:
     """The end condition of a one-way link, reporting progress as it is checked."""
 
-    def __init__(self, direction: OneWay, offered: Held, progress: Progress) -> None:
+    def __init__(self, direction: OneWay, offered: IdSet, progress: Progress) -> None:
         self.direction = direction
         self.offered = offered
         self.progress = progress
@@ -136,7 +136,7 @@ class _Done:
             finished = status.missing_here == 0
         else:
             if self.total < 0:
-                self.total = count(subtract(self.offered, status.held))
+                self.total = (self.offered - status.held).count
             self.progress(min(status.stats.events_out, self.total), self.total)
             finished = status.has is not None
         if finished:

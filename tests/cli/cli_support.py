@@ -170,8 +170,7 @@ def write_events(data_dir: FsPath, *items: tuple[str, str, Any, int]) -> None:
             if origin == journal.node:
                 journal.append(Change(Path.parse(path), value, source="test", at=hlc))
                 continue
-            held = journal.summary().get(origin)
-            seq = (held.max if held else 0) + 1
+            seq = journal.summary().max(origin) + 1
             event = Event(
                 origin, seq, hlc, VectorClock(), Path.parse(path), Op.SET, value, "remote"
             )

@@ -10,11 +10,11 @@ import pytest
 from cli_support import Invoker
 
 from moat_log.cli import _query_cmds
+from moat_log.idset import IdSet
 from moat_log.journal.change import Change
 from moat_log.journal.store import Journal
 from moat_log.path import Path
 from moat_log.projections import open_journal
-from moat_log.rangeset import RangeSet
 
 
 async def test_follow_shows_each_event_once(
@@ -26,7 +26,7 @@ async def test_follow_shows_each_event_once(
     real_position = Journal.last_position.fget  # type: ignore[attr-defined]
     polls = 0
 
-    def summary_at(self: Journal) -> tuple[dict[str, RangeSet], int]:
+    def summary_at(self: Journal) -> tuple[IdSet, int]:
         # An append just before the summary and position are read: the
         # initial listing shows it, so the follow loop must not.
         self.append(Change(Path(["b"]), 2))

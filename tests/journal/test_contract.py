@@ -22,10 +22,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from moat_log.errors import ClockError, IntegrityError, InvalidEventError
 from moat_log.event import Event, Op, Value
 from moat_log.ids import MAX_U64, EventId
+from moat_log.idset import IdSet
 from moat_log.journal.change import Change
 from moat_log.journal.store import Journal
 from moat_log.path import MAX_KEY_BYTES, Path
-from moat_log.rangeset import RangeSet
 from moat_log.testing import (
     DEFAULT_NOW,
     FakeWallClock,
@@ -127,7 +127,7 @@ def seqs(events: Iterator[Event]) -> list[tuple[str, int]]:
 
 def test_an_empty_journal_has_no_events_and_clock_zero(journal: AnyJournal) -> None:
     assert journal.clock == 0
-    assert journal.summary() == {}
+    assert journal.summary() == IdSet()
     assert list(journal.scan()) == []
     assert journal.write_batch([]) == []
     assert journal.get(EventId("a", 1)) is None
@@ -140,7 +140,7 @@ def test_a_change_becomes_the_nodes_next_event(journal: AnyJournal) -> None:
         "a", 1, NOW, VectorClock(), p("home.light"), Op.SET, True, "cli:alice", cause
     )
     assert journal.get(event.id) == event
-    assert journal.summary() == {"a": RangeSet([(1, 1)])}
+    assert journal.summary() == IdSet.parse("a:1")
     assert journal.clock == NOW
 
 
@@ -148,7 +148,7 @@ def test_seqs_count_up_within_and_across_batches(journal: AnyJournal) -> None:
     first = ok(journal.write_batch([Change(p("x"), i) for i in range(3)]))
     second = ok(journal.write_batch([Change(p("y"), i) for i in range(2)]))
     assert [e.seq for e in first + second] == [1, 2, 3, 4, 5]
-    assert journal.summary() == {"a": RangeSet([(1, 5)])}
+    assert journal.summary() == IdSet.parse("a:1-5")
 
 
 def test_hlc_is_the_wall_clock_when_it_moves_forward(
@@ -273,7 +273,7 @@ def test_a_new_foreign_event_is_inserted(journal: AnyJournal) -> None:
     event = foreign("b", 1, NOW - SECOND, "home.temp", 21.5, deps={"c": 3})
     assert journal.write_batch([event]) == [True]
     assert journal.get(EventId("b", 1)) == event
-    assert journal.summary() == {"b": RangeSet([(1, 1)])}
+    assert journal.summary() == IdSet.parse("b:1")
 
 
 def test_a_held_event_is_a_duplicate_and_changes_nothing(journal: AnyJournal) -> None:
@@ -323,7 +323,7 @@ def test_a_reused_hlc_of_the_same_origin_is_an_integrity_error(journal: AnyJourn
     results = journal.write_batch([foreign("b", 2, NOW, "y"), foreign("c", 1, NOW, "y")])
     assert isinstance(results[0], IntegrityError)
     assert results[1] is True, "the same hlc from another origin is fine"
-    assert journal.summary() == {"b": RangeSet([(1, 1)]), "c": RangeSet([(1, 1)])}
+    assert journal.summary() == IdSet.parse("b:1 c:1")
 
 
 def test_duplicates_and_conflicts_within_one_batch(journal: AnyJournal) -> None:
@@ -339,10 +339,10 @@ def test_duplicates_and_conflicts_within_one_batch(journal: AnyJournal) -> None:
 
 def test_out_of_order_seqs_leave_gaps_until_they_are_filled(journal: AnyJournal) -> None:
     assert journal.write_batch([foreign("b", 5, NOW + 5), foreign("b", 2, NOW + 2)]) == [True, True]
-    assert journal.summary() == {"b": RangeSet([(2, 2), (5, 5)])}
+    assert journal.summary() == IdSet.parse("b:2,5")
     assert seqs(journal.by_origin("b")) == [("b", 2), ("b", 5)]
     journal.write_batch([foreign("b", s, NOW + s) for s in (1, 3, 4)])
-    assert journal.summary() == {"b": RangeSet([(1, 5)])}
+    assert journal.summary() == IdSet.parse("b:1-5")
 
 
 def test_a_foreign_clock_ahead_pushes_the_local_clock(journal: AnyJournal) -> None:
@@ -370,7 +370,7 @@ def test_own_events_coming_back_from_a_peer(journal: AnyJournal) -> None:
     # they are inserted, and new local events continue after the highest seq.
     assert journal.insert(foreign("a", 3, NOW + 10)) is True
     assert journal.append(Change(p("x"), 4)).seq == 4
-    assert journal.summary() == {"a": RangeSet([(1, 1), (3, 4)])}
+    assert journal.summary() == IdSet.parse("a:1,3-4")
 
 
 # ---------------------------------------------------------------------------- reads
@@ -502,11 +502,7 @@ def test_a_reopened_journal_holds_everything_and_continues(
     journal = journals.reopen(journal)
     assert [e for _, e in journal.scan()] == events
     assert journal.clock == clock_before
-    assert journal.summary() == {
-        "a": RangeSet([(1, 7)]),
-        "b": RangeSet([(1, 2)]),
-        "c": RangeSet([(1, 2)]),
-    }
+    assert journal.summary() == IdSet.parse("a:1-7 b:1-2 c:1-2")
     event = journal.append(Change(p("x"), 10))
     assert (event.seq, event.hlc) == (8, clock_before + 1)
     assert event.deps == VectorClock({"b": 2, "c": 2})
@@ -590,7 +586,7 @@ class JournalAgainstModel(RuleBasedStateMachine):
         while len(made) < seq:
             hlc = (made[-1].hlc if made else REMOTES[origin]) + data.draw(HLC_STEPS)
             op = data.draw(st.sampled_from(Op))
-            own = self.model.summary().get(NODE)
+            own = self.model.summary().seqs(NODE)
             deps = {NODE: data.draw(st.integers(0, own.max))} if own else {}
             made.append(
                 Event(
@@ -688,8 +684,7 @@ class JournalAgainstModel(RuleBasedStateMachine):
 
         Their deps may name events of other origins the journal does not hold.
         """
-        own = self.model.summary().get(NODE)
-        seq, hlc = (own.max if own else 0), self.model.clock
+        seq, hlc = self.model.summary().max(NODE), self.model.clock
         restored: list[Change | Event] = []
         for _ in range(count):
             seq, hlc = seq + 1, hlc + data.draw(HLC_STEPS)
@@ -760,14 +755,14 @@ class JournalAgainstModel(RuleBasedStateMachine):
 
     @invariant()
     def hlc_rises_with_seq_per_origin(self) -> None:
-        for origin in self.journal.summary():
+        for origin in self.journal.summary().origins:
             hlcs = [e.hlc for e in self.journal.by_origin(origin) if e.seq < 10**6]
             assert hlcs == sorted(set(hlcs)), f"{origin}: hlc does not rise with seq"
 
     @invariant()
     def own_seqs_are_gapless(self) -> None:
-        own = self.journal.summary().get(NODE)
-        assert own is None or list(own.ranges()) == [(1, own.max)]
+        own = self.journal.summary().seqs(NODE)
+        assert not own or list(own.ranges()) == [(1, own.max)]
 
 
 JournalAgainstModel.TestCase.settings = settings(

@@ -85,7 +85,7 @@ def check_journal(
     data_dir: FsPath, acked: dict[EventId, str], run: int, *, cross_check: bool
 ) -> None:
     with Journal.open(data_dir) as journal:
-        own = journal.summary()[NODE]
+        own = journal.summary().seqs(NODE)
         assert list(own.ranges()) == [(1, own.max)], f"run {run}: holes in {own}"
         for event_id, value in acked.items():
             event = journal.get(event_id)

@@ -27,13 +27,13 @@ from moat_log.errors import (
 )
 from moat_log.event import Event, Op
 from moat_log.ids import EventId
+from moat_log.idset import IdSet
 from moat_log.journal.batch import CommittedBatch
 from moat_log.journal.change import Change
 from moat_log.journal.group_commit import JournalWriter, open_journal
 from moat_log.journal.item import FeedItem
 from moat_log.journal.store import Journal
 from moat_log.path import Path
-from moat_log.rangeset import RangeSet
 from moat_log.vclock import VectorClock
 
 
@@ -98,7 +98,7 @@ async def test_1000_concurrent_appends_share_a_few_transactions(
     assert sum(len(batch) for batch in txns.batches) == 1000
     assert len(txns.batches) <= 10, f"{len(txns.batches)} transactions for 1000 appends"
     with Journal.open(tmp_path) as journal:
-        assert journal.summary() == {"a": RangeSet([(1, 1000)])}
+        assert journal.summary() == IdSet.parse("a:1-1000")
         assert all(journal.get(event.id) == event for event in got.values())
 
 
@@ -219,7 +219,7 @@ async def test_shutdown_commits_what_was_queued_and_refuses_later_writes(
         await writer.append(Change(p("x"), "after the journal was closed"))
     with Journal.open(tmp_path) as journal:
         assert {e.id: e.value for e in journal.by_origin("a")} == {e.id: e.value for e in answered}
-        assert journal.summary() == {"a": RangeSet([(1, 6)])}
+        assert journal.summary() == IdSet.parse("a:1-6")
 
 
 async def test_a_storage_error_fails_its_whole_batch_and_the_writer_goes_on(
@@ -278,7 +278,7 @@ async def test_the_map_grows_when_it_is_full(tmp_path: FsPath) -> None:
     assert stats.map_bytes > 1 << 20, "the map did not grow"
     assert stats.file_bytes > 1 << 20
     with Journal.open(tmp_path, map_size=1 << 20) as journal:
-        assert journal.summary() == {"a": RangeSet([(1, n)])}
+        assert journal.summary() == IdSet.of_range("a", 1, n)
         stored = {e.id: e.value for e in journal.by_origin("a")}
         assert stored == answered
 
@@ -308,7 +308,7 @@ async def test_a_map_at_its_maximum_size_is_storage_full(tmp_path: FsPath) -> No
         assert journal.stats().map_bytes == 1 << 21
         # Reads still work, and everything acknowledged is there.
         assert {e.id: e.value for e in journal.by_origin("a")} == answered
-        assert journal.summary() == {"a": RangeSet([(1, len(answered))])}
+        assert journal.summary() == IdSet.of_range("a", 1, len(answered))
 
     with Journal.open(tmp_path) as journal:
         assert {e.id: e.value for e in journal.by_origin("a")} == answered

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path as FsPath
 
+from moat_log.idset import IdSet
 from moat_log.journal import keys
 from moat_log.journal.change import Change
 from moat_log.path import Path
@@ -25,7 +26,7 @@ def test_views_read_through_public_methods(tmp_path: FsPath) -> None:
 
 def test_summary_at_is_the_summary_with_its_position(tmp_path: FsPath) -> None:
     with open_journal(tmp_path, create_node="pi1") as journal:
-        assert journal.summary_at() == ({}, 0)
+        assert journal.summary_at() == (IdSet(), 0)
         journal.append(Change(Path.parse("a"), 1))
         summary, position = journal.summary_at()
         assert (summary, position) == (journal.summary(), 1)

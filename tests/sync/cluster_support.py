@@ -16,6 +16,7 @@ from process_support import NodeProcess
 
 from moat_log import StreamOverflowError, open_client
 from moat_log.event import Event
+from moat_log.idset import IdSet
 from moat_log.projections import open_journal
 from moat_log.rangeset import RangeSet
 
@@ -23,7 +24,7 @@ from moat_log.rangeset import RangeSet
 WAIT = 60
 
 
-async def until_holds(node: NodeProcess, wanted: dict[str, RangeSet]) -> None:
+async def until_holds(node: NodeProcess, wanted: IdSet) -> None:
     """Follow *node*'s log until it holds every event *wanted* names."""
     for origin, seqs in wanted.items():
         missing = seqs.copy()
@@ -64,7 +65,7 @@ def deps_decreases(data_dir: FsPath) -> list[str]:
     """Per origin in seq order, each pair of events whose deps decrease (none, we hope)."""
     found = []
     with open_journal(data_dir) as journal:
-        for origin in sorted(journal.summary()):
+        for origin in journal.summary().origins:
             for before, after in pairwise(journal.by_origin(origin)):
                 behind = before.deps.first_decrease(after.deps)
                 if behind is not None:

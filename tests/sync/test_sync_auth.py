@@ -15,9 +15,9 @@ from sync_support import (
     fixed_random,
 )
 
+from moat_log.idset import IdSet
 from moat_log.protocol import RemoteProtocolError
 from moat_log.protocol.framing import FrameDecoder, encode_frame
-from moat_log.rangeset import RangeSet
 from moat_log.sync import (
     Authenticated,
     Goodbye,
@@ -32,7 +32,7 @@ from moat_log.sync.messages import Proof, parse_message
 
 
 def connection(node: str, secret: bytes = SECRET, nonce: bytes = NONCE_A) -> SyncConnection:
-    holdings = Holdings({"pi9": RangeSet([(1, 10)])})
+    holdings = Holdings(IdSet.parse("pi9:1-10"))
     return SyncConnection(node, secret, holdings, random=fixed_random(nonce))
 
 
@@ -120,8 +120,8 @@ def test_a_secret_must_be_bytes() -> None:
 def test_nodes_with_the_same_secret_authenticate_each_other() -> None:
     a, b = connection("pi1"), connection("pi2", nonce=NONCE_B)
     seen_a, seen_b = exchange(a, b)
-    assert seen_a == [Authenticated("pi2"), PeerSummary({"pi9": RangeSet([(1, 10)])})]
-    assert seen_b == [Authenticated("pi1"), PeerSummary({"pi9": RangeSet([(1, 10)])})]
+    assert seen_a == [Authenticated("pi2"), PeerSummary(IdSet.parse("pi9:1-10"))]
+    assert seen_b == [Authenticated("pi1"), PeerSummary(IdSet.parse("pi9:1-10"))]
     assert a.peer == "pi2" and b.peer == "pi1"
     assert a.live and b.live
 

@@ -9,11 +9,11 @@ import pytest
 import zstandard
 
 from moat_log.event import MAX_EVENT_BYTES, Event, Op
+from moat_log.idset import IdSet
 from moat_log.journal.change import Change
 from moat_log.path import Path
 from moat_log.projections import open_journal
 from moat_log.protocol import RemoteProtocolError
-from moat_log.rangeset import RangeSet
 from moat_log.sync import MAX_BATCH_CONTENT, read_batch
 from moat_log.sync.batches import BatchCodec, read_packed_batch
 from moat_log.sync.messages import Batch
@@ -119,7 +119,7 @@ class FakeJournal:
 
 def test_read_batch_reads_in_request_order() -> None:
     journal = FakeJournal([event(o, s) for o in ("b", "a") for s in range(1, 10)])
-    wanted = {"b": RangeSet([(2, 3)]), "a": RangeSet([(1, 1), (5, 6)])}
+    wanted = IdSet.parse("b:2-3 a:1,5-6")
     found = read_batch(wanted, journal.by_origin)
     assert [str(e.id) for e in found] == ["a:1", "a:5", "a:6", "b:2", "b:3"]
     assert journal.reads == [("a", 1, 1), ("a", 5, 6), ("b", 2, 3)]
@@ -128,7 +128,7 @@ def test_read_batch_reads_in_request_order() -> None:
 def test_read_batch_stops_before_the_size_limit_but_reads_at_least_one() -> None:
     journal = FakeJournal([event("a", s, "v" * 1000) for s in range(1, 10)])
     size = len(journal.events[0].pack())
-    wanted = {"a": RangeSet([(1, 9)])}
+    wanted = IdSet.parse("a:1-9")
     assert len(read_batch(wanted, journal.by_origin, 3 * size)) == 3
     assert len(read_batch(wanted, journal.by_origin, 3 * size - 1)) == 2
     assert len(read_batch(wanted, journal.by_origin, 1)) == 1
@@ -136,22 +136,19 @@ def test_read_batch_stops_before_the_size_limit_but_reads_at_least_one() -> None
 
 def test_read_batch_stops_at_the_first_missing_event() -> None:
     journal = FakeJournal([event("a", s) for s in (1, 2, 4, 5)] + [event("b", 1)])
-    assert [
-        e.seq
-        for e in read_batch({"a": RangeSet([(1, 5)]), "b": RangeSet([(1, 1)])}, journal.by_origin)
-    ] == [1, 2]
-    assert read_batch({"a": RangeSet([(3, 5)])}, journal.by_origin) == []
-    assert [
-        str(e.id)
-        for e in read_batch({"a": RangeSet([(4, 6)]), "b": RangeSet([(1, 1)])}, journal.by_origin)
-    ] == ["a:4", "a:5"]
+    assert [e.seq for e in read_batch(IdSet.parse("a:1-5 b:1"), journal.by_origin)] == [1, 2]
+    assert read_batch(IdSet.parse("a:3-5"), journal.by_origin) == []
+    assert [str(e.id) for e in read_batch(IdSet.parse("a:4-6 b:1"), journal.by_origin)] == [
+        "a:4",
+        "a:5",
+    ]
 
 
 def test_a_journal_serves_a_want_with_the_bytes_it_stored(tmp_path: FsPath) -> None:
     journal = open_journal(tmp_path / "pi1", create_node="pi1")
     try:
         journal.write_batch([Change(Path(("x", i)), "v" * i) for i in range(1, 40)])
-        wanted = {"pi1": RangeSet([(3, 7), (20, 39)])}
+        wanted = IdSet.parse("pi1:3-7,20-39")
         events, packed = read_packed_batch(wanted, journal.by_origin_packed, 600)
         assert events == read_batch(wanted, journal.by_origin, 600)
         assert 1 < len(events) < 25  # the size limit counts the stored bytes

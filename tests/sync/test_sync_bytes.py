@@ -9,8 +9,8 @@ import zstandard
 from sync_support import SimLink, SimNode, settle
 
 from moat_log.event import Event
+from moat_log.idset import IdSet
 from moat_log.rangeset import RangeSet
-from moat_log.sync.held import count
 from moat_log.sync.messages import Hello, Proof, Summary, encode
 from moat_log.testing import bus_traffic
 
@@ -54,8 +54,8 @@ def test_nodes_in_sync_exchange_only_their_summaries(origins: int) -> None:
 
 def test_summary_bytes_grow_with_the_origins_not_the_events() -> None:
     def summary_bytes(origins: int, events: int) -> int:
-        held = {f"origin-{i:03d}": RangeSet([(1, events)]) for i in range(origins)}
-        tips = {origin: (events, 2**60) for origin in held}
+        held = IdSet({f"origin-{i:03d}": RangeSet([(1, events)]) for i in range(origins)})
+        tips = {origin: (events, 2**60) for origin in held.origins}
         return len(encode(Summary(held, tips)))
 
     # per origin, the range's end and the tip's seq are a uint32, not a fixint
@@ -91,4 +91,4 @@ def test_a_node_back_from_a_partition_fetches_only_what_it_missed() -> None:
     assert a.event_set() == b.event_set()
     assert link.end("b").conn.stats.events_in == len(missed_by_b)
     assert link.end("a").conn.stats.events_in == len(missed_by_a)
-    assert count(a.holdings.summary()) == 750
+    assert a.holdings.summary().count == 750

@@ -18,9 +18,9 @@ from sync_support import (
 )
 
 from moat_log.event import Event
+from moat_log.idset import IdSet
 from moat_log.protocol import LocalProtocolError, RemoteProtocolError
 from moat_log.protocol.framing import FrameDecoder, encode_frame
-from moat_log.rangeset import RangeSet
 from moat_log.sync import (
     MAX_WANTS_IN_FLIGHT,
     ConnectionClosed,
@@ -83,9 +83,7 @@ def live_link(a: SimNode, b: SimNode, **options: Any) -> SimLink:
 def recorded_peer() -> tuple[bytes, bytes, bytes]:
     """b's hello, proof and summary towards a connection "a" with nonce NONCE_A."""
     a = SyncConnection("a", SECRET, Holdings(), random=fixed_random(NONCE_A))
-    b = SyncConnection(
-        "b", SECRET, Holdings({"c": RangeSet([(1, 3)])}), random=fixed_random(NONCE_B)
-    )
+    b = SyncConnection("b", SECRET, Holdings(IdSet.parse("c:1-3")), random=fixed_random(NONCE_B))
     hello = b.data_to_send()
     b.receive_data(a.data_to_send())
     events_of(b)
@@ -98,7 +96,7 @@ def recorded_peer() -> tuple[bytes, bytes, bytes]:
 
 
 HELLO, PROOF, SUMMARY = recorded_peer()
-WANT = encode(Want(1, {"c": RangeSet([(1, 1)])}))
+WANT = encode(Want(1, IdSet.parse("c:1")))
 GOODBYE_WIRE = encode(Goodbye("shutdown", "bye"))
 
 
@@ -122,7 +120,7 @@ def test_the_handshake_moves_through_the_states_in_order() -> None:
         ["Summary"],
         ["Want"],
     ]
-    assert sends[-1] == [Want(1, {"c": RangeSet([(1, 3)])})]
+    assert sends[-1] == [Want(1, IdSet.parse("c:1-3"))]
 
 
 OUT_OF_ORDER = [
@@ -216,11 +214,11 @@ def test_a_want_is_handed_out_and_answered_with_a_batch() -> None:
     nodes = nodes_with(a=5)
     link = live_link(nodes["a"], nodes["b"])
     b = link.end("b").conn
-    assert sent(b) == [Want(1, {"a": RangeSet([(1, 5)])})]
+    assert sent(b) == [Want(1, IdSet.parse("a:1-5"))]
     a = link.end("a").conn
-    a.receive_data(encode(Want(1, {"a": RangeSet([(2, 3)])})))
+    a.receive_data(encode(Want(1, IdSet.parse("a:2-3"))))
     (wanted,) = events_of(a)
-    assert wanted == EventsWanted(1, {"a": RangeSet([(2, 3)])})
+    assert wanted == EventsWanted(1, IdSet.parse("a:2-3"))
     events = read_batch(wanted.seqs, nodes["a"].journal.by_origin)
     with pytest.raises(ValueError, match="first events in request order"):
         a.send_batch(1, events[1:])
@@ -243,7 +241,7 @@ def live_a(events: int = 10) -> tuple[SyncConnection, SimNode]:
 
 
 def want(request_id: int, origin: str, first: int, last: int) -> bytes:
-    return encode(Want(request_id, {origin: RangeSet([(first, last)])}))
+    return encode(Want(request_id, IdSet.of_range(origin, first, last)))
 
 
 def test_a_want_for_events_this_node_did_not_offer_is_refused() -> None:
@@ -333,7 +331,7 @@ def test_a_short_batch_is_fine_and_the_rest_is_asked_for_again() -> None:
     assert received == EventsReceived(tuple(events[:3]), 1)
     assert sent(b) == []  # the window is full until the batch is stored
     b.batch_stored(1)
-    assert sent(b) == [Want(2, {"a": RangeSet([(4, 10)])})]
+    assert sent(b) == [Want(2, IdSet.parse("a:4-10"))]
     with pytest.raises(LocalProtocolError, match="no batch waiting"):
         b.batch_stored(1)
     with pytest.raises(LocalProtocolError, match="no batch waiting"):
@@ -344,13 +342,13 @@ def test_the_rest_of_a_short_batch_is_not_asked_for_if_it_came_another_way() -> 
     nodes = nodes_with(a=10)
     link = live_link(nodes["a"], nodes["b"], window=1)
     b = link.end("b").conn
-    assert sent(b) == [Want(1, {"a": RangeSet([(1, 10)])})]
+    assert sent(b) == [Want(1, IdSet.parse("a:1-10"))]
     events = [event for _, event in nodes["a"].journal.scan()]
     b.receive_data(batch(1, events[:3]))
     events_of(b)
     nodes["b"].store(events[:6])  # 4-6 arrived over another link meanwhile
     b.batch_stored(1)
-    assert sent(b) == [Want(2, {"a": RangeSet([(7, 10)])})]
+    assert sent(b) == [Want(2, IdSet.parse("a:7-10"))]
 
 
 def test_flow_control_keeps_a_big_catch_up_in_bounded_memory() -> None:
@@ -391,7 +389,7 @@ def test_push_sends_only_what_the_peer_is_not_known_to_hold() -> None:
     assert received == EventsReceived((new,), None)
     nodes["b"].store([new])
     assert b.push([new]) == 0  # never echoed back
-    assert a.peer_held == b.peer_held == {"a": RangeSet([(1, 4)]), "b": RangeSet([(1, 2)])}
+    assert a.peer_held == b.peer_held == IdSet.parse("a:1-4 b:1-2")
 
 
 def test_push_sends_the_journal_bytes_it_is_given_without_packing_again(
@@ -477,12 +475,12 @@ def test_a_link_that_ends_gives_its_wants_to_the_other_links() -> None:
     ab = SimLink(a, b, want_size=10, window=1)
     handshake(ab.end("a").conn, ab.end("b").conn)
     ab.collect()
-    assert a.holdings.requested == {"b": RangeSet([(1, 10)])}
+    assert a.holdings.requested == IdSet.parse("b:1-10")
     ac = SimLink(a, c, want_size=10, window=3)
     settle([a, b, c], [ac])  # c serves everything but what ab asked for
-    assert a.holdings.summary() == {"b": RangeSet([(11, 30)])}
+    assert a.holdings.summary() == IdSet.parse("b:11-30")
     ab.cut()
-    assert a.holdings.requested == {}
+    assert a.holdings.requested == IdSet()
     settle([a, b, c], [ac])
     assert a.event_set() == b.event_set()
 
@@ -496,9 +494,9 @@ def test_a_batch_received_but_not_stored_is_given_back_when_the_link_ends() -> N
         link.deliver("b")
     assert nodes["b"].pending and nodes["b"].holdings.requested
     link.cut()
-    assert nodes["b"].holdings.requested == {}
+    assert nodes["b"].holdings.requested == IdSet()
     nodes["b"].store_pending()  # the shell finishes storing: batch_stored does nothing now
-    assert nodes["b"].holdings.summary() == {"a": RangeSet([(1, 10)])}
+    assert nodes["b"].holdings.summary() == IdSet.parse("a:1-10")
 
 
 def test_sending_a_goodbye_ends_the_link_and_gives_back_its_wants() -> None:
@@ -538,7 +536,7 @@ def test_a_node_says_have_once_when_it_stored_all_a_shipper_offered() -> None:
     )
     node = SyncConnection("b", SECRET, b.holdings, random=fixed_random(NONCE_B))
     seen_shipper, seen_node = exchange(shipper, node)
-    assert PeerSummary({"b": RangeSet([(1, 1)])}) in seen_shipper
+    assert PeerSummary(IdSet.parse("b:1")) in seen_shipper
     assert not any(isinstance(event, EventsWanted) for event in seen_node), "fetch=False"
     [wanted] = [event for event in seen_shipper if isinstance(event, EventsWanted)]
     shipper.send_batch(wanted.request_id, read_batch(wanted.seqs, a.journal.by_origin))
@@ -549,8 +547,8 @@ def test_a_node_says_have_once_when_it_stored_all_a_shipper_offered() -> None:
     b.store(received.events)
     node.batch_stored(wanted.request_id)
     seen_shipper, _ = exchange(shipper, node)
-    assert seen_shipper == [PeerHas({"a": RangeSet([(1, 5)]), "b": RangeSet([(1, 1)])})]
-    assert shipper.peer_held == {"a": RangeSet([(1, 5)]), "b": RangeSet([(1, 1)])}
+    assert seen_shipper == [PeerHas(IdSet.parse("a:1-5 b:1"))]
+    assert shipper.peer_held == IdSet.parse("a:1-5 b:1")
     b.write(("more",), 2)
     assert exchange(shipper, node) == ([], []), "a have is sent once"
 
@@ -561,7 +559,7 @@ def test_a_node_that_lacks_nothing_says_have_at_once_and_only_when_asked() -> No
     b.store(a.log_after(0))
     asked = SyncConnection("a", SECRET, a.holdings, random=fixed_random(NONCE_A), ask_have=True)
     seen, _ = exchange(asked, SyncConnection("b", SECRET, b.holdings, random=fixed_random(NONCE_B)))
-    assert seen[-1] == PeerHas({"a": RangeSet([(1, 1)])})
+    assert seen[-1] == PeerHas(IdSet.parse("a:1"))
     plain = SyncConnection("a", SECRET, a.holdings, random=fixed_random(NONCE_A))
     seen, _ = exchange(plain, SyncConnection("b", SECRET, b.holdings, random=fixed_random(NONCE_B)))
     assert not any(isinstance(event, PeerHas) for event in seen)
@@ -575,7 +573,7 @@ def test_a_puller_offers_nothing() -> None:
     seen_puller, seen_node = exchange(
         puller, SyncConnection("b", SECRET, b.holdings, random=fixed_random(NONCE_B))
     )
-    assert PeerSummary({}) in seen_node
+    assert PeerSummary(IdSet()) in seen_node
     assert [type(event) for event in seen_puller].count(EventsWanted) == 0
     assert puller.stats.wants_out == 1  # it asked for b:1
 
@@ -583,5 +581,7 @@ def test_a_puller_offers_nothing() -> None:
 def test_a_have_before_the_link_is_live_is_refused() -> None:
     conn = SyncConnection("a", SECRET, Holdings(), random=fixed_random(NONCE_A))
     refused(
-        conn, encode(Have({})), "the peer sent a have message while waiting for the peer's hello"
+        conn,
+        encode(Have(IdSet())),
+        "the peer sent a have message while waiting for the peer's hello",
     )

@@ -52,6 +52,7 @@ from sync_support import SimLink, SimNode, settle
 
 from moat_log.event import Event
 from moat_log.ids import EventId
+from moat_log.idset import IdSet
 from moat_log.path import Path
 from moat_log.rangeset import RangeSet
 from moat_log.sync import MAX_BATCH_CONTENT
@@ -235,7 +236,7 @@ class SyncNetwork(RuleBasedStateMachine):
         node.wipe()
         self.reconnect_all_of(index)
         own = node.journal.summary
-        run_until(self.live_links(), lambda: offered.issubset(own().get(node.name, RangeSet())))
+        run_until(self.live_links(), lambda: offered.issubset(own().seqs(node.name)))
         if write_at_once:
             self.record(node, node.write(PATHS[1], data.draw(st.integers(0, 9))))
 
@@ -253,11 +254,11 @@ class SyncNetwork(RuleBasedStateMachine):
         name = self.nodes[index].name
         held = RangeSet()
         for peer in self.neighbours(index):
-            held |= peer.journal.summary().get(name, RangeSet())
+            held |= peer.journal.summary().seqs(name)
         return held
 
     def neighbours_hold_all_of(self, index: int) -> bool:
-        own = self.nodes[index].journal.summary().get(self.nodes[index].name, RangeSet())
+        own = self.nodes[index].journal.summary().seqs(self.nodes[index].name)
         return own.issubset(self.own_held_by_neighbours(index))
 
     @precondition(lambda self: self.nodes)
@@ -287,7 +288,7 @@ class SyncNetwork(RuleBasedStateMachine):
         assert self.written <= union, "an acknowledged write was lost"
         for node in self.nodes:
             assert node.event_set() == union, f"{node.name} differs"
-            assert node.holdings.requested == {}
+            assert node.holdings.requested == IdSet()
             assert not node.pending
         events = _events_of(union)
         expected = _packed(kv_winners(events))

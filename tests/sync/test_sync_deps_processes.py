@@ -20,7 +20,7 @@ from cluster_support import WAIT, conflicts, deps_decreases, event_of, until_hol
 from process_support import NodeProcess
 
 from moat_log import open_client
-from moat_log.rangeset import RangeSet
+from moat_log.idset import IdSet
 
 #: Enough that the recovered node serves while it lacks most of them (it
 #: gets its own event back in the first batch of at most 1,024 events).
@@ -44,13 +44,13 @@ async def test_a_recovered_node_writes_with_deps_not_older_than_its_last_event(
         async with open_client(data_dir=n2.data_dir) as client:
             await client.set("home.p", "written by n2")
         with trio.fail_after(WAIT):
-            await until_holds(n1, {"n2": RangeSet([(1, EVENTS + 1)])})
+            await until_holds(n1, IdSet.of_range("n2", 1, EVENTS + 1))
         async with open_client(data_dir=n1.data_dir) as client:
             await client.set("home.p", "n1, having seen n2")
         seen = await event_of(n1, "home.p")
         assert (seen.seq, dict(seen.deps)) == (1, {"n2": EVENTS + 1})
         with trio.fail_after(WAIT):
-            await until_holds(n2, {"n1": RangeSet([(1, 1)])})
+            await until_holds(n2, IdSet.parse("n1:1"))
 
         n1.stop()
         shutil.rmtree(n1.data_dir)
@@ -61,7 +61,7 @@ async def test_a_recovered_node_writes_with_deps_not_older_than_its_last_event(
         again = await event_of(n1, "home.p")
         assert lacking > 0, "the node served only once it held everything: no test"
         with trio.fail_after(WAIT):
-            await until_holds(n2, {"n1": RangeSet([(1, 2)])})
+            await until_holds(n2, IdSet.parse("n1:1-2"))
         assert (again.seq, dict(again.deps), conflicts(n2)) == (2, {"n2": EVENTS + 1}, [])
     finally:
         for node in (n1, n2):

@@ -28,8 +28,8 @@ from sync_support import (
     lookup_of_tips,
 )
 
+from moat_log.idset import IdSet
 from moat_log.protocol import RemoteProtocolError
-from moat_log.rangeset import RangeSet
 from moat_log.sync import (
     MAX_BATCH_CONTENT,
     MAX_FRAME_SIZE,
@@ -38,7 +38,6 @@ from moat_log.sync import (
     EventsReceived,
     EventsWanted,
     GoodbyeReason,
-    Held,
     Holdings,
     PeerHas,
     SyncConnection,
@@ -69,13 +68,13 @@ EVENT = DOC_EVENT
 TIPS: Final = {"pi1": (500, 1_795_000_000_000_000_000), "pi2": (40, 1_795_000_000_000_000_001)}
 
 
-def connection(node: str, held: Held, *, secret: bytes = SECRET) -> SyncConnection:
+def connection(node: str, held: IdSet, *, secret: bytes = SECRET) -> SyncConnection:
     nonce = NONCE_A if node == "pi1" else NONCE_B
     holdings = Holdings(held, lookup=lookup_of_tips(TIPS))
     return SyncConnection(node, secret, holdings, random=fixed_random(nonce))
 
 
-def pi1_and_pi2(pi1_held: Held, pi2_held: Held) -> tuple[SyncConnection, SyncConnection]:
+def pi1_and_pi2(pi1_held: IdSet, pi2_held: IdSet) -> tuple[SyncConnection, SyncConnection]:
     return connection("pi1", pi1_held), connection("pi2", pi2_held)
 
 
@@ -90,7 +89,7 @@ def test_every_documented_frame_is_checked() -> None:
 
 
 def test_the_hello_and_the_proof_are_what_pi1_sends() -> None:
-    pi1, pi2 = pi1_and_pi2({}, {})
+    pi1, pi2 = pi1_and_pi2(IdSet(), IdSet())
     assert pi1.data_to_send() == FRAMES["hello"] == encode(Hello(1, "pi1", NONCE_A))
     pi1.receive_data(pi2.data_to_send())
     events_of(pi1)
@@ -98,8 +97,8 @@ def test_the_hello_and_the_proof_are_what_pi1_sends() -> None:
 
 
 def test_the_summary_is_what_a_node_holding_those_events_sends() -> None:
-    held = {"pi1": RangeSet([(1, 500)]), "pi2": RangeSet([(1, 20), (22, 40)])}
-    pi1, pi2 = pi1_and_pi2(held, {})
+    held = IdSet.parse("pi1:1-500 pi2:1-20,22-40")
+    pi1, pi2 = pi1_and_pi2(held, IdSet())
     pi2.receive_data(pi1.data_to_send())
     events_of(pi2)  # pi2 answers with its proof
     pi1.receive_data(pi2.data_to_send())
@@ -109,18 +108,18 @@ def test_the_summary_is_what_a_node_holding_those_events_sends() -> None:
 
 
 def test_the_want_batch_and_push_are_what_the_nodes_send() -> None:
-    pi1, pi2 = pi1_and_pi2({"pi1": RangeSet([(1, 3)])}, {"pi1": RangeSet([(1, 2)])})
+    pi1, pi2 = pi1_and_pi2(IdSet.parse("pi1:1-3"), IdSet.parse("pi1:1-2"))
     handshake(pi1, pi2)
     assert pi2.data_to_send() == FRAMES["want"]
     pi1.receive_data(FRAMES["want"])
     (wanted,) = events_of(pi1)
-    assert wanted == EventsWanted(1, {"pi1": RangeSet([(3, 3)])})
+    assert wanted == EventsWanted(1, IdSet.parse("pi1:3"))
     pi1.send_batch(1, [EVENT])
     assert pi1.data_to_send() == FRAMES["batch"]
     pi2.receive_data(FRAMES["batch"])
     assert events_of(pi2) == [EventsReceived((EVENT,), 1)]
 
-    pi1, pi2 = pi1_and_pi2({"pi1": RangeSet([(1, 2)])}, {"pi1": RangeSet([(1, 2)])})
+    pi1, pi2 = pi1_and_pi2(IdSet.parse("pi1:1-2"), IdSet.parse("pi1:1-2"))
     handshake(pi1, pi2)
     assert pi1.push([EVENT]) == 1
     assert pi1.data_to_send() == FRAMES["push"] == encode(Push((EVENT,)))
@@ -130,19 +129,19 @@ def test_the_want_batch_and_push_are_what_the_nodes_send() -> None:
 
 def test_the_have_is_what_a_node_sends_a_shipper_that_asked() -> None:
     shipper = SyncConnection(
-        "pi2", SECRET, Holdings({"pi1": RangeSet([(1, 3)])}), random=fixed_random(NONCE_B),
+        "pi2", SECRET, Holdings(IdSet.parse("pi1:1-3")), random=fixed_random(NONCE_B),
         ask_have=True,
     )  # fmt: skip
-    pi1 = connection("pi1", {"pi1": RangeSet([(1, 3)])})
+    pi1 = connection("pi1", IdSet.parse("pi1:1-3"))
     handshake(pi1, shipper)
-    assert pi1.data_to_send() == FRAMES["have"] == encode(Have({"pi1": RangeSet([(1, 3)])}))
+    assert pi1.data_to_send() == FRAMES["have"] == encode(Have(IdSet.parse("pi1:1-3")))
     shipper.receive_data(FRAMES["have"])
-    assert events_of(shipper) == [PeerHas({"pi1": RangeSet([(1, 3)])})]
+    assert events_of(shipper) == [PeerHas(IdSet.parse("pi1:1-3"))]
 
 
 def test_the_goodbye_is_what_pi1_sends_to_a_node_with_another_secret() -> None:
-    pi1 = connection("pi1", {})
-    pi2 = connection("pi2", {}, secret=OTHER_SECRET)
+    pi1 = connection("pi1", IdSet())
+    pi2 = connection("pi2", IdSet(), secret=OTHER_SECRET)
     pi2.receive_data(pi1.data_to_send())
     events_of(pi2)
     pi1.receive_data(pi2.data_to_send())

@@ -38,6 +38,7 @@ from process_support import NodeProcess
 
 from moat_log import open_client
 from moat_log.client import Client, NodeConnectionError
+from moat_log.idset import IdSet
 from moat_log.projections import open_journal
 from moat_log.rangeset import RangeSet
 
@@ -183,7 +184,7 @@ async def wipe_n1(cluster: Cluster, rng: random.Random) -> str:
     own = _own_seqs(writer.acked) | _own_seqs(cluster.offline.get("n1", {}))
     with trio.fail_after(WAIT):
         for peer in ("n2", "n3"):
-            await until_holds(cluster.nodes[peer], {"n1": own})
+            await until_holds(cluster.nodes[peer], IdSet({"n1": own}))
     cluster.going_down("n1")
     assert await stopped(n1) == 0
     shutil.rmtree(n1.data_dir)
@@ -272,11 +273,13 @@ async def test_faults_lose_nothing_and_deps_never_decrease(base: FsPath) -> None
                 print(await fault(cluster, rng))
             for writer in cluster.writers.values():
                 await writer.pause()
-            everything = {
-                name: RangeSet([(1, seq)])
-                for name, node in cluster.nodes.items()
-                if (seq := await newest_own_seq(node))
-            }
+            everything = IdSet(
+                {
+                    name: RangeSet([(1, seq)])
+                    for name, node in cluster.nodes.items()
+                    if (seq := await newest_own_seq(node))
+                }
+            )
             for node in cluster.nodes.values():
                 await until_holds(node, everything)
             print(f"{cluster.writes} acknowledged writes")

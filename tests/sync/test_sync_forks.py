@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 from sync_support import SimLink, SimNode, settle
 
+from moat_log.idset import IdSet
 from moat_log.protocol import RemoteProtocolError
 from moat_log.protocol.framing import NEED_DATA
-from moat_log.rangeset import RangeSet
 from moat_log.sync import ConnectionClosed, Goodbye, GoodbyeReason, Holdings, LinkState
 
 LATER = 3_600 * 10**9  # the node came back an hour later, with its data gone
@@ -128,6 +128,6 @@ def test_tips_of_other_origins_do_not_stop_a_link() -> None:
 
 def test_no_tips_are_checked_without_a_journal_to_look_them_up_in() -> None:
     """`Holdings` without a lookup (a fake peer in tests) names and checks no tips."""
-    holdings = Holdings({"pi3": RangeSet([(1, 5)])})
+    holdings = Holdings(IdSet.parse("pi3:1-5"))
     assert holdings.tips() == {}
     assert holdings.contradiction({"pi3": (5, 123)}, here="pi1", there="pi3") is None

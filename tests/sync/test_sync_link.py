@@ -21,6 +21,7 @@ import trio.testing
 from sync_support import OTHER_SECRET, SECRET, events_of
 
 from moat_log.event import Event, Op
+from moat_log.idset import IdSet
 from moat_log.journal.change import Change
 from moat_log.journal.feed import JournalFeed
 from moat_log.journal.group_commit import JournalWriter
@@ -144,7 +145,7 @@ async def test_two_journals_catch_up_and_then_replicate_live(tmp_path: FsPath) -
         ):
             await a.write(3000)
             await b.write(500, prefix="y")
-            want = {**a.journal.summary(), **b.journal.summary()}
+            want = a.journal.summary() | b.journal.summary()
             await link(a, b, nursery)
             await b.until(lambda: b.replicator.holdings.summary() == want)
             await a.until(lambda: a.replicator.holdings.summary() == want)
@@ -192,8 +193,8 @@ async def test_a_peer_with_another_secret_is_refused_and_learns_nothing(tmp_path
                 result = await link(a, b, nursery)
             assert {e.reason for e in result.ended.values()} == {"auth-failed"}
             assert {e.peer for e in result.ended.values()} == {None}
-            assert b.journal.summary() == {}
-            assert a.replicator.holdings.requested == {}
+            assert b.journal.summary() == IdSet()
+            assert a.replicator.holdings.requested == IdSet()
 
 
 async def test_a_peer_sending_garbage_ends_its_link_and_nothing_else(tmp_path: FsPath) -> None:
@@ -228,14 +229,14 @@ async def test_a_peer_that_claims_events_it_does_not_send_is_refused(tmp_path: F
     with trio.fail_after(GUARD):
         async with running_node(tmp_path, "pi1") as a:
             ours, theirs = trio.testing.memory_stream_pair()
-            liar = SyncConnection("pi2", SECRET, Holdings({"pi2": RangeSet([(1, 3)])}))
+            liar = SyncConnection("pi2", SECRET, Holdings(IdSet.parse("pi2:1-3")))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(fake_peer, theirs, liar, lie)
                 ended = await a.replicator.run_link(ours, dialled=True)
             assert ended.reason == "protocol"
             assert "not asked for" in ended.message
-            assert a.journal.summary() == {}
-            assert a.replicator.holdings.requested == {}
+            assert a.journal.summary() == IdSet()
+            assert a.replicator.holdings.requested == IdSet()
 
 
 async def test_conflicting_events_end_the_link_and_each_node_keeps_its_own(
@@ -277,7 +278,7 @@ async def test_events_from_a_clock_an_hour_ahead_are_refused(
                 await a.replicator.wait_until(lambda r: "pi2" in r.peers())
                 await a.write(3)
             await result.done.wait()
-            assert b.journal.summary() == {}  # nothing of pi1's stored
+            assert b.journal.summary() == IdSet()  # nothing of pi1's stored
     refused, told = result.ended["pi2"], result.ended["pi1"]
     assert (refused.reason, refused.by_peer) == ("clock", False)
     assert (told.reason, told.by_peer) == ("clock", True)
@@ -294,7 +295,7 @@ async def test_events_from_a_clock_a_little_ahead_are_taken(tmp_path: FsPath) ->
         ):
             await a.write(3)
             await link(a, b, nursery)
-            await b.until(lambda: b.journal.summary().get("pi1") == RangeSet([(1, 3)]))
+            await b.until(lambda: b.journal.summary().seqs("pi1") == RangeSet([(1, 3)]))
             nursery.cancel_scope.cancel()
 
 
@@ -337,7 +338,7 @@ async def test_a_transfer_under_a_nodes_name_leaves_its_standing_link_alone(
             else:
                 await b.replicator.wait_until(lambda r: sum(x.conn.live for x in r._links) == 2)
             await a.write(1)  # the standing link still carries pi1's writes
-            await b.until(lambda: "pi1" in b.journal.summary())
+            await b.until(lambda: "pi1" in b.journal.summary().origins)
             assert not standing.ended and not transfer.ended
             nursery.cancel_scope.cancel()
 
@@ -351,7 +352,7 @@ async def test_a_peer_that_is_gone_is_remembered_with_what_it_held(tmp_path: FsP
         ):
             await a.write(4)
             first = await link(a, b, nursery)
-            await b.until(lambda: "pi1" in b.journal.summary())
+            await b.until(lambda: "pi1" in b.journal.summary().origins)
             assert a.replicator.departed() == {}
             await b.replicator.wait_until(lambda r: r.peers()["pi1"].held == a.journal.summary())
             for task in list(b.replicator._links):
@@ -359,7 +360,7 @@ async def test_a_peer_that_is_gone_is_remembered_with_what_it_held(tmp_path: FsP
             await first.done.wait()
             gone = a.replicator.departed()["pi2"]
             assert gone.until is not None and gone.until >= gone.since > 0
-            assert gone.held == {"pi1": RangeSet([(1, 4)])}
+            assert gone.held == IdSet.parse("pi1:1-4")
             assert "pi2" not in a.replicator.peers()
             await link(b, a, nursery)  # back: live again, no longer departed
             await a.replicator.wait_until(lambda r: "pi2" in r.peers())
@@ -420,7 +421,7 @@ async def test_what_a_broken_link_had_asked_for_is_fetched_over_another(
             for event in events:
                 await c.writer.insert(event)
             ours, theirs = trio.testing.memory_stream_pair()
-            staller = SyncConnection("pi2", SECRET, Holdings({"pi9": RangeSet([(1, 50)])}))
+            staller = SyncConnection("pi2", SECRET, Holdings(IdSet.parse("pi9:1-50")))
             stalling = trio.CancelScope()
 
             async def run_staller() -> None:
@@ -431,11 +432,11 @@ async def test_what_a_broken_link_had_asked_for_is_fetched_over_another(
             nursery.start_soon(partial(a.replicator.run_link, ours, dialled=True))
             nursery.start_soon(run_staller)
             await asked.wait()
-            assert a.replicator.holdings.requested == {"pi9": RangeSet([(1, 50)])}
+            assert a.replicator.holdings.requested == IdSet.parse("pi9:1-50")
             await link(a, c, nursery)
             await a.replicator.wait_until(lambda r: "pi3" in r.peers())
-            assert a.journal.summary() == {}  # pi3 is not asked: pi2 was
+            assert a.journal.summary() == IdSet()  # pi3 is not asked: pi2 was
             stalling.cancel()
-            await a.until(lambda: a.replicator.holdings.summary() == {"pi9": RangeSet([(1, 50)])})
+            await a.until(lambda: a.replicator.holdings.summary() == IdSet.parse("pi9:1-50"))
             assert a.replicator.peers()["pi3"].stats.events_in == 50
             nursery.cancel_scope.cancel()

@@ -9,10 +9,10 @@ import pytest
 from sync_support import NONCE_A
 
 from moat_log.event import Event, Op
+from moat_log.idset import IdSet
 from moat_log.path import Path
 from moat_log.protocol import RemoteProtocolError
 from moat_log.protocol.framing import FrameDecoder
-from moat_log.rangeset import RangeSet
 from moat_log.sync.messages import (
     MAX_BATCH_CONTENT,
     MAX_WANT_EVENTS,
@@ -34,9 +34,9 @@ DELETE = Event("pi2", 8, 1_763_712_000_000_000_001, {}, Path(("a",)), Op.DELETE)
 MESSAGES: list[Message] = [
     Hello(1, "pi1", NONCE_A),
     Proof(bytes(32)),
-    Summary({"pi1": RangeSet([(1, 10), (12, 12)]), "pi2": RangeSet([(1, 3)])}),
-    Summary({}),
-    Want(7, {"pi2": RangeSet([(21, 40)])}),
+    Summary(IdSet.parse("pi1:1-10,12 pi2:1-3")),
+    Summary(IdSet()),
+    Want(7, IdSet.parse("pi2:21-40")),
     Batch(7, 2, 100, b"\x28\xb5\x2f\xfd..."),
     Push((EVENT, DELETE)),
     Goodbye("shutdown", "the node is stopping"),
@@ -64,7 +64,7 @@ def test_a_push_splices_the_packed_events_like_msgpack_would() -> None:
 
 def test_a_summary_lists_origins_in_byte_order_as_flat_ranges() -> None:
     summary = Summary(
-        {"pi2": RangeSet([(1, 3)]), "pi1": RangeSet([(1, 10), (12, 12)])},
+        IdSet.parse("pi2:1-3 pi1:1-10,12"),
         {"pi2": (3, 7), "pi1": (12, 9)},
     )
     assert summary.to_wire() == {
@@ -137,7 +137,7 @@ def test_a_malformed_message_is_a_remote_protocol_error(wire: object, complaint:
 
 def test_messages_validate_when_built_in_python_too() -> None:
     with pytest.raises(ValueError, match="at least one event"):
-        Want(1, {})
+        Want(1, IdSet())
     with pytest.raises(ValueError, match="at least one event"):
         Push(())
     with pytest.raises(ValueError, match="'count'"):

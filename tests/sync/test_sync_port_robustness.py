@@ -29,9 +29,9 @@ from sync_support import OTHER_SECRET
 from moat_log import open_client
 from moat_log.errors import StreamOverflowError
 from moat_log.event import Event, Op
+from moat_log.idset import IdSet
 from moat_log.protocol.errors import RemoteProtocolError
 from moat_log.protocol.framing import NEED_DATA, FrameDecoder
-from moat_log.rangeset import RangeSet
 from moat_log.sync import ConnectionClosed, EventsWanted, Holdings, PeerSummary, SyncConnection
 from moat_log.sync.handshake import Handshake
 from moat_log.sync.messages import Goodbye, Push, encode, parse_message
@@ -142,7 +142,7 @@ async def offers_and_leaves(node: NodeProcess) -> tuple[str, list[Event]]:
     async def leave_when_asked(event: object, _: trio.SocketStream) -> bool:
         return isinstance(event, EventsWanted)
 
-    claims = Holdings({"evil": RangeSet([(1, 100)])})
+    claims = Holdings(IdSet.parse("evil:1-100"))
     seen = await run_peer(node, SyncConnection("evil", SECRET.encode(), claims), leave_when_asked)
     assert any(isinstance(event, EventsWanted) for event in seen)
     return ") ended by the peer: closed: the peer closed the connection; 100 events", []
