@@ -52,7 +52,7 @@ from moat_log.errors import (
     JournalClosedError,
     MoatLogError,
 )
-from moat_log.event import Event, Op
+from moat_log.event import MAX_SOURCE_CHARS, Event, Op
 from moat_log.journal.change import Change, check_source
 from moat_log.path import ROOT, Path
 from moat_log.projections.replay import walk_state_at
@@ -385,9 +385,7 @@ class ClientSession:
         await self._reply(request, Written(event.id, event.hlc))
 
     def _change(self, request: SetRequest | DeleteRequest) -> Change:
-        source = request.source
-        if source is None:
-            source = "client" if self.user is None else f"client:{self.user}"
+        source = recorded_source(self.user, request.source)
         check_source(source)  # the request checked the rest as a change would
         if isinstance(request, SetRequest):
             return Change.trusted(request.path, request.value, Op.SET, source, request.cause)
@@ -547,3 +545,19 @@ def _newest_per_path(events: Iterator[Event], limit: int) -> Iterator[Event]:
             current = event.path
         group.append(event)
     yield from group
+
+
+def recorded_source(user: str | None, claimed: str | None) -> str:
+    """The source the node stores for a client's write (docs/event-format.md, "What source proves").
+
+    A logged-in user's writes always start with ``client:USER``, the one part
+    the node vouches for; what the client says follows after a space, cut to
+    fit the 256 characters.  Without a login (the Unix socket, a node without
+    users) the client's own source is stored as given, ``client`` if none.
+    """
+    if user is None:
+        return "client" if claimed is None else claimed
+    vouched = f"client:{user}"
+    if claimed is None or claimed == vouched:
+        return vouched
+    return f"{vouched} {claimed}"[:MAX_SOURCE_CHARS]

@@ -507,6 +507,13 @@ async def test_users_need_a_login_over_tcp_and_get_their_permissions(
             assert (await alice.status())["user"] == "alice"
             event = await alice.get("home.door")
             assert event is not None and event.source == "client:alice"
+            # a source the client gives follows the user the node vouches for
+            await alice.set("garage.light", "on", source="cli:root")
+            event = await alice.get("garage.light")
+            assert event is not None and event.source == "client:alice cli:root"
+            await alice.set("garage.light", "off", source="client:bob")  # no posing as bob
+            event = await alice.get("garage.light")
+            assert event is not None and event.source == "client:alice client:bob"
 
         async with login(user="bob", password=BOB_PASSWORD) as bob:
             assert await bob.value("home.door") == "closed"
@@ -689,3 +696,15 @@ async def test_an_idle_connection_on_the_unix_socket_is_not_timed_out(
         await raw.send({"id": 1, "op": "status"})
         reply = await raw.receive()
         assert reply["id"] == 1 and reply["ok"]["node"] == "pi1"
+
+
+def test_the_recorded_source_names_the_logged_in_user_first() -> None:
+    from moat_log.node._session import recorded_source
+
+    assert recorded_source(None, None) == "client"
+    assert recorded_source(None, "script:heating") == "script:heating"  # local: as given
+    assert recorded_source("alice", None) == "client:alice"
+    assert recorded_source("alice", "client:alice") == "client:alice"
+    assert recorded_source("alice", "script:heating") == "client:alice script:heating"
+    long = recorded_source("alice", "x" * 256)
+    assert len(long) == 256 and long.startswith("client:alice x")
