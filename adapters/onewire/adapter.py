@@ -264,9 +264,7 @@ class OnewireSession:
         currents = await self.link.current(paths)
         changes: list[Change] = []
         suppressed = 0
-        for path, (device, started, value), current in zip(
-            paths, readings, currents, strict=True
-        ):
+        for path, (device, started, value), current in zip(paths, readings, currents, strict=True):
             address = f"{device}/{rule.attribute}"
             if self._overtaken(rule, address, path, started, current):
                 suppressed += 1

@@ -76,9 +76,7 @@ class _Connection:
 class OwserverClient:
     """Requests to one owserver (use `open_owserver`)."""
 
-    def __init__(
-        self, host: str, port: int, *, connections: int = 2, timeout: float = 5.0
-    ) -> None:
+    def __init__(self, host: str, port: int, *, connections: int = 2, timeout: float = 5.0) -> None:
         if connections < 1:
             raise ValueError("connections must be at least 1")
         self.host = host
@@ -112,9 +110,7 @@ class OwserverClient:
 
     async def _request(self, request: Request) -> Reply:
         message = encode_request(
-            Request(
-                request.type, request.path, request.data, FLAGS, request.size, request.offset
-            )
+            Request(request.type, request.path, request.data, FLAGS, request.size, request.offset)
         )
         async with self._limiter:
             try:
@@ -142,9 +138,7 @@ class OwserverClient:
         try:
             stream = await trio.open_tcp_stream(self.host, self.port)
         except OSError as exc:
-            raise BusUnavailableError(
-                f"owserver {self.address}: {exc.strerror or exc}"
-            ) from None
+            raise BusUnavailableError(f"owserver {self.address}: {exc.strerror or exc}") from None
         connection = _Connection(stream)
         try:
             reply = await connection.exchange(message)
@@ -171,7 +165,11 @@ class OwserverClient:
 
 @asynccontextmanager
 async def open_owserver(
-    host: str, port: int, *, connections: int = 2, timeout: float = 5.0
+    host: str,
+    port: int,
+    *,
+    connections: int = 2,
+    timeout: float = 5.0,  # noqa: ASYNC109 - each request's, not the call's
 ) -> AsyncIterator[OwserverClient]:
     """A client of the owserver at *host*:*port* that answered a first request."""
     client = OwserverClient(host, port, connections=connections, timeout=timeout)

@@ -81,7 +81,10 @@ class MessageType(enum.IntEnum):
 
 
 class Flag(enum.IntFlag):
-    """Request flags; the temperature scale and device format bits are 0 (°C, ``10.67C6697351FF``)."""
+    """Request flags; the temperature scale and device format bits stay 0.
+
+    That is °C, and device ids written ``10.67C6697351FF``.
+    """
 
     BUS_RET = 0x2
     PERSISTENCE = 0x4
@@ -248,7 +251,11 @@ class RequestReader(_Reader):
             raise self._broken
         data = rest[: max(header.size, 0)] if header.kind == MessageType.WRITE else b""
         return Request(
-            header.kind, path.decode("ascii", "replace"), data, header.flags, header.size,
+            header.kind,
+            path.decode("ascii", "replace"),
+            data,
+            header.flags,
+            header.size,
             header.offset,
         )
 

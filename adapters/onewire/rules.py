@@ -101,7 +101,8 @@ class DevicePattern:
                 name = segment[1:]
                 if segment[0] == "#" or name not in _VARIABLES:
                     raise FieldError(
-                        where, f"{text!r}: {segment!r} is no variable; use +id, or +family and +code"
+                        where,
+                        f"{text!r}: {segment!r} is no variable; use +id, or +family and +code",
                     )
                 if name in names:
                     raise FieldError(where, f"{text!r} uses {segment!r} twice")
@@ -143,10 +144,7 @@ class DevicePattern:
                 return None
         if not bound:
             return ""  # a literal pattern: the rule's one device
-        if "id" in bound:
-            device = bound["id"]
-        else:
-            device = f"{bound['family']}.{bound['code']}"
+        device = bound["id"] if "id" in bound else f"{bound['family']}.{bound['code']}"
         return device if isinstance(device, str) and is_device_id(device) else None
 
 
@@ -243,13 +241,9 @@ class Rule:
 class _RuleTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     attribute: Annotated[str, Meta(description='an owserver attribute, e.g. "temperature"')]
     path: Annotated[str, Meta(description="a path pattern with +id, or +family and +code")]
-    family: (
-        Annotated[str, Meta(description='two hex digits, e.g. "28"')] | list[str] | None
-    ) = None
+    family: Annotated[str, Meta(description='two hex digits, e.g. "28"')] | list[str] | None = None
     device: Annotated[str, Meta(description='a device id, e.g. "28.4AEC29CDBAAB"')] | None = None
-    interval: Annotated[float, Meta(ge=0.01, le=86400, description="seconds 0.01 .. 86400")] = (
-        30.0
-    )
+    interval: Annotated[float, Meta(ge=0.01, le=86400, description="seconds 0.01 .. 86400")] = 30.0
     min_delta: Annotated[float, Meta(ge=0, description="a number >= 0")] = 0.0
     codec: Any = "float"
     direction: Direction = "in"
@@ -344,7 +338,9 @@ def _rule(item: object, where: str) -> Rule:
             raise FieldError(f"{where}.family", "an empty list selects no device")
     device = table.device.upper() if table.device is not None else None
     if device is not None and not is_device_id(device):
-        raise FieldError(f"{where}.device", f"{table.device!r} is no device id like 28.4AEC29CDBAAB")
+        raise FieldError(
+            f"{where}.device", f"{table.device!r} is no device id like 28.4AEC29CDBAAB"
+        )
     if not _ATTRIBUTE.fullmatch(table.attribute):
         raise FieldError(f"{where}.attribute", f"{table.attribute!r} is no owserver attribute")
     pattern = DevicePattern.compile(table.path, f"{where}.path", literal_ok=device is not None)

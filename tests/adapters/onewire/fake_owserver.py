@@ -1,4 +1,4 @@
-"""A small owserver of the tests' own, in the test's trio run: devices a test adds, removes and sets.
+"""A small owserver of the tests' own, in the test's trio run: devices to add, remove and set.
 
 owserver's ``--fake`` and ``--tester`` buses never reflect a write, and
 their devices cannot come and go while it runs; this one does both:
@@ -69,7 +69,7 @@ class FakeOwserver:
         self._note()
         return Reply(reply.ret, reply.data, Flag.PERSISTENCE if keep else 0)
 
-    def _answer(self, request: Request) -> Reply:
+    def _answer(self, request: Request) -> Reply:  # noqa: PLR0911 - one answer per case
         path = request.path.removeprefix("/uncached")
         parts = [p for p in path.split("/") if p]
         if request.type == MessageType.NOP:
@@ -118,9 +118,7 @@ class FakeOwserver:
 async def serve_fake_owserver() -> AsyncIterator[FakeOwserver]:
     server = FakeOwserver()
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(
-            partial(trio.serve_tcp, server.handle, 0, host="127.0.0.1")
-        )
+        listeners = await nursery.start(partial(trio.serve_tcp, server.handle, 0, host="127.0.0.1"))
         server.port = listeners[0].socket.getsockname()[1]
         yield server
         nursery.cancel_scope.cancel()

@@ -1,4 +1,4 @@
-"""A real owserver for the tests: on a free port of 127.0.0.1, ready when it says so, stopped by pid.
+"""A real owserver for the tests: a free port of 127.0.0.1, ready when it says so, stopped by pid.
 
     server = Owserver(["--tester=10,28,29"])
     server.start()            # free port; returns once owserver listens
@@ -86,11 +86,11 @@ class Owserver:
             stderr = self.process.stderr.fileno()
             os.set_blocking(stderr, False)
             while True:
-                readable, _, _ = select.select([notify, stderr], [], [], _READY_TIMEOUT)
+                readable, _, _ = select.select([notify.fileno(), stderr], [], [], _READY_TIMEOUT)
                 if not readable:
                     self._end(signal.SIGKILL)
                     return False
-                if notify in readable and b"READY=1" in notify.recv(4096).split(b"\n"):
+                if notify.fileno() in readable and b"READY=1" in notify.recv(4096).split(b"\n"):
                     return True
                 if stderr in readable:
                     text = os.read(stderr, 65536)

@@ -59,7 +59,10 @@ async def test_readings_become_events_and_small_changes_do_not(tmp_path: FsPath)
         server.add(T1, {"temperature": b"20.0"})
         async with running_node(node_config(tmp_path, server.port, TEMPERATURE)) as node:
             status = node.adapters["ow"]
-            await until_status(status, lambda s: node.kv.get(path(f"onewire.28.000000000001.temperature")) is not None)
+            await until_status(
+                status,
+                lambda s: node.kv.get(path("onewire.28.000000000001.temperature")) is not None,
+            )
             assert event_of(node, "onewire.28.000000000001.temperature") == (
                 20.0,
                 "onewire:28.000000000001/temperature",
@@ -74,7 +77,11 @@ async def test_readings_become_events_and_small_changes_do_not(tmp_path: FsPath)
             await until_status(status, lambda s: s.counts["written"] == written + 1)
             assert node.kv.value(path("onewire.28.000000000001.temperature")) == 19.5
             report = node.status(None)["adapters"]["ow"]
-            assert (report["type"], report["state"], report["devices"]) == ("onewire", "connected", 1)
+            assert (report["type"], report["state"], report["devices"]) == (
+                "onewire",
+                "connected",
+                1,
+            )
             assert report["server"] == f"127.0.0.1:{server.port}"
 
 
@@ -127,13 +134,16 @@ async def test_a_set_of_an_owned_path_reaches_the_bus_and_its_echo_is_no_event(
 
 
 async def test_bad_readings_are_counted_and_never_stored(tmp_path: FsPath) -> None:
-    body = TEMPERATURE + """
+    body = (
+        TEMPERATURE
+        + """
 [[adapters.ow.map]]
 family = "28"
 attribute = "humidity"
 path = "onewire.+id.humidity"
 interval = 0.02
 """
+    )
     async with serve_fake_owserver() as server:
         server.add(T1, {"temperature": b"85.0"})  # power-on reset; and no humidity (ENOENT)
         server.add(T2, {"temperature": b"warm", "humidity": b"41.5"})
@@ -147,7 +157,8 @@ interval = 0.02
             assert status.state == "connected"
             server.set(T1, "temperature", b"21.0")
             await until_status(
-                status, lambda s: node.kv.get(path("onewire.28.000000000001.temperature")) is not None
+                status,
+                lambda s: node.kv.get(path("onewire.28.000000000001.temperature")) is not None,
             )
             assert node.kv.value(path("onewire.28.000000000001.temperature")) == 21.0
             assert status.last_bad is not None
@@ -229,6 +240,8 @@ async def test_random_readings_within_the_deadband_make_one_event(
     async with running_node(node_config(tmp_path, server.port, body)) as node:
         status = node.adapters["ow"]
         await until_status(status, lambda s: s.counts["suppressed"] >= 10)
-        (device,) = [k for k in (node.kv.snapshot([path("onewire.28")])[1]) if k.path[-1] == "temperature"]
+        (device,) = [
+            k for k in (node.kv.snapshot([path("onewire.28")])[1]) if k.path[-1] == "temperature"
+        ]
         assert device.source.startswith("onewire:28.")
         assert status.counts["written"] == 2  # its presence and its first temperature
