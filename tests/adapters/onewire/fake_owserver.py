@@ -12,7 +12,7 @@ their devices cannot come and go while it runs; this one does both:
 It speaks the protocol of moat_log.adapters.onewire.protocol (server side):
 READ, WRITE, DIRALLSLASH/DIRALL, PRESENCE and NOP, persistent connections,
 ``/uncached/`` paths, errno 2 (ENOENT) for a path it does not have.
-`refuse` makes every request answer an error; `writes` lists the writes.
+`hold` makes requests wait (a hung server); `writes` lists the writes.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ class FakeOwserver:
         self.writes: list[tuple[str, bytes, float]] = []  # (path, data, trio time)
         self.requests = 0
         self.port = 0
+        #: While set to an unset event, requests wait for it (a server that stopped answering).
+        self.hold: trio.Event | None = None
         self._changed = trio.Event()
 
     def add(self, device: str, attributes: dict[str, bytes]) -> None:
@@ -106,6 +108,8 @@ class FakeOwserver:
                         return
                     reader.receive_data(data)
                     while (request := reader.next_request()) is not None:
+                        if self.hold is not None:
+                            await self.hold.wait()
                         reply = self.answer(request)
                         await stream.send_all(encode_reply(reply))
                         if not reply.persistent:

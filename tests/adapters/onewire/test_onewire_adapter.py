@@ -164,6 +164,47 @@ interval = 0.02
             assert status.last_bad is not None
 
 
+async def test_many_devices_polled_fast_all_arrive(tmp_path: FsPath) -> None:
+    async with serve_fake_owserver() as server:
+        devices = [f"28.{index:012X}" for index in range(1, 201)]
+        for index, device in enumerate(devices):
+            server.add(device, {"temperature": f"{index}.5".encode()})  # never 85.0
+        async with running_node(node_config(tmp_path, server.port, TEMPERATURE)) as node:
+            status = node.adapters["ow"]
+            await until_status(status, lambda s: s.counts["written"] >= 400)  # presence + value
+            for index, device in enumerate(devices):
+                family, code = device.split(".")
+                assert node.kv.value(Path(["onewire", family, code, "temperature"])) == index + 0.5
+            assert status.counts["bad"] == 0
+
+
+async def test_a_server_that_stops_answering_stalls_neither_the_node_nor_its_writes(
+    tmp_path: FsPath,
+) -> None:
+    body = TEMPERATURE.replace("scan_interval = 0.05", "scan_interval = 0.05\ntimeout = 0.5")
+    async with serve_fake_owserver() as server:
+        server.add(T1, {"temperature": b"20.0"})
+        async with running_node(node_config(tmp_path, server.port, body)) as node:
+            status = node.adapters["ow"]
+            await until_status(status, lambda s: s.counts["written"] >= 2)
+            server.hold = trio.Event()
+            await until_status(status, lambda s: s.state == "backing-off")
+            assert "did not answer within 0.5 s" in (status.last_error or "")
+            await node.write(Change(path("other.thing"), 1))  # the node goes on meanwhile
+            assert node.kv.value(path("other.thing")) == 1
+            server.hold.set()
+            server.hold = None
+            connections = status.connections
+            server.set(T1, "temperature", b"25.0")
+            await until_status(
+                status,
+                lambda s: (
+                    s.connections > connections
+                    and node.kv.value(path("onewire.28.000000000001.temperature")) == 25.0
+                ),
+            )
+
+
 # --- a real owserver --------------------------------------------------------------
 
 TESTER = """
