@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 purpose="${1:-run}"
 
 # System packages the test suite starts for real: the MQTT broker the MQTT
-# adapter's tests run against (owserver, knxd and socat arrive with their
-# adapters).
-APT_PACKAGES=(mosquitto mosquitto-clients)
+# adapter's tests run against, owserver (its --fake and --tester buses) for
+# the 1-Wire adapter's, with ow-shell's owread/owwrite/owdir for people
+# trying it (knxd and socat arrive with their adapters).
+APT_PACKAGES=(mosquitto mosquitto-clients owserver ow-shell)
 
 if [ "$purpose" = test ] && [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
     missing=()

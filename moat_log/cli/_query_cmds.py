@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from itertools import groupby, islice
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,11 @@ EventFilter = EventSelection
 @click.option("--until", metavar="T", help=f"Only events at or before T: {TIME_HELP}")
 @click.option("--origin", metavar="NODE", help="Only events created by NODE.")
 @click.option(
-    "--limit", "-n", type=click.IntRange(min=1), metavar="N", help="Only the newest N events."
+    "--limit",
+    "-n",
+    type=click.IntRange(min=1, max=sys.maxsize),  # islice's bound; more is "all" anyway
+    metavar="N",
+    help="Only the newest N events.",
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events (Ctrl-C stops).")
 @click.pass_obj
