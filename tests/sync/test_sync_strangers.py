@@ -40,10 +40,10 @@ async def test_nothing_of_the_feed_is_kept_for_an_unauthenticated_link(tmp_path:
     """In real time: the writes take milliseconds, the handshake timeout is 10 s."""
     with trio.fail_after(GUARD):
         async with running_node(tmp_path, "pi1") as a, trio.open_nursery() as nursery:
-            listeners = len(a.feed._listeners)
+            subscriptions = a.feed.subscriptions
             ours, _theirs = trio.testing.memory_stream_pair()
             nursery.start_soon(partial(a.replicator.run_link, ours, dialled=False))
             await trio.testing.wait_all_tasks_blocked()
             await a.write(50)
-            assert len(a.feed._listeners) == listeners, "the stranger hears the feed"
+            assert a.feed.subscriptions == subscriptions, "the stranger hears the feed"
             nursery.cancel_scope.cancel()
