@@ -38,18 +38,13 @@ The feed keeps `position`, the last position handed out.
 `caught_up(position)` waits until everything up to *position* was handed
 out; a watch needs that between reading its dump and going live
 (`moat_log.projections.watch`).
-
-Besides subscriptions, a *listener* (`listen`) is a plain function called on
-the trio thread with a list of consecutive events.  It must not block and
-must not raise; one that raises is logged and the others still hear of the
-events.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 import trio
@@ -66,14 +61,11 @@ __all__ = [
     "FeedItem",
     "FeedOverflowError",
     "JournalFeed",
-    "Listener",
     "Overflow",
     "Subscription",
 ]
 
 log = logging.getLogger("moat_log.journal")
-
-Listener = Callable[[Sequence[Event]], None]
 
 #: Events read from the journal per worker-thread call while filling a gap.
 GAP_CHUNK: Final = 1024
@@ -129,10 +121,9 @@ class JournalFeed:
         #: Bounds the worker threads of subscriptions catching up at once, so
         #: that many of them never keep the group-commit writer from a thread.
         self.catch_up_limiter: Final = trio.CapacityLimiter(catch_up_threads)
-        #: The last position handed to the listeners.
+        #: The last position handed to the subscriptions.
         self.position = journal.last_position if position is None else position
         self._poll_interval = poll_interval
-        self._listeners: list[Listener] = []
         self._subscriptions: list[Subscription] = []
         self._reader = JournalReader(journal)
         self._pending: deque[tuple[int, Sequence[FeedItem]]] = deque()
@@ -201,14 +192,6 @@ class JournalFeed:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
 
-    def listen(self, listener: Listener) -> None:
-        """Call *listener* with each hand-out's events (prefer `subscribe`)."""
-        self._listeners.append(listener)
-
-    def unlisten(self, listener: Listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
     # --- input --------------------------------------------------------------
 
     def committed(self, after: int, items: Sequence[FeedItem]) -> None:
@@ -218,7 +201,7 @@ class JournalFeed:
             self._drain()
 
     async def caught_up(self, position: int) -> None:
-        """Wait until every event up to *position* was handed to the listeners."""
+        """Wait until every event up to *position* was handed to the subscriptions."""
         if position <= self.position:
             return
         done = trio.Event()
@@ -288,15 +271,6 @@ class JournalFeed:
             return
         for subscription in list(self._subscriptions):
             subscription.offer(items)
-        if self._listeners:
-            events = [item.event for item in items]
-            for listener in list(self._listeners):
-                try:
-                    listener(events)
-                except Exception:
-                    log.exception(
-                        "a journal feed listener failed; it missed %d events", len(events)
-                    )
         self.position = after + len(items)
         if self._waiters:
             waiting = []
