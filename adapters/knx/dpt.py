@@ -368,26 +368,18 @@ DPT_NAMES: Final[Mapping[str, str]] = {
 }
 
 
-def _generic(number: str, main: int) -> DptCodec | None:
-    if main == 1:
-        return BitDpt(number)
-    if main == 5:
-        return IntDpt(number, size=1)
-    if main == 6:
-        return IntDpt(number, size=1, signed=True)
-    if main == 7:
-        return IntDpt(number, size=2)
-    if main == 8:
-        return IntDpt(number, size=2, signed=True)
-    if main == 9:
-        return Float16Dpt(number)
-    if main == 12:
-        return IntDpt(number, size=4)
-    if main == 13:
-        return IntDpt(number, size=4, signed=True)
-    if main == 14:
-        return Float32Dpt(number)
-    return None
+#: The codec of a main type's other subtypes.
+_GENERIC: Final[Mapping[int, tuple[type[DptCodec], dict[str, object]]]] = {
+    1: (BitDpt, {}),
+    5: (IntDpt, {"size": 1}),
+    6: (IntDpt, {"size": 1, "signed": True}),
+    7: (IntDpt, {"size": 2}),
+    8: (IntDpt, {"size": 2, "signed": True}),
+    9: (Float16Dpt, {}),
+    12: (IntDpt, {"size": 4}),
+    13: (IntDpt, {"size": 4, "signed": True}),
+    14: (Float32Dpt, {}),
+}
 
 
 def dpt_codec(text: str) -> DptCodec:
@@ -404,10 +396,11 @@ def dpt_codec(text: str) -> DptCodec:
     special = _SPECIAL.get(number)
     if special is not None:
         return special
-    codec = _generic(number, main)
-    if codec is None:
+    generic = _GENERIC.get(main)
+    if generic is None:
         raise ValueError(
             f"datapoint type {number} is not supported; supported: 1.x, 3.007, 3.008, "
             "5.x, 6.x, 7.x, 8.x, 9.x, 12.x, 13.x, 14.x, 16.000, 16.001"
         )
-    return codec
+    kind, options = generic
+    return kind(number, **options)
