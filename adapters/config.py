@@ -39,6 +39,7 @@ __all__ = ["ADAPTER_TYPES", "AdapterConfig", "AdapterSettings", "adapters_from_t
 #: Adapter type -> the module that reads its settings.
 ADAPTER_TYPES: Final[Mapping[str, str]] = {
     "mqtt": "moat_log.adapters.mqtt.adapter",
+    "knx": "moat_log.adapters.knx.adapter",
 }
 
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
