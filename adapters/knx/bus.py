@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from xknx import XKNX
-from xknx.core import XknxConnectionState
-from xknx.dpt import DPTArray, DPTBinary
+from xknx.core.connection_state import XknxConnectionState
+from xknx.dpt.payload import DPTArray, DPTBinary
 from xknx.exceptions import XKNXException
 from xknx.io import ConnectionConfig, ConnectionType
 from xknx.telegram import GroupAddress, IndividualAddress, Telegram

@@ -43,8 +43,9 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar, Final
 
 from moat_log.errors import BusDataError
@@ -368,17 +369,17 @@ DPT_NAMES: Final[Mapping[str, str]] = {
 }
 
 
-#: The codec of a main type's other subtypes.
-_GENERIC: Final[Mapping[int, tuple[type[DptCodec], dict[str, object]]]] = {
-    1: (BitDpt, {}),
-    5: (IntDpt, {"size": 1}),
-    6: (IntDpt, {"size": 1, "signed": True}),
-    7: (IntDpt, {"size": 2}),
-    8: (IntDpt, {"size": 2, "signed": True}),
-    9: (Float16Dpt, {}),
-    12: (IntDpt, {"size": 4}),
-    13: (IntDpt, {"size": 4, "signed": True}),
-    14: (Float32Dpt, {}),
+#: The codec of a main type's other subtypes, made from the subtype's number.
+_GENERIC: Final[Mapping[int, Callable[[str], DptCodec]]] = {
+    1: BitDpt,
+    5: partial(IntDpt, size=1),
+    6: partial(IntDpt, size=1, signed=True),
+    7: partial(IntDpt, size=2),
+    8: partial(IntDpt, size=2, signed=True),
+    9: Float16Dpt,
+    12: partial(IntDpt, size=4),
+    13: partial(IntDpt, size=4, signed=True),
+    14: Float32Dpt,
 }
 
 
@@ -402,5 +403,4 @@ def dpt_codec(text: str) -> DptCodec:
             f"datapoint type {number} is not supported; supported: 1.x, 3.007, 3.008, "
             "5.x, 6.x, 7.x, 8.x, 9.x, 12.x, 13.x, 14.x, 16.000, 16.001"
         )
-    kind, options = generic
-    return kind(number, **options)
+    return generic(number)

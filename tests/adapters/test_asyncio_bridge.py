@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import TypeVar
 
 import pytest
 import trio
@@ -20,6 +21,13 @@ from moat_log.adapters.asyncio_bridge import (
     open_lazy_asyncio_bridge,
 )
 from moat_log.errors import AdapterError
+
+T = TypeVar("T")
+
+
+async def echo(value: T) -> T:
+    await asyncio.sleep(0)
+    return value
 
 
 def bridge_threads() -> list[threading.Thread]:
@@ -42,7 +50,7 @@ async def test_an_exception_of_the_coroutine_is_raised_in_trio() -> None:
     async with open_asyncio_bridge() as bridge:
         with pytest.raises(KeyError, match="from asyncio"):
             await bridge.run(fails)
-        assert await bridge.run(asyncio.sleep, 0, "still usable") == "still usable"
+        assert await bridge.run(echo, "still usable") == "still usable"
 
 
 async def test_cancelling_the_trio_side_cancels_the_asyncio_task_and_waits_for_it() -> None:
@@ -101,7 +109,7 @@ async def test_closing_the_bridge_cancels_a_running_call_and_stops_the_thread() 
     assert not thread.is_alive()
     assert bridge.loop.is_closed()
     with pytest.raises(AdapterError, match="closed"):
-        await bridge.run(asyncio.sleep, 0)
+        await bridge.run(echo, 0)
 
 
 async def test_callbacks_of_the_loop_thread_feed_a_trio_channel_in_order() -> None:
@@ -155,7 +163,7 @@ async def test_no_thread_is_left_behind_after_many_bridges() -> None:
     before = len(bridge_threads())
     for _ in range(20):
         async with open_asyncio_bridge() as bridge:
-            assert await bridge.run(asyncio.sleep, 0, 1) == 1
+            assert await bridge.run(echo, 1) == 1
     assert len(bridge_threads()) == before
 
 

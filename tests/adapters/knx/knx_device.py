@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 from xknx import XKNX
-from xknx.dpt import DPTArray, DPTBinary
+from xknx.dpt.payload import DPTArray, DPTBinary
 from xknx.io import ConnectionConfig, ConnectionType
 from xknx.telegram import GroupAddress, Telegram
 from xknx.telegram.apci import GroupValueRead, GroupValueResponse, GroupValueWrite

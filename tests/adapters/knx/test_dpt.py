@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from xknx.dpt import DPTArray, DPTBase, DPTBinary, DPTComplexData, DPTEnumData
+from xknx.dpt.dpt import DPTBase, DPTComplexData, DPTEnumData
+from xknx.dpt.payload import DPTArray, DPTBinary
 from xknx.exceptions import ConversionError, CouldNotParseTelegram
 
 from moat_log.adapters.knx.dpt import Payload, dpt_codec
