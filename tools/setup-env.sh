@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 purpose="${1:-run}"
 
 # System packages the test suite starts for real: the MQTT broker the MQTT
-# adapter's tests run against (owserver, knxd and socat arrive with their
-# adapters).
-APT_PACKAGES=(mosquitto mosquitto-clients)
+# adapter's tests run against; knxd (a KNXnet/IP server with a dummy bus) and
+# knxtool for the KNX adapter's, which run in a private network namespace
+# (unshare from util-linux, ip from iproute2).
+APT_PACKAGES=(mosquitto mosquitto-clients knxd knxd-tools iproute2)
 
 if [ "$purpose" = test ] && [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
     missing=()
