@@ -40,8 +40,8 @@ import trio
 ROOT = FsPath(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "adapters" / "knx"))  # knxd.py, knx_device.py
 
-from knx_device import BusDevice, bus_device  # noqa: E402
-from knxd import Knxd, in_private_netns, netns_command  # noqa: E402
+from knx_device import BusDevice, bus_device  # type: ignore[import-not-found]  # noqa: E402
+from knxd import Knxd, in_private_netns, netns_command  # type: ignore[import-not-found]  # noqa: E402
 from xknx.dpt.payload import DPTArray  # noqa: E402
 from xknx.telegram import GroupAddress, Telegram  # noqa: E402
 from xknx.telegram.apci import GroupValueWrite  # noqa: E402
