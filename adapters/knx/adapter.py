@@ -152,7 +152,12 @@ class KnxAdapter:
                 interval = 1 / settings.rate_limit if settings.rate_limit else 0.0
                 interval = 0.0 if math.isinf(interval) else interval
                 session = KnxSession(
-                    link, settings.mapping, bridge, xknx, receive, interval=interval
+                    link,
+                    settings.mapping,
+                    bridge,
+                    xknx,
+                    receive,
+                    interval=interval,
                 )
                 session.lost = lost
                 task_status.started(session)

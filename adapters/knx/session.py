@@ -24,9 +24,11 @@ silently.
 `KnxSession.send` writes each owned path's new value as a GroupValueWrite,
 confirmed by the gateway one after the other; a telegram the gateway does
 not confirm ends the connection (`BusUnavailableError`) and the same
-changes go to the next one.  A delete sends nothing (KNX has no "no
-value"), and a value the datapoint type cannot carry is logged and counted
-as bad, not sent.
+changes go to the next one.  Not sent: a value this node stored from a
+telegram on the path's listened address (a wall switch on a ``both``
+address, an actuator's report on its state address; the event's source
+says so), as the bus has it already; a delete (KNX has no "no value"); a
+value the datapoint type cannot carry (logged and counted as bad).
 
 On connecting, the session asks for the current value of every listened
 address whose entry says ``read_on_start`` (GroupValueRead, at most
@@ -43,7 +45,7 @@ from typing import Any, Final
 import trio
 
 from moat_log.errors import BusDataError, BusUnavailableError
-from moat_log.event import Op
+from moat_log.event import Event, Op
 from moat_log.journal.change import Change
 from moat_log.journal.item import FeedItem
 from moat_log.path import Path
@@ -97,6 +99,8 @@ class KnxSession:
             event = item.event
             if event.op is Op.DELETE:
                 continue
+            if self._came_from_bus(event):
+                continue  # the bus has it
             try:
                 writes.append(self.mapping.outgoing(event.path, event.value))
             except BusDataError as exc:
@@ -110,6 +114,14 @@ class KnxSession:
                 raise BusUnavailableError("KNX: the connection is gone")
             sent = await self.bridge.run(send_writes, self.xknx, writes, self.interval)
             self.link.status.count("sent", sent)
+
+    def _came_from_bus(self, event: Event) -> bool:
+        """Whether this node stored *event* from a telegram on the path's listened address."""
+        point = self.mapping.point_of(event.path)
+        listen = None if point is None else point.listen_address
+        if listen is None or event.origin != self.link.node_name:
+            return False
+        return event.source.startswith(self.link.source(f"{format_group_address(listen)} from "))
 
     # ------------------------------------------------------------------- in
 

@@ -165,6 +165,25 @@ async def test_a_set_of_an_owned_path_is_one_group_value_write_and_its_echo_no_e
         assert status.counts["written"] == 0
 
 
+async def test_a_value_that_came_from_the_bus_is_not_sent_back_to_it(
+    tmp_path: FsPath, knxd: Knxd
+) -> None:
+    async with running_node(node_config(tmp_path)) as node, bus_device() as device:
+        status = await connected(node)
+        await device.write("1/1/2", 1)  # the actuator reports "on" (switched at the wall)
+        await device.write("1/4/1", b"from the wall" + bytes(1))  # a "both" address
+        await until_status(status, lambda s: s.counts["written"] == 2)
+        assert node.kv.value(Path.parse("home.kitchen.light")) is True
+        await node.write(Change(Path.parse("home.hall.blind"), 50))  # sent after them, in order
+        ours = status.details["individual_address"]
+        await device.until(lambda ts: any(t.source == ours and t.kind == "write" for t in ts))
+        ours_written = [t for t in device.telegrams if t.source == ours and t.kind == "write"]
+        assert [(t.destination, t.payload) for t in ours_written] == [
+            (1 << 11 | 3 << 8 | 1, b"\x80")  # only the blind: nothing went back to the bus
+        ]
+        assert status.counts["sent"] == 1
+
+
 async def test_a_payload_of_the_wrong_length_is_counted_as_bad_and_not_stored(
     tmp_path: FsPath, knxd: Knxd
 ) -> None:
