@@ -21,6 +21,7 @@ One connection (`KnxAdapter.run`) starts xknx on the node's asyncio loop
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -40,6 +41,8 @@ from .mapping import BusTelegram, KnxMapping, mapping_from_config
 from .session import KnxSession
 
 __all__ = ["KnxAdapter", "KnxSettings", "read_settings"]
+
+log = logging.getLogger("moat_log.adapters.knx")
 
 DEFAULT_PORT: Final = 3671
 #: Telegrams read ahead at most while the journal writes (then they are lost, and counted).
@@ -133,6 +136,14 @@ class KnxAdapter:
         def overflow(_: BusTelegram) -> None:
             self._lost += 1
             link.detail("lost", self._lost)
+            if self._lost & (self._lost - 1) == 0:  # the 1st, 2nd, 4th, 8th, ... loss
+                log.warning(
+                    "adapter %s: %d telegrams lost so far: the journal is behind the bus "
+                    "(buffer = %d)",
+                    self.name,
+                    self._lost,
+                    settings.buffer,
+                )
 
         def state_changed(state: str) -> None:
             link.detail("bus_state", state)

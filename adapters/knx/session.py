@@ -112,7 +112,11 @@ class KnxSession:
         async with self._lock:
             if self.lost.is_set():
                 raise BusUnavailableError("KNX: the connection is gone")
-            sent = await self.bridge.run(send_writes, self.xknx, writes, self.interval)
+            try:
+                sent = await self.bridge.run(send_writes, self.xknx, writes, self.interval)
+            except BusUnavailableError:
+                self.lost.set()  # the connection ends: serve() stops, the supervisor reconnects
+                raise
             self.link.status.count("sent", sent)
 
     def _came_from_bus(self, event: Event) -> bool:
