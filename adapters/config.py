@@ -5,7 +5,7 @@ below are common to all types and read here, every other key belongs to
 the type, whose module reads it strictly (``read_settings``):
 
 =================== ======================================================
-``type``            the adapter type: ``mqtt`` (more come)
+``type``            the adapter type: ``mqtt``, ``knx``
 ``enabled``         false: configured but not run (status says so)
 ``durability``      ``sync`` or ``batched`` for the events it writes
                     (default: the node's ``[journal] durability``)
