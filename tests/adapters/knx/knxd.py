@@ -34,6 +34,13 @@ def find_knxd() -> str | None:
     )
 
 
+def find_ip() -> str | None:
+    """iproute2's ip (in /usr/sbin, which a non-root PATH may lack)."""
+    return shutil.which("ip") or next(
+        (p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip") if os.access(p, os.X_OK)), None
+    )
+
+
 def in_private_netns() -> bool:
     return os.environ.get(NETNS_ENV) == "1"
 
@@ -45,7 +52,8 @@ def netns_command(argv: list[str]) -> list[str]:
     no privilege where unprivileged user namespaces are allowed (and works
     as root everywhere).
     """
-    setup = 'ip link set lo up && ip route add 224.0.0.0/4 dev lo src 127.0.0.1 && exec "$@"'
+    ip = find_ip() or "ip"
+    setup = f'{ip} link set lo up && {ip} route add 224.0.0.0/4 dev lo src 127.0.0.1 && exec "$@"'
     return ["unshare", "-rn", "env", f"{NETNS_ENV}=1", "sh", "-c", setup, "sh", *argv]
 
 

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from knxd import find_knxd, netns_command
+from knxd import find_ip, find_knxd, netns_command
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[2]
@@ -38,7 +38,7 @@ def _need(what: str, ok: bool) -> None:
 
 
 def _can_unshare() -> bool:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
+    if shutil.which("unshare") is None or find_ip() is None:
         return False
     probe = subprocess.run(netns_command(["true"]), capture_output=True, timeout=30, check=False)
     return probe.returncode == 0
