@@ -5,7 +5,7 @@ below are common to all types and read here, every other key belongs to
 the type, whose module reads it strictly (``read_settings``):
 
 =================== ======================================================
-``type``            the adapter type: ``mqtt``, ``modbus``, ``onewire`` (more come)
+``type``            the adapter type: ``mqtt``, ``modbus``, ``onewire``, ``knx``
 ``enabled``         false: configured but not run (status says so)
 ``durability``      ``sync`` or ``batched`` for the events it writes
                     (default: the node's ``[journal] durability``)
@@ -39,6 +39,7 @@ __all__ = ["ADAPTER_TYPES", "AdapterConfig", "AdapterSettings", "adapters_from_t
 #: Adapter type -> the module that reads its settings.
 ADAPTER_TYPES: Final[Mapping[str, str]] = {
     "mqtt": "moat_log.adapters.mqtt.adapter",
+    "knx": "moat_log.adapters.knx.adapter",
     "modbus": "moat_log.adapters.modbus.adapter",
     "onewire": "moat_log.adapters.onewire.adapter",
 }

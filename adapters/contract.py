@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import trio
 
-from moat_log.errors import MoatLogError
+from moat_log.errors import AdapterError, MoatLogError
 from moat_log.event import Event
 from moat_log.journal.change import Change, check_source
 from moat_log.journal.item import FeedItem
@@ -54,6 +54,8 @@ from .status import AdapterStatus, BadDataLog
 if TYPE_CHECKING:
     from moat_log.durability import Durability
     from moat_log.node._node import Node
+
+    from .asyncio_bridge import AsyncioBridge, LazyAsyncioBridge
 
 __all__ = ["Adapter", "AdapterLink", "BusSession"]
 
@@ -116,6 +118,7 @@ class AdapterLink:
         *,
         durability: Durability | None = None,
         bad_data_log: BadDataLog | None = None,
+        asyncio_loop: LazyAsyncioBridge | None = None,
     ) -> None:
         self.node = node
         self.status = status
@@ -123,6 +126,7 @@ class AdapterLink:
         self._bad_data_log = bad_data_log or BadDataLog()
         self._uncommitted = 0
         self._committed = trio.Event()
+        self._asyncio_loop = asyncio_loop
 
     @property
     def node_name(self) -> str:
@@ -211,6 +215,15 @@ class AdapterLink:
         """The winners under *prefixes* (deletes included) and the position they are as of."""
         kv = self.node.kv
         return await self.node.read(lambda: kv.snapshot(prefixes, deleted=True))
+
+    def asyncio_bridge(self) -> AsyncioBridge:
+        """The node's asyncio loop (started on first use), for asyncio-only bus libraries.
+
+        Every adapter of the node shares it; it stops when the node's adapters stop.
+        """
+        if self._asyncio_loop is None:
+            raise AdapterError("this adapter link has no asyncio loop (run_adapters gives one)")
+        return self._asyncio_loop.get()
 
     def bad_data(self, address: str, problem: str) -> None:
         """Bus data from *address* was bad (*problem* says how): count it, log it rarely."""

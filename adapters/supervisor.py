@@ -10,7 +10,9 @@ back-off (`moat_log.adapters.backoff`).  Nothing an adapter raises leaves
 Each adapter's out direction is an `AdapterOutput`, a side-effect projection
 the node's runner feeds (`moat_log.projections.runner`); the supervisor
 attaches it to every session the adapter reports and detaches it when the
-session ends.
+session ends.  The adapters share the node's asyncio loop (for asyncio-only
+bus libraries, `moat_log.adapters.asyncio_bridge`), started by the first
+that asks and stopped after the last has stopped.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import trio
 
 from moat_log.errors import BusUnavailableError, MoatLogError
 
+from .asyncio_bridge import open_lazy_asyncio_bridge
 from .backoff import Backoff
 from .config import AdapterConfig
 from .contract import Adapter, AdapterLink
@@ -70,10 +73,15 @@ async def run_adapters(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Supervise every enabled adapter of *plans* until cancelled."""
-    async with trio.open_nursery() as nursery:
+    async with open_lazy_asyncio_bridge() as asyncio_loop, trio.open_nursery() as nursery:
         for plan in plans:
             if plan.adapter is not None and plan.output is not None:
-                link = AdapterLink(node, plan.status, durability=plan.config.durability)
+                link = AdapterLink(
+                    node,
+                    plan.status,
+                    durability=plan.config.durability,
+                    asyncio_loop=asyncio_loop,
+                )
                 backoff = Backoff(plan.config.reconnect_first, plan.config.reconnect_max)
                 nursery.start_soon(supervise, plan.adapter, link, plan.output, backoff)
         task_status.started()

@@ -11,10 +11,12 @@ cd "$(dirname "$0")/.."
 purpose="${1:-run}"
 
 # System packages the test suite starts for real: the MQTT broker the MQTT
-# adapter's tests run against, owserver (its --fake and --tester buses) for
+# adapter's tests run against; owserver (its --fake and --tester buses) for
 # the 1-Wire adapter's, with ow-shell's owread/owwrite/owdir for people
-# trying it (knxd and socat arrive with their adapters).
-APT_PACKAGES=(mosquitto mosquitto-clients owserver ow-shell)
+# trying it; knxd (a KNXnet/IP server with a dummy bus) and knxtool for the
+# KNX adapter's, which run in a private network namespace (unshare from
+# util-linux, ip from iproute2).
+APT_PACKAGES=(mosquitto mosquitto-clients owserver ow-shell knxd knxd-tools iproute2)
 
 if [ "$purpose" = test ] && [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
     missing=()

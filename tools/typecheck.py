@@ -40,7 +40,10 @@ def mypy(*targets: Path, search: Path | None = None) -> int:
         command += ["--explicit-package-bases"]
     env = dict(os.environ)
     if search is not None:
-        env["MYPYPATH"] = str(search)
+        # As pytest's sys.path: the folder and the test folders above it
+        # (tests/adapters/knx/netns imports knxd.py from tests/adapters/knx).
+        above = [search, *(p for p in search.parents if (ROOT / "tests") in (p, *p.parents))]
+        env["MYPYPATH"] = os.pathsep.join(str(folder) for folder in above)
     command += [str(target) for target in targets]
     return subprocess.run(command, cwd=VIEW, env=env, check=False).returncode
 

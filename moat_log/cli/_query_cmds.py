@@ -107,7 +107,8 @@ def _initial_events(
     if limit is None:
         return filter(wanted, journal.select(selection))
     newest = journal.select(selection, reverse=True)
-    return reversed(list(islice(filter(wanted, newest), limit)))
+    # islice refuses a stop beyond sys.maxsize; no journal holds that many events.
+    return reversed(list(islice(filter(wanted, newest), min(limit, sys.maxsize))))
 
 
 async def _follow(
