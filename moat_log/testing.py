@@ -27,10 +27,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from pathlib import Path as FsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
+import trio
 from hypothesis import strategies as st
 
 from moat_log.errors import ClockError, IntegrityError, InvalidEventError, MoatLogError
@@ -41,6 +43,13 @@ from moat_log.journal.change import Change
 from moat_log.path import Path, Segment
 from moat_log.rangeset import RangeSet
 from moat_log.vclock import VectorClock
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from moat_log.adapters.status import AdapterStatus
+    from moat_log.node._node import Node
+    from moat_log.node.config import NodeConfig
 
 __all__ = [
     "DEFAULT_NOW",
@@ -60,9 +69,11 @@ __all__ = [
     "moat_log_script",
     "paths",
     "read_until_ready",
+    "running_node",
     "segments",
     "short_temp_dir",
     "texts",
+    "until_adapter_status",
     "values",
 ]
 
@@ -557,3 +568,47 @@ def read_until_ready(process: subprocess.Popen[bytes], timeout: float = 30.0) ->
             *complete, buffered = buffered.split(b"\n")
             lines.extend(line.decode() for line in complete)
     return lines
+
+
+# --- nodes with adapters, in the test's own trio run -------------------------
+
+
+@asynccontextmanager
+async def running_node(config: NodeConfig) -> AsyncIterator[Node]:
+    """Serve *config* in this trio run; leaving the block stops the node in order."""
+    from moat_log.node.server import serve_node
+
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        node = await nursery.start(partial(serve_node, config, shutdown_trigger=stop.wait))
+        try:
+            yield node
+        finally:
+            stop.set()
+
+
+#: Seconds `until_adapter_status` waits before the test fails instead of hanging.
+ADAPTER_WAIT: Final = 20.0
+
+
+async def until_adapter_status(
+    status: AdapterStatus, predicate: Callable[[AdapterStatus], bool]
+) -> None:
+    """Wait until *predicate* holds for an adapter's status (checked at each change of it).
+
+    Raises `trio.TooSlowError` after `ADAPTER_WAIT` seconds: a test that waits
+    for something that never comes fails instead of hanging.
+    """
+    changed = trio.Event()
+
+    def note() -> None:
+        changed.set()
+
+    status.on_change.append(note)
+    try:
+        with trio.fail_after(ADAPTER_WAIT):
+            while not predicate(status):
+                await changed.wait()
+                changed = trio.Event()
+    finally:
+        status.on_change.remove(note)

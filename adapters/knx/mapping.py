@@ -20,7 +20,6 @@ destination and a payload.  Neither touches a socket.
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from moat_log.errors import BusDataError
 from moat_log.path import Path
 from moat_log.records import FieldError, parse, read
 
+from ..direction import Direction
 from .dpt import DptCodec, Payload, Value, dpt_codec
 
 __all__ = [
@@ -67,22 +67,6 @@ def parse_group_address(text: str) -> int:
 def format_group_address(raw: int) -> str:
     """The three-level text of a 16-bit group address: ``2563`` -> ``"1/2/3"``."""
     return f"{raw >> 11 & 0x1F}/{raw >> 8 & 0x07}/{raw & 0xFF}"
-
-
-class Direction(enum.Enum):
-    """Which way an entry carries values: to the bus, from the bus, or both."""
-
-    IN = "in"
-    OUT = "out"
-    BOTH = "both"
-
-    @property
-    def outgoing(self) -> bool:
-        return self is not Direction.IN
-
-    @property
-    def incoming(self) -> bool:
-        return self is not Direction.OUT
 
 
 @dataclass(frozen=True, slots=True)

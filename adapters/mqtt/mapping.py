@@ -34,6 +34,7 @@ from moat_log.path import Path
 from moat_log.records import FieldError, read
 
 from ..codec import JsonCodec, PayloadCodec, codec_from_config
+from ..direction import Direction
 from .discovery import (
     DiscoveryMessage,
     DiscoverySettings,
@@ -67,22 +68,6 @@ class Deleted(enum.Enum):
 
 #: "The path has no value": what a delete event maps to, and an empty payload maps from.
 DELETE: Final = Deleted.DELETE
-
-
-class Direction(enum.Enum):
-    """Which way a rule carries values: to MQTT, from MQTT, or both."""
-
-    OUT = "out"
-    IN = "in"
-    BOTH = "both"
-
-    @property
-    def outgoing(self) -> bool:
-        return self is not Direction.IN
-
-    @property
-    def incoming(self) -> bool:
-        return self is not Direction.OUT
 
 
 @dataclass(frozen=True, slots=True)

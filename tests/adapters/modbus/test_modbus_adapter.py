@@ -9,14 +9,10 @@ the adapter's status (its change callbacks), never on a clock.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path as FsPath
 from typing import Any
 
 import pytest
-import trio
 from modbus_process import ModbusServerProcess
 from pymodbus.client import ModbusTcpClient
 
@@ -24,11 +20,11 @@ from moat_log.adapters.config import adapters_from_table
 from moat_log.adapters.modbus.adapter import ModbusSettings
 from moat_log.adapters.status import AdapterStatus
 from moat_log.journal.change import Change
-from moat_log.node._node import Node
 from moat_log.node.config import config_from_document
-from moat_log.node.server import serve_node
 from moat_log.path import Path
 from moat_log.records import FieldError
+from moat_log.testing import running_node
+from moat_log.testing import until_adapter_status as until_status
 
 DEVICE = """
 [[adapters.dev.map]]
@@ -84,33 +80,6 @@ reconnect_max = 0.05
     config = config_from_document(tomllib.loads(text), data_dir=data_dir)
     fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
     return type(config)(**{**fields, "listen": ()})
-
-
-@asynccontextmanager
-async def running_node(config: Any) -> AsyncIterator[Node]:
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        node = await nursery.start(partial(serve_node, config, shutdown_trigger=stop.wait))
-        try:
-            yield node
-        finally:
-            stop.set()
-
-
-async def until_status(status: AdapterStatus, predicate: Callable[[AdapterStatus], bool]) -> None:
-    changed = trio.Event()
-
-    def note() -> None:
-        changed.set()
-
-    status.on_change.append(note)
-    try:
-        with trio.fail_after(20):
-            while not predicate(status):
-                await changed.wait()
-                changed = trio.Event()
-    finally:
-        status.on_change.remove(note)
 
 
 async def polls(status: AdapterStatus, n: int = 2) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -19,12 +18,12 @@ import trio.testing
 from mosquitto_broker import Mosquitto
 
 from moat_log.adapters.mqtt.client import Message, MqttClient, MqttOptions, open_mqtt
-from moat_log.adapters.status import AdapterStatus
 from moat_log.journal.change import Change
 from moat_log.node._node import Node
 from moat_log.node.config import config_from_document
-from moat_log.node.server import serve_node
 from moat_log.path import Path
+from moat_log.testing import running_node
+from moat_log.testing import until_adapter_status as until_status
 
 LIGHTS = """
 [[adapters.mqtt.map]]
@@ -69,17 +68,6 @@ def _fields(config: Any) -> dict[str, Any]:
     return {name: getattr(config, name) for name in config.__dataclass_fields__}
 
 
-@asynccontextmanager
-async def running_node(config: Any) -> AsyncIterator[Node]:
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        node = await nursery.start(partial(serve_node, config, shutdown_trigger=stop.wait))
-        try:
-            yield node
-        finally:
-            stop.set()
-
-
 class Watcher:
     """A client that records every message under its filters."""
 
@@ -119,22 +107,6 @@ async def bus_client(broker: Mosquitto) -> AsyncIterator[MqttClient]:
     options = MqttOptions("127.0.0.1", port=broker.port, client_id="a-device")
     async with open_mqtt(options) as client:
         yield client
-
-
-async def until_status(status: AdapterStatus, predicate: Callable[[AdapterStatus], bool]) -> None:
-    changed = trio.Event()
-
-    def note() -> None:
-        changed.set()
-
-    status.on_change.append(note)
-    try:
-        with trio.fail_after(20):
-            while not predicate(status):
-                await changed.wait()
-                changed = trio.Event()
-    finally:
-        status.on_change.remove(note)
 
 
 async def until_active(node: Node) -> None:

@@ -8,12 +8,14 @@ from pathlib import Path as FsPath
 
 import trio
 from fake_owserver import FakeOwserver, serve_fake_owserver
-from onewire_node import node_config, running_node, until_status
+from onewire_node import node_config
 from owserver_process import Owserver
 
 from moat_log.journal.change import Change
 from moat_log.node._node import Node
 from moat_log.path import Path
+from moat_log.testing import running_node
+from moat_log.testing import until_adapter_status as until_status
 
 TEMPERATURE = """
 scan_interval = 0.05
