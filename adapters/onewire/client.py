@@ -57,8 +57,9 @@ class OwserverError(AdapterError):
 
 
 class _Connection:
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.SocketStream, address: str) -> None:
         self.stream = stream
+        self.address = address
         self.reader = ReplyReader()
 
     async def exchange(self, request: bytes) -> Reply:
@@ -69,7 +70,7 @@ class _Connection:
                 return reply
             data = await self.stream.receive_some(_RECEIVE)
             if not data:
-                raise BusUnavailableError("owserver closed the connection")
+                raise BusUnavailableError(f"owserver at {self.address} closed the connection")
             self.reader.receive_data(data)
 
 
@@ -139,7 +140,7 @@ class OwserverClient:
             stream = await trio.open_tcp_stream(self.host, self.port)
         except OSError as exc:
             raise BusUnavailableError(f"owserver {self.address}: {exc.strerror or exc}") from None
-        connection = _Connection(stream)
+        connection = _Connection(stream, self.address)
         try:
             reply = await connection.exchange(message)
         except (OSError, trio.BrokenResourceError) as exc:

@@ -143,5 +143,6 @@ async def test_a_peer_that_refuses_is_logged_once_then_reminded_of(
     assert len(logged) == 3
     for reminder in logged[1:]:
         assert reminder.startswith(f"sync: {dial.address}: {error} again, ")
-        assert reminder.endswith(" times in 10 min")
+        # the first failure after the 10 min: a dial's back-off may carry it into the 11th
+        assert reminder.endswith((" times in 10 min", " times in 11 min")), reminder
     assert dial.attempts > 40
