@@ -43,9 +43,9 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import trio
 
-from moat_log.errors import AdapterError, MoatLogError
-from moat_log.event import Event
-from moat_log.journal.change import Change, check_source
+from moat_log.errors import AdapterError
+from moat_log.event import MAX_SOURCE_CHARS, Event
+from moat_log.journal.change import Change
 from moat_log.journal.item import FeedItem
 from moat_log.path import Path
 
@@ -134,12 +134,7 @@ class AdapterLink:
 
     def source(self, address: str) -> str:
         """The event source for bus *address*: ``TYPE:ADDRESS``, cut to the allowed length."""
-        source = f"{self.status.type}:{address}"
-        try:
-            check_source(source)
-        except MoatLogError:
-            source = source[:256]
-        return source
+        return f"{self.status.type}:{address}"[:MAX_SOURCE_CHARS]
 
     async def write(self, changes: Sequence[Change]) -> list[Event | None]:
         """Append *changes* in order through the node's writer; wait until all are durable.
@@ -148,23 +143,12 @@ class AdapterLink:
         it (logged, counted as ``refused``); a refusal never ends the adapter.
         """
         results: list[Event | None] = [None] * len(changes)
-        if not changes:
-            return results
         left = len(changes)
         done = trio.Event()
 
         def answered(index: int, result: object) -> None:
             nonlocal left
-            if isinstance(result, Event):
-                results[index] = result
-            else:
-                self.status.count("refused")
-                log.warning(
-                    "adapter %s: the journal refused %s: %s",
-                    self.status.name,
-                    changes[index].path,
-                    result,
-                )
+            results[index] = self._stored(changes[index], result)
             left -= 1
             if not left:
                 done.set()
@@ -172,8 +156,8 @@ class AdapterLink:
         writer = self.node.writer
         for index, change in enumerate(changes):
             writer.submit(change, partial(answered, index), durability=self.durability)
-        await done.wait()
-        self.status.count("written", len(changes) - results.count(None))
+        if changes:
+            await done.wait()
         return results
 
     async def submit(self, changes: Sequence[Change]) -> None:
@@ -195,16 +179,19 @@ class AdapterLink:
 
     def _submitted(self, change: Change, result: object) -> None:
         self._uncommitted -= 1
-        if isinstance(result, Event):
-            self.status.count("written")
-        else:
-            self.status.count("refused")
-            log.warning(
-                "adapter %s: the journal refused %s: %s", self.status.name, change.path, result
-            )
+        self._stored(change, result)
         if self._uncommitted <= MAX_UNCOMMITTED:
             self._committed.set()
             self._committed = trio.Event()
+
+    def _stored(self, change: Change, result: object) -> Event | None:
+        """Count the writer's answer to *change* (in the writer task: must not raise)."""
+        if isinstance(result, Event):
+            self.status.count("written")
+            return result
+        self.status.count("refused")
+        log.warning("adapter %s: the journal refused %s: %s", self.status.name, change.path, result)
+        return None
 
     async def current(self, paths: Sequence[Path]) -> list[Event | None]:
         """The winning event of each of *paths* (a delete, or None if never set)."""

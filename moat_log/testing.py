@@ -64,6 +64,7 @@ __all__ = [
     "event_ids",
     "events",
     "hex_dump_bytes",
+    "in_process_config",
     "kv_conflicts",
     "kv_winners",
     "moat_log_script",
@@ -571,6 +572,17 @@ def read_until_ready(process: subprocess.Popen[bytes], timeout: float = 30.0) ->
 
 
 # --- nodes with adapters, in the test's own trio run -------------------------
+
+
+def in_process_config(text: str, data_dir: str | os.PathLike[str]) -> NodeConfig:
+    """The node config of TOML *text* in *data_dir*, listening nowhere (in-process clients)."""
+    import dataclasses
+    import tomllib
+
+    from moat_log.node.config import config_from_document
+
+    config = config_from_document(tomllib.loads(text), data_dir=data_dir)
+    return dataclasses.replace(config, listen=())
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from collections.abc import Iterator
@@ -82,12 +83,7 @@ async def test_a_running_node_shows_its_adapter_and_why_its_bus_is_down(
 ) -> None:
     invoke = Invoker(short_data_dir)
     config = load_config(write_config(short_data_dir.parent, closed_port()))
-    config = type(config)(
-        **{
-            **{name: getattr(config, name) for name in config.__dataclass_fields__},
-            "data_dir": short_data_dir,
-        }
-    )
+    config = dataclasses.replace(config, data_dir=short_data_dir)
     async with open_node(config=config):
         listed = json.loads((await invoke("--json", "adapters")).stdout)
         house = listed["house"]

@@ -30,7 +30,6 @@ import statistics
 import sys
 import tempfile
 import time
-import tomllib
 from functools import partial
 from pathlib import Path as FsPath
 from typing import Any
@@ -47,9 +46,9 @@ from xknx.telegram import GroupAddress, Telegram  # noqa: E402
 from xknx.telegram.apci import GroupValueWrite  # noqa: E402
 
 from moat_log.journal.change import Change  # noqa: E402
-from moat_log.node.config import config_from_document  # noqa: E402
 from moat_log.node.server import serve_node  # noqa: E402
 from moat_log.path import Path  # noqa: E402
+from moat_log.testing import in_process_config  # noqa: E402
 
 COUNTER = "1/5/1"  # in: the flood
 SETPOINT = "1/6/1"  # out: the latency
@@ -77,9 +76,7 @@ path = "bench.setpoint"
 dpt = "12.001"
 direction = "out"
 """
-    config = config_from_document(tomllib.loads(text), data_dir=data_dir)
-    fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
-    return type(config)(**{**fields, "listen": ()})
+    return in_process_config(text, data_dir)
 
 
 async def flood(sender: BusDevice, count: int, base: int) -> None:

@@ -24,7 +24,6 @@ import statistics
 import sys
 import tempfile
 import time
-import tomllib
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,9 +38,9 @@ from modbus_process import ModbusServerProcess  # type: ignore[import-not-found]
 
 from moat_log.adapters.modbus.registers import DATA_TYPES, RegisterCodec  # noqa: E402
 from moat_log.journal.change import Change  # noqa: E402
-from moat_log.node.config import config_from_document  # noqa: E402
 from moat_log.node.server import serve_node  # noqa: E402
 from moat_log.path import Path as MoatPath  # noqa: E402
+from moat_log.testing import in_process_config  # noqa: E402
 
 CODEC = RegisterCodec(DATA_TYPES["uint16"])
 
@@ -104,9 +103,7 @@ function = "holding"
 address = 20
 direction = "out"
 """
-    config = config_from_document(tomllib.loads(text), data_dir=data_dir)
-    fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
-    return type(config)(**{**fields, "listen": ()})
+    return in_process_config(text, data_dir)
 
 
 async def adapter_run(

@@ -38,7 +38,6 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -52,9 +51,9 @@ from moat_log.adapters.mqtt.client import MqttClient, MqttOptions, open_mqtt
 from moat_log.adapters.status import AdapterStatus
 from moat_log.journal.change import Change
 from moat_log.node._node import Node
-from moat_log.node.config import config_from_document
 from moat_log.node.server import serve_node
 from moat_log.path import Path
+from moat_log.testing import in_process_config
 
 HERE = FsPath(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent.parent / "tests" / "adapters" / "mqtt")]
@@ -165,9 +164,7 @@ lease = 3
 buffer = 10000
 {MAPPING}
 """
-    config = config_from_document(tomllib.loads(text), data_dir=data_dir)
-    fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
-    return type(config)(**{**fields, "listen": ()})
+    return in_process_config(text, data_dir)
 
 
 @asynccontextmanager

@@ -36,7 +36,6 @@ import statistics
 import subprocess
 import tempfile
 import time
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -48,9 +47,9 @@ from pyownet import protocol as pyownet
 
 from moat_log.adapters.onewire.client import open_owserver
 from moat_log.journal.change import Change
-from moat_log.node.config import config_from_document
 from moat_log.node.server import serve_node
 from moat_log.path import Path as MPath
+from moat_log.testing import in_process_config
 
 
 @contextmanager
@@ -151,9 +150,7 @@ path = "relay"
 codec = "bool"
 direction = "out"
 """
-    config = config_from_document(tomllib.loads(text), data_dir=data_dir)
-    fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
-    return type(config)(**{**fields, "listen": ()})
+    return in_process_config(text, data_dir)
 
 
 async def adapter_figures(

@@ -20,10 +20,9 @@ from moat_log.adapters.config import adapters_from_table
 from moat_log.adapters.modbus.adapter import ModbusSettings
 from moat_log.adapters.status import AdapterStatus
 from moat_log.journal.change import Change
-from moat_log.node.config import config_from_document
 from moat_log.path import Path
 from moat_log.records import FieldError
-from moat_log.testing import running_node
+from moat_log.testing import in_process_config, running_node
 from moat_log.testing import until_adapter_status as until_status
 
 DEVICE = """
@@ -77,9 +76,7 @@ reconnect_first = 0.01
 reconnect_max = 0.05
 {mapping}
 """
-    config = config_from_document(tomllib.loads(text), data_dir=data_dir)
-    fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
-    return type(config)(**{**fields, "listen": ()})
+    return in_process_config(text, data_dir)
 
 
 async def polls(status: AdapterStatus, n: int = 2) -> None:

@@ -20,9 +20,9 @@ from mosquitto_broker import Mosquitto
 from moat_log.adapters.mqtt.client import Message, MqttClient, MqttOptions, open_mqtt
 from moat_log.journal.change import Change
 from moat_log.node._node import Node
-from moat_log.node.config import config_from_document
+from moat_log.node.config import NodeConfig
 from moat_log.path import Path
-from moat_log.testing import running_node
+from moat_log.testing import in_process_config, running_node
 from moat_log.testing import until_adapter_status as until_status
 
 LIGHTS = """
@@ -46,9 +46,9 @@ codec = "string"
 """
 
 
-def node_config(data_dir: FsPath, broker: Mosquitto, name: str, mapping: str = LIGHTS) -> Any:
-    import tomllib
-
+def node_config(
+    data_dir: FsPath, broker: Mosquitto, name: str, mapping: str = LIGHTS
+) -> NodeConfig:
     text = f"""
 node = "{name}"
 [adapters.mqtt]
@@ -59,13 +59,7 @@ reconnect_max = 0.05
 lease = 3
 {mapping}
 """
-    document = tomllib.loads(text)
-    config = config_from_document(document, data_dir=data_dir)
-    return type(config)(**{**_fields(config), "listen": ()})
-
-
-def _fields(config: Any) -> dict[str, Any]:
-    return {name: getattr(config, name) for name in config.__dataclass_fields__}
+    return in_process_config(text, data_dir)
 
 
 class Watcher:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path as FsPath
 from typing import Any
 
-from moat_log.node.config import config_from_document
+from moat_log.testing import in_process_config
 
 
 def node_config(data_dir: FsPath, port: int, body: str) -> Any:
@@ -19,6 +18,4 @@ reconnect_first = 0.01
 reconnect_max = 0.05
 {body}
 """
-    config = config_from_document(tomllib.loads(text), data_dir=data_dir)
-    fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
-    return type(config)(**{**fields, "listen": ()})
+    return in_process_config(text, data_dir)

@@ -14,7 +14,6 @@ MOAT_LOG_KNX_NETNS=1 .venv/bin/python -m pytest tests/adapters/knx/netns'``.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -25,9 +24,8 @@ from knxd import Knxd
 from moat_log.adapters.status import AdapterStatus
 from moat_log.journal.change import Change
 from moat_log.node._node import Node
-from moat_log.node.config import config_from_document
 from moat_log.path import Path
-from moat_log.testing import running_node
+from moat_log.testing import in_process_config, running_node
 from moat_log.testing import until_adapter_status as until_status
 
 MAP = """
@@ -78,9 +76,7 @@ reconnect_first = 0.05
 reconnect_max = 0.1
 {mapping}
 """
-    config = config_from_document(tomllib.loads(text), data_dir=data_dir)
-    fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
-    return type(config)(**{**fields, "listen": ()})
+    return in_process_config(text, data_dir)
 
 
 async def connected(node: Node) -> AdapterStatus:
