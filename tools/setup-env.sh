@@ -15,8 +15,9 @@ purpose="${1:-run}"
 # the 1-Wire adapter's, with ow-shell's owread/owwrite/owdir for people
 # trying it; knxd (a KNXnet/IP server with a dummy bus) and knxtool for the
 # KNX adapter's, which run in a private network namespace (unshare from
-# util-linux, ip from iproute2).
-APT_PACKAGES=(mosquitto mosquitto-clients owserver ow-shell knxd knxd-tools iproute2)
+# util-linux, ip from iproute2); socat's pty pairs are the serial line
+# between a satellite adapter and the firmware in MicroPython.
+APT_PACKAGES=(mosquitto mosquitto-clients owserver ow-shell knxd knxd-tools iproute2 socat)
 
 if [ "$purpose" = test ] && [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
     missing=()
