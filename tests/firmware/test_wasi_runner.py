@@ -35,9 +35,9 @@ def test_stdin_stdout_flash_and_exit_code(tmp_path: Path) -> None:
 async def test_sim_channel_carries_lines_both_ways(tmp_path: Path) -> None:
     (tmp_path / "main.py").write_text(
         "import host\n"
-        "host.call('sim', 'ready')\n"
+        "got = host.call('sim', 'ready')\n"  # what came meanwhile is this call's answer
         "while True:\n"
-        "    got = host.call('sim', '')\n"
+        "    got = got or host.call('sim', '')\n"
         "    if got:\n"
         "        host.call('sim', 'echo ' + got)\n"
         "        break\n"
@@ -46,17 +46,28 @@ async def test_sim_channel_carries_lines_both_ways(tmp_path: Path) -> None:
     listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
     await listener.bind(sock_path)
     listener.listen(1)
+    with trio.fail_after(60):
+        await _exchange(tmp_path, listener, sock_path)
+    listener.close()
+
+
+async def _exchange(tmp_path: Path, listener: trio.socket.SocketType, sock_path: str) -> None:
     async with trio.open_nursery() as nursery:
         process = await nursery.start(trio.run_process, _runner(tmp_path, "--sim", sock_path))
         conn, _ = await listener.accept()
         stream = trio.SocketStream(conn)
         received = b""
         while b"ready\n" not in received:
-            received += await stream.receive_some()
+            received += await _some(stream)
         await stream.send_all(b"pin 4 1\n")
         while b"echo pin 4 1\n" not in received:
-            received += await stream.receive_some()
+            received += await _some(stream)
         assert received == b"ready\necho pin 4 1\n"
         await process.wait()
         assert process.returncode == 0
-    listener.close()
+
+
+async def _some(stream: trio.SocketStream) -> bytes:
+    data = await stream.receive_some()
+    assert data, "the runner closed the sim channel"
+    return data
