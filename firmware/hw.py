@@ -141,6 +141,7 @@ class StdioSerial:
     def __init__(self, stdin=None, stdout=None):
         import select
 
+        self.closed = False  # the input ended (a simulation's test went away)
         self._in = stdin or sys.stdin.buffer
         self._out = stdout or sys.stdout.buffer
         self._poll = select.poll()
@@ -160,6 +161,7 @@ class StdioSerial:
         while len(data) < limit and self._poll.poll(0):
             byte = self._in.read(1)
             if not byte:  # end of input: the line is gone
+                self.closed = True
                 break
             data += byte
         return data

@@ -110,7 +110,8 @@ def settings(name, block):
     result = {"kind": kind, "pin": block["pin"]}
     for key in block:
         if key not in keys and key not in ("kind", "pin"):
-            raise Refusal(f"part '{name}': unknown key '{key}' for a {kind}")
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise Refusal(f"part '{name}': unknown key '{key}' for {article} {kind}")
     for key in keys:
         default, checker = keys[key]
         value = block.get(key, default)
