@@ -30,22 +30,11 @@ import trio
 from moat_log.address import join_host_port
 from moat_log.errors import BusDataError, BusUnavailableError
 
+from .pdu import EXCEPTION_NAMES
 from .plan import Function, Read
 
 __all__ = ["Endpoint", "ModbusDevice", "ModbusExceptionResponse", "open_device"]
 
-#: Modbus exception codes (Modbus Application Protocol 1.1b3, 7).
-EXCEPTION_NAMES: Final = {
-    1: "illegal function",
-    2: "illegal data address",
-    3: "illegal data value",
-    4: "server device failure",
-    5: "acknowledge",
-    6: "server device busy",
-    8: "memory parity error",
-    10: "gateway path unavailable",
-    11: "gateway target device failed to respond",
-}
 #: Exception codes that say the device cannot be reached (through a gateway).
 _UNREACHABLE: Final = frozenset({10, 11})
 
