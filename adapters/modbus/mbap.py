@@ -76,7 +76,7 @@ class FrameReader:
         """Bytes received and not yet part of a frame (a frame cut off at the end, if any)."""
         return len(self._buffer)
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Append *data* from the stream."""
         if self._broken is not None:
             raise self._broken

@@ -384,8 +384,8 @@ def decode_response(request: Request, pdu: bytes) -> Response:
     if len(pdu) == 2 and pdu[0] == request.code | 0x80:
         return ExceptionResponse(request.code, pdu[1])
     if not pdu or pdu[0] != request.code:
-        got = f"function code {pdu[0]}" if pdu else "an empty PDU"
-        raise ModbusProtocolError(f"a response to function {request.code} came with {got}")
+        what = f"function code {pdu[0]}" if pdu else "an empty PDU"
+        raise ModbusProtocolError(f"a response to function {request.code} came with {what}")
     if isinstance(request, ReadRequest):
         return _decode_read_response(request, pdu[1:])
     if len(pdu) != 5:
