@@ -49,6 +49,7 @@ from .pdu import (
     WriteRequest,
 )
 from .plan import FUNCTIONS, Function
+from .registers import RegisterCodec
 
 __all__ = ["ClientWrite", "RegisterImage", "ServedValue"]
 
@@ -190,7 +191,9 @@ class RegisterImage:
         span = value.span
         if span.address < request.address or span.end > request.end:
             last = span.end - 1
-            return f"{where} is {value.type_name} in {span.address} .. {last}: write it whole"
+            codec = value.codec
+            kind = codec.data_type.name if isinstance(codec, RegisterCodec) else "bool"
+            return f"{where} is {kind} in {span.address} .. {last}: write it whole"
         return None
 
     def holds(self, write: ClientWrite) -> bool:
