@@ -24,8 +24,8 @@ PLC that writes its setpoint every cycle does not fill the journal.  A
 write the journal refuses is answered with exception 04.
 
 The counts go to the adapter's status: ``received`` (requests),
-``written`` (events of client writes), ``sent`` (journal changes applied
-to the image), ``suppressed``, ``bad`` (values that do not encode), and as
+``written`` (events of client writes), ``sent`` (changes from other
+sources applied to the image), ``suppressed``, ``bad`` (values that do not encode), and as
 details ``clients``, ``requests``, ``writes``, ``exceptions``,
 ``refused_connections``, ``dropped_connections`` and ``last_refused``.
 """
@@ -98,9 +98,15 @@ class ServerSession:
 
     async def send(self, items: Sequence[FeedItem]) -> None:
         image = self.image
+        ours = self.link.source("")
         for item in items:
-            index = image.index(item.event.path)
-            if index is not None and self._apply(index, item.event):
+            event = item.event
+            index = image.index(event.path)
+            if index is None or not self._apply(index, event):
+                continue
+            # A client's write shows once stored, whichever of the two applies it first:
+            # `sent` counts what the registers got from elsewhere.
+            if not event.source.startswith(ours):
                 self.link.status.count("sent")
 
     def _apply(self, index: int, event: Event) -> bool:
