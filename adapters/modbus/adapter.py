@@ -173,16 +173,11 @@ def read_settings(name: str, table: object, where: str) -> ModbusSettings:
 
 def _entries(tables: Sequence[Any], interval: float, where: str) -> tuple[Entry, ...]:
     def entry(table: _EntryTable, here: str) -> Entry:
-        path, codec = read_value(table, here, direction=table.direction, writes=Direction.OUT)
+        value = read_value(table, here, direction=table.direction, writes=Direction.OUT)
         if table.threshold and table.function in BIT_FUNCTIONS:
             raise FieldError(f"{here}.threshold", "a bool has no threshold")
-        return Entry(
-            path,
-            table.function,
-            table.address,
-            codec,
-            table.direction,
-            table.unit,
+        return Entry.extended(
+            value,
             interval=table.interval or interval,
             threshold=table.threshold,
             changes_only=table.changes_only,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -59,6 +59,19 @@ class MappedValue:
     direction: Direction
     unit: str | None = None
 
+    @classmethod
+    def extended(cls, value: MappedValue, **more: Any) -> Self:
+        """*value* with the fields of a subclass (an adapter's own keys) added."""
+        return cls(
+            value.path,
+            value.function,
+            value.address,
+            value.codec,
+            value.direction,
+            value.unit,
+            **more,
+        )
+
     @property
     def span(self) -> Span:
         return Span(self.function, self.address, self.codec.width)
@@ -96,11 +109,12 @@ class MappedValue:
 
 def read_value(
     table: ValueTable, where: str, *, direction: Direction, writes: Direction
-) -> tuple[Path, RegisterCodec | BitCodec]:
-    """The path and codec of *table*; raises `FieldError` naming the bad key.
+) -> MappedValue:
+    """The value *table* maps (in *direction*); raises `FieldError` naming the bad key.
 
     *writes* is the direction that writes registers (the client's ``out``,
     the server's ``in``): only coils and holding registers may have it.
+    An adapter's entry adds its own keys with `MappedValue.extended`.
     """
     try:
         path = Path.parse(table.path)
@@ -132,7 +146,7 @@ def read_value(
         raise FieldError(
             f"{where}.direction", f"a {table.function} cannot be written: only holding and coil"
         )
-    return path, codec
+    return MappedValue(path, table.function, table.address, codec, direction, table.unit)
 
 
 _Entry = TypeVar("_Entry", bound=MappedValue)

@@ -151,7 +151,7 @@ def _allow(texts: Sequence[str], where: str) -> frozenset[IPAddress]:
 
 
 def _served(table: _ServedTable, where: str) -> ServedValue:
-    path, codec = read_value(table, where, direction=table.direction, writes=Direction.IN)
+    value = read_value(table, where, direction=table.direction, writes=Direction.IN)
     limited = table.minimum is not None or table.maximum is not None
     if limited and table.function in BIT_FUNCTIONS:
         raise FieldError(f"{where}.min", "a bool has no range")
@@ -160,13 +160,8 @@ def _served(table: _ServedTable, where: str) -> ServedValue:
     low, high = table.minimum, table.maximum
     if low is not None and high is not None and low > high:
         raise FieldError(f"{where}.min", f"min {low} is more than max {high}")
-    return ServedValue(
-        path,
-        table.function,
-        table.address,
-        codec,
-        table.direction,
-        table.unit,
+    return ServedValue.extended(
+        value,
         minimum=low,
         maximum=high,
         changes_only=table.changes_only,
