@@ -48,7 +48,8 @@ from moat_log.records import FieldError, parse, read
 
 from ..contract import AdapterLink, BusSession
 from ..direction import Direction
-from .client import Endpoint, open_device
+from .client import Endpoint
+from .device import open_device
 from .mapping import MappedValue, ValueTable, read_map, read_value
 from .plan import BIT_FUNCTIONS, MAX_BITS, MAX_REGISTERS
 from .session import ModbusSession

@@ -1,4 +1,4 @@
-"""A Modbus device from trio: pymodbus's sync client in a worker thread, one request at a time.
+"""A Modbus device through pymodbus's sync client in a worker thread (serial lines, RTU).
 
 pymodbus's async clients need a running asyncio loop, which a trio node
 does not have (BUSES.md 3.1).  Its sync clients (`ModbusTcpClient`,
@@ -28,12 +28,18 @@ from typing import Any, Final
 import trio
 
 from moat_log.address import join_host_port
-from moat_log.errors import BusDataError, BusUnavailableError
+from moat_log.errors import AdapterError, BusDataError, BusUnavailableError
 
 from .pdu import EXCEPTION_NAMES
 from .plan import Function, Read
 
-__all__ = ["Endpoint", "ModbusDevice", "ModbusExceptionResponse", "open_device"]
+__all__ = [
+    "Endpoint",
+    "ModbusDevice",
+    "ModbusExceptionResponse",
+    "exception_error",
+    "open_pymodbus_device",
+]
 
 #: Exception codes that say the device cannot be reached (through a gateway).
 _UNREACHABLE: Final = frozenset({10, 11})
@@ -160,24 +166,30 @@ class ModbusDevice:
             code = getattr(response, "exception_code", None)
             if not isinstance(code, int):
                 raise BusUnavailableError(f"modbus {self.endpoint}: {what}: {response}")
-            if code in _UNREACHABLE:
-                raise BusUnavailableError(
-                    f"modbus {self.endpoint} unit {self.unit_id}: {what}: exception {code} "
-                    f"({EXCEPTION_NAMES[code]})"
-                )
-            raise ModbusExceptionResponse(code, what)
+            raise exception_error(code, self.endpoint, self.unit_id, what)
         return response
 
 
+def exception_error(code: int, endpoint: Endpoint, unit_id: int, what: str) -> AdapterError:
+    """The error for a device's exception response *code* to request *what*.
+
+    `ModbusExceptionResponse` (that value is bad, the device is there), or
+    `BusUnavailableError` for the gateway exceptions 10 and 11.
+    """
+    if code in _UNREACHABLE:
+        return BusUnavailableError(
+            f"modbus {endpoint} unit {unit_id}: {what}: exception {code} ({EXCEPTION_NAMES[code]})"
+        )
+    return ModbusExceptionResponse(code, what)
+
+
 @asynccontextmanager
-async def open_device(
+async def open_pymodbus_device(
     endpoint: Endpoint, unit_id: int, *, request_timeout: float, retries: int
 ) -> AsyncIterator[ModbusDevice]:
-    """Connect to *endpoint*; `BusUnavailableError` if it cannot be reached.
+    """*endpoint* through pymodbus's sync client (in a worker thread per request).
 
-    *request_timeout* bounds each request (pymodbus's own timeout, in the
-    worker thread), tried *retries* more times before the device counts as
-    not answering.
+    For serial lines (Modbus RTU); *request_timeout* is pymodbus's own timeout.
     """
     client = endpoint.client(request_timeout, retries)
     try:
