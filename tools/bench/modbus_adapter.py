@@ -10,7 +10,9 @@ every poll sees a change), and:
     holding register 0 as fast as it can (interval 0.1 ms) for S seconds,
     counting the events it stored; against the bare client reading the same
     register in a loop (each read is a new value) and decoding it, once
-    directly and once through ``trio.to_thread`` as the adapter does;
+    directly and once through ``trio.to_thread`` (how the adapter used
+    pymodbus before it had a transport of its own); and the adapter's
+    transport (``tcp_client``) in the same loop without a node;
 (2) set-to-bus latency: N sets of an owned holding register (``node.write``
     until the adapter's write came back from the device), against the bare
     client's ``write_register`` (p50, p99).
@@ -36,7 +38,10 @@ sys.path.insert(0, str(ROOT / "tests" / "adapters" / "modbus"))
 
 from modbus_process import ModbusServerProcess  # type: ignore[import-not-found]  # noqa: E402
 
+from moat_log.adapters.modbus.client import Endpoint  # noqa: E402
+from moat_log.adapters.modbus.plan import Read  # noqa: E402
 from moat_log.adapters.modbus.registers import DATA_TYPES, RegisterCodec  # noqa: E402
+from moat_log.adapters.modbus.tcp_client import open_tcp_device  # noqa: E402
 from moat_log.journal.change import Change  # noqa: E402
 from moat_log.node.server import serve_node  # noqa: E402
 from moat_log.path import Path as MoatPath  # noqa: E402
@@ -68,6 +73,17 @@ async def bare_thread_reads(port: int, seconds: float) -> float:
         CODEC.decode(response.registers)
         n += 1
     client.close()  # type: ignore[no-untyped-call]
+    return n / seconds
+
+
+async def transport_reads(port: int, seconds: float) -> float:
+    endpoint = Endpoint("127.0.0.1", port)
+    read = Read("holding", 0, 1, (0,))
+    async with open_tcp_device(endpoint, 1, request_timeout=2, retries=0) as device:
+        n, end = 0, time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            CODEC.decode(await device.read(read))
+            n += 1
     return n / seconds
 
 
@@ -178,6 +194,7 @@ def main() -> None:
         try:
             bare = bare_reads(server.port, options.seconds)
             threaded = trio.run(bare_thread_reads, server.port, options.seconds)
+            transport = trio.run(transport_reads, server.port, options.seconds)
             bare_w = bare_writes(server.port, options.writes)
             rate, adapter_w = trio.run(
                 adapter_run, server.port, options.seconds, options.writes, options.durability
@@ -187,6 +204,8 @@ def main() -> None:
     result = {
         "bare_reads_per_s": round(bare),
         "bare_thread_reads_per_s": round(threaded),
+        "transport_reads_per_s": round(transport),
+        "transport_ratio": round(transport / bare, 2),
         "adapter_events_per_s": round(rate),
         "ratio_to_bare": round(rate / bare, 2),
         "bare_write_p50_ms": round(percentile(bare_w, 0.5), 3),

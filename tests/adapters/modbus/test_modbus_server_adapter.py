@@ -82,11 +82,13 @@ T = TypeVar("T")
 
 
 def node_config(data_dir: FsPath, extra: str = "") -> Any:
+    """The node's config: the adapter on a free port unless *extra* says where."""
+    listen = "" if "listen =" in extra else 'listen = "127.0.0.1:0"'
     text = f"""
 node = "n1"
 [adapters.plc]
 type = "modbus_server"
-listen = "127.0.0.1:0"
+{listen}
 {extra}
 {MAP}
 """
@@ -374,6 +376,23 @@ async def test_a_restarted_node_serves_the_values_it_had(tmp_path: FsPath) -> No
         status = node.adapters["plc"]
         assert status.counts["sent"] == 0  # from the snapshot, nothing replayed
         assert node.kv.value(Path.parse("wallbox.enable")) is True
+
+
+async def test_a_port_in_use_is_retried_until_it_is_free(tmp_path: FsPath) -> None:
+    (taken,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = taken.socket.getsockname()[1]
+    extra = f'listen = "127.0.0.1:{port}"\nreconnect_first = 0.01\nreconnect_max = 0.05'
+    async with running_node(node_config(tmp_path, extra)) as node:
+        status = node.adapters["plc"]
+        await until_status(status, lambda s: s.state == "backing-off")
+        assert status.last_error is not None
+        assert f"cannot listen on 127.0.0.1:{port}" in status.last_error
+        await taken.aclose()
+        await until_status(status, lambda s: s.state == "connected")
+        await node.write(Change(Path.parse("home.temperature"), 20))
+        with modbus_client(port) as client:
+            answer = await in_thread(lambda: client.read_input_registers(0, count=1))
+        assert answer.registers == [200]
 
 
 # ------------------------------------------------------ the node stopping
