@@ -10,7 +10,6 @@ URLs), or ``HOST`` alone where a default port exists.  A port is 1 .. 65535;
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING
 
 from .errors import InvalidInputError
@@ -72,6 +71,8 @@ def is_loopback_host(host: str) -> bool:
     """
     if host == "localhost":
         return True
+    import ipaddress  # only where a listener is configured: not at every CLI start
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -395,6 +395,45 @@ async def test_a_port_in_use_is_retried_until_it_is_free(tmp_path: FsPath) -> No
         assert answer.registers == [200]
 
 
+async def test_the_client_adapter_of_one_node_polls_the_server_adapter_of_another(
+    tmp_path: FsPath,
+) -> None:
+    async with serving(tmp_path / "server") as (server, port):
+        await server.write(Change(Path.parse("home.temperature"), 21.5))
+        text = f"""
+node = "n2"
+[adapters.dev]
+type = "modbus"
+host = "127.0.0.1:{port}"
+interval = 0.05
+reconnect_first = 0.01
+reconnect_max = 0.05
+
+[[adapters.dev.map]]
+path = "remote.temperature"
+function = "input"
+address = 0
+type = "int16"
+scale = 0.1
+
+[[adapters.dev.map]]
+path = "remote.limit"
+function = "holding"
+address = 10
+scale = 0.1
+direction = "out"
+"""
+        async with running_node(in_process_config(text, tmp_path / "client")) as client:
+            status = client.adapters["dev"]
+            await until_status(status, lambda s: s.counts["written"] == 1)
+            assert client.kv.value(Path.parse("remote.temperature")) == 21.5
+            await client.write(Change(Path.parse("remote.limit"), 12.5))
+            await until_status(status, lambda s: s.counts["sent"] == 1)
+        event = server.kv.get(Path.parse("wallbox.limit"))
+        assert event is not None
+        assert (event.value, event.source) == (12.5, "modbus_server:1/holding/10")
+
+
 # ------------------------------------------------------ the node stopping
 
 
