@@ -1,12 +1,14 @@
 """A Modbus device through pymodbus's sync client in a worker thread (serial lines, RTU).
 
 pymodbus's async clients need a running asyncio loop, which a trio node
-does not have (BUSES.md 3.1).  Its sync clients (`ModbusTcpClient`,
-`ModbusSerialClient`) work from `trio.to_thread.run_sync` at about 0.5 ms a
-read on loopback; a `trio.CapacityLimiter` of one per device keeps exactly
-one request in flight (a Modbus TCP device answers in order anyway, and a
-serial line can carry only one), so a slow device holds one worker thread
-and never stalls the node or another adapter.
+does not have (BUSES.md 3.1).  Its sync clients (`ModbusSerialClient`,
+`ModbusTcpClient`) work from `trio.to_thread.run_sync`; a
+`trio.CapacityLimiter` of one per device keeps exactly one request in
+flight (a serial line can carry only one), so a slow device holds one
+worker thread and never stalls the node or another adapter.  The adapter
+uses it for serial lines; Modbus TCP has a transport of its own
+(`tcp_client`), and the TCP client here serves the tests, which check this
+wrapper against the real pymodbus server.
 
 Errors are translated here, once:
 

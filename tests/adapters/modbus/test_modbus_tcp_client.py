@@ -11,12 +11,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path as FsPath
+from typing import Any
 
 import pytest
 import trio
 from modbus_process import ModbusServerProcess
 
-from moat_log.adapters.modbus.client import Endpoint, ModbusExceptionResponse
+from moat_log.adapters.modbus.client import (
+    Endpoint,
+    ModbusExceptionResponse,
+    open_pymodbus_device,
+)
 from moat_log.adapters.modbus.mbap import Frame, FrameReader, encode_frame
 from moat_log.adapters.modbus.pdu import ReadResponse, decode_request, encode_response
 from moat_log.adapters.modbus.plan import Read
@@ -61,11 +66,17 @@ def answer(frame: Frame, values: tuple[int, ...], transaction: int | None = None
     return encode_frame(Frame(tid, frame.unit, encode_response(response)))
 
 
+#: Both devices of the adapter: its TCP transport, and pymodbus in a thread (serial lines).
+OPENERS = [open_tcp_device, open_pymodbus_device]
+
+
+@pytest.mark.parametrize("opener", OPENERS, ids=["tcp_client", "pymodbus"])
 async def test_reads_and_writes_reach_the_real_server(
-    modbus_server: ModbusServerProcess,
+    modbus_server: ModbusServerProcess, opener: Callable[..., Any]
 ) -> None:
     modbus_server.command("set hr 5 7 8 9")
-    async with device_at(modbus_server.port) as device:
+    endpoint = Endpoint("127.0.0.1", modbus_server.port)
+    async with opener(endpoint, 1, request_timeout=2, retries=0) as device:
         assert await device.read(Read("holding", 5, 3, (0,))) == [7, 8, 9]
         await device.write("holding", 5, [70])
         await device.write("holding", 6, [80, 90])
@@ -77,10 +88,12 @@ async def test_reads_and_writes_reach_the_real_server(
     assert modbus_server.command("get hr 5 3") == "values 70 80 90"
 
 
+@pytest.mark.parametrize("opener", OPENERS, ids=["tcp_client", "pymodbus"])
 async def test_an_exception_response_is_bad_data_and_the_connection_goes_on(
-    modbus_server: ModbusServerProcess,
+    modbus_server: ModbusServerProcess, opener: Callable[..., Any]
 ) -> None:
-    async with device_at(modbus_server.port) as device:
+    endpoint = Endpoint("127.0.0.1", modbus_server.port)
+    async with opener(endpoint, 1, request_timeout=2, retries=0) as device:
         with pytest.raises(ModbusExceptionResponse, match="read input 199\\+2: exception 2"):
             await device.read(Read("input", 199, 2, (0,)))
         assert await device.read(Read("input", 0, 1, (0,))) == [0]
