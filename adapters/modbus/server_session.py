@@ -110,13 +110,14 @@ class ServerSession:
                 self.link.status.count("sent")
 
     def _apply(self, index: int, event: Event) -> bool:
+        """Show *event*; whether the registers now show its value (bad data: they show none)."""
         value = self.image.values[index]
         try:
             return self.image.apply(index, event)
         except BusDataError as exc:
             address = self.settings.address(value, self.settings.unit_id)
             self.link.bad_data(str(value.path), f"{address} shows no value: {exc}")
-            return True
+            return False
 
     # ----------------------------------------------------------------- clients
 

@@ -29,6 +29,7 @@ from moat_log.adapters.modbus.server import Incoming
 from moat_log.adapters.modbus.server_session import ServerSession
 from moat_log.adapters.modbus.tcp_server import ClientLimits, serve_connection
 from moat_log.adapters.status import BadDataLog
+from moat_log.event import Value
 from moat_log.journal.change import Change
 from moat_log.node._node import Node
 from moat_log.path import Path
@@ -105,6 +106,14 @@ async def serving(data_dir: FsPath, extra: str = "") -> AsyncIterator[tuple[Node
         yield node, int(address.rpartition(":")[2])
 
 
+async def set_and_show(node: Node, path: str, value: Value) -> None:
+    """Set *path* and wait until the adapter put the change into its registers."""
+    status = node.adapters["plc"]
+    sent = status.counts["sent"]
+    await node.write(Change(Path.parse(path), value))
+    await until_status(status, lambda s: s.counts["sent"] > sent)
+
+
 @contextmanager
 def modbus_client(port: int) -> Iterator[ModbusTcpClient]:
     client = ModbusTcpClient("127.0.0.1", port=port, timeout=5, retries=0)
@@ -172,12 +181,13 @@ async def test_a_path_without_a_value_or_one_that_does_not_encode_reads_as_excep
             assert "home.temperature: 1/input/0 shows no value" in status.last_bad
             bad = await in_thread(lambda: client.read_input_registers(0, count=1))
             assert bad.isError() and bad.exception_code == 4
-            await node.write(Change(Path.parse("home.temperature"), 20))
-            await until_status(status, lambda s: s.counts["sent"] >= 1)
+            assert status.counts["sent"] == 0  # the registers show no value
+            await set_and_show(node, "home.temperature", 20)
+            assert status.counts["sent"] == 1
             good = await in_thread(lambda: client.read_input_registers(0, count=1))
             assert good.registers == [200]
             await node.write(Change.delete(Path.parse("home.temperature")))
-            await until_status(status, lambda s: s.counts["sent"] >= 2)
+            await until_status(status, lambda s: s.counts["sent"] == 2)
             deleted = await in_thread(lambda: client.read_input_registers(0, count=1))
             assert deleted.isError() and deleted.exception_code == 4
         assert status.details["exceptions"] == 3
@@ -266,7 +276,7 @@ async def test_a_refused_request_gets_its_exception_code_and_stores_nothing(
 async def test_garbage_closes_only_its_connection_and_is_counted(tmp_path: FsPath) -> None:
     async with serving(tmp_path) as (node, port):
         status = node.adapters["plc"]
-        await node.write(Change(Path.parse("home.temperature"), 20))
+        await set_and_show(node, "home.temperature", 20)
         with modbus_client(port) as client:
             first = await in_thread(lambda: client.read_input_registers(0, count=1))
             assert first.registers == [200]
@@ -301,7 +311,7 @@ async def test_floods_neither_stall_the_node_nor_another_client(tmp_path: FsPath
 
     async with serving(tmp_path) as (node, port):
         status = node.adapters["plc"]
-        await node.write(Change(Path.parse("home.temperature"), 20))
+        await set_and_show(node, "home.temperature", 20)
         async with trio.open_nursery() as nursery:
             stalled = await trio.open_tcp_stream("127.0.0.1", port)  # never reads
             stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -389,7 +399,7 @@ async def test_a_port_in_use_is_retried_until_it_is_free(tmp_path: FsPath) -> No
         assert f"cannot listen on 127.0.0.1:{port}" in status.last_error
         await taken.aclose()
         await until_status(status, lambda s: s.state == "connected")
-        await node.write(Change(Path.parse("home.temperature"), 20))
+        await set_and_show(node, "home.temperature", 20)
         with modbus_client(port) as client:
             answer = await in_thread(lambda: client.read_input_registers(0, count=1))
         assert answer.registers == [200]
