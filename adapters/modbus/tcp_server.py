@@ -81,11 +81,12 @@ async def serve_clients(
         try:
             if not limits.allows(host):
                 session.refused(peer, "not in the allow list")
-                log.info("modbus server: %s refused: not in the allow list", peer)
+                _log_rarely(noisy, host, f"{peer} refused: not in the allow list")
                 return
             if connected >= limits.max_connections:
-                session.refused(peer, f"{connected} clients connected, the limit")
-                log.warning("modbus server: %s refused: %d clients, the limit", peer, connected)
+                reason = f"{connected} clients connected, the limit"
+                session.refused(peer, reason)
+                _log_rarely(noisy, host, f"{peer} refused: {reason}")
                 return
             connected += 1
             session.opened()
@@ -129,10 +130,7 @@ async def serve_connection(
                 await stream.send_all(connection.respond(incoming, response))
     except ModbusProtocolError as exc:
         session.dropped(peer, str(exc))
-        repeats = noisy.should_log(host, time.time())
-        if repeats is not None:
-            more = f" ({repeats} more since)" if repeats else ""
-            log.warning("modbus server: %s closed: %s%s", peer, exc, more)
+        _log_rarely(noisy, host, f"{peer} closed: {exc}")
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         return  # the client reset the connection: nothing to answer
     except Exception:  # a bug: it ends this connection, never the listener or the node
@@ -161,6 +159,14 @@ async def _answer(
             ):
                 await stream.send_all(connection.respond(incoming, busy))
         raise
+
+
+def _log_rarely(noisy: BadDataLog, host: str, message: str) -> None:
+    """Log *message* about a client the first time for its *host*, then once a minute."""
+    repeats = noisy.should_log(host, time.time())
+    if repeats is not None:
+        more = f" ({repeats} more from {host} since)" if repeats else ""
+        log.warning("modbus server: %s%s", message, more)
 
 
 def _peer(stream: trio.SocketStream) -> tuple[str, str]:
