@@ -5,7 +5,8 @@ below are common to all types and read here, every other key belongs to
 the type, whose module reads it strictly (``read_settings``):
 
 =================== ======================================================
-``type``            the adapter type: ``mqtt``, ``modbus``, ``onewire``, ``knx``
+``type``            the adapter type: ``mqtt``, ``modbus``, ``modbus_server``,
+                    ``onewire``, ``knx``
 ``enabled``         false: configured but not run (status says so)
 ``durability``      ``sync`` or ``batched`` for the events it writes
                     (default: the node's ``[journal] durability``)
@@ -41,6 +42,7 @@ ADAPTER_TYPES: Final[Mapping[str, str]] = {
     "mqtt": "moat_log.adapters.mqtt.adapter",
     "knx": "moat_log.adapters.knx.adapter",
     "modbus": "moat_log.adapters.modbus.adapter",
+    "modbus_server": "moat_log.adapters.modbus.server_adapter",
     "onewire": "moat_log.adapters.onewire.adapter",
 }
 

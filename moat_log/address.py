@@ -17,7 +17,13 @@ from .errors import InvalidInputError
 if TYPE_CHECKING:
     import trio
 
-__all__ = ["host_and_port", "join_host_port", "peer_address", "socket_address"]
+__all__ = [
+    "host_and_port",
+    "is_loopback_host",
+    "join_host_port",
+    "peer_address",
+    "socket_address",
+]
 
 
 def host_and_port(
@@ -56,6 +62,21 @@ def _port(text: str | None, default: int | None, any_port: bool) -> int:
         free = " (0: any free port)" if any_port else ""
         raise InvalidInputError(f"the port {text!r} is not a number {low} .. 65535{free}")
     return int(text)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether only this machine can reach *host* (``localhost``, ``127.0.0.1``, ``::1``).
+
+    A host name other than ``localhost`` is not: it may resolve to anything.
+    """
+    if host == "localhost":
+        return True
+    import ipaddress  # only where a listener is configured: not at every CLI start
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def join_host_port(host: str, port: int) -> str:

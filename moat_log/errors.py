@@ -174,6 +174,16 @@ class BusUnavailableError(AdapterError):
     """
 
 
+class ModbusProtocolError(BusUnavailableError):
+    """A Modbus TCP peer sent bytes no Modbus peer sends (a bad MBAP header, a garbled PDU).
+
+    The connection is dropped: nothing after such bytes can be trusted to
+    be in step.  A device that sends them is treated as gone (the client
+    reconnects); a client that sends them to the server loses only its own
+    connection.
+    """
+
+
 class BusDataError(AdapterError, InvalidInputError):
     """Data from a bus (or a value for it) does not decode, or is out of range.
 

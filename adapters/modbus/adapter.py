@@ -43,37 +43,27 @@ import trio
 from msgspec import Meta
 
 from moat_log.address import host_and_port
-from moat_log.errors import InvalidInputError
 from moat_log.path import Path
 from moat_log.records import FieldError, parse, read
 
 from ..contract import AdapterLink, BusSession
-from .client import Endpoint, open_device
-from .plan import BIT_FUNCTIONS, MAX_BITS, MAX_REGISTERS, Function, Span
-from .registers import DATA_TYPES, BitCodec, Order, RegisterCodec
+from ..direction import Direction
+from .client import Endpoint
+from .device import open_device
+from .mapping import MappedValue, ValueTable, read_map, read_value
+from .plan import BIT_FUNCTIONS, MAX_BITS, MAX_REGISTERS
 from .session import ModbusSession
 
 __all__ = ["Entry", "ModbusAdapter", "ModbusSettings", "read_settings"]
 
 DEFAULT_PORT: Final = 502
-Direction = Literal["in", "out", "both"]
-_ADDRESS = Annotated[int, Meta(ge=0, le=65535, description="an address 0 .. 65535")]
 _SECONDS = Annotated[float, Meta(gt=0, le=86400, description="seconds, more than 0")]
 
 
-class _EntryTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    path: str
-    function: Function
-    address: _ADDRESS
-    type: str | None = None
-    word_order: Order = "big"
-    byte_order: Order = "big"
-    scale: int | float = 1
-    offset: int | float = 0
-    unit: str | None = None
+class _EntryTable(ValueTable, forbid_unknown_fields=True, frozen=True):
     interval: _SECONDS | None = None
     threshold: Annotated[float, Meta(ge=0, description="a number >= 0")] = 0.0
-    direction: Direction = "in"
+    direction: Direction = Direction.IN
     changes_only: bool = True
 
 
@@ -99,47 +89,20 @@ class _Table(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
-    """One mapped value: a path and where and how the device holds it."""
+class Entry(MappedValue):
+    """One polled or written value: where the device holds it, and how often to poll it."""
 
-    path: Path
-    function: Function
-    address: int
-    codec: RegisterCodec | BitCodec
-    direction: Direction = "in"
     interval: float = 10.0
     threshold: float = 0.0
     changes_only: bool = True
-    unit: str | None = None
-
-    @property
-    def span(self) -> Span:
-        return Span(self.function, self.address, self.codec.width)
 
     @property
     def polled(self) -> bool:
-        return self.direction != "out"
+        return self.direction.incoming
 
     @property
     def owned(self) -> bool:
-        return self.direction != "in"
-
-    @property
-    def type_name(self) -> str:
-        codec = self.codec
-        if isinstance(codec, BitCodec):
-            return "bool"
-        layout = {
-            ("big", "big"): "ABCD",
-            ("little", "big"): "CDAB",
-            ("big", "little"): "BADC",
-            ("little", "little"): "DCBA",
-        }[(codec.word_order, codec.byte_order)]
-        return (
-            codec.data_type.name
-            if codec.width == 1 and layout == "ABCD"
-            else (f"{codec.data_type.name} {layout}")
-        )
+        return self.direction.outgoing
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,22 +130,12 @@ class ModbusSettings:
         """One row per mapped value (``moat-log adapters``)."""
         rows: list[dict[str, object]] = []
         for entry in self.entries:
-            row: dict[str, object] = {
-                "path": str(entry.path),
-                "address": self.address(entry),
-                "direction": entry.direction,
-                "type": entry.type_name,
-                "device": str(self.endpoint),
-            }
+            row = entry.describe(self.address(entry))
+            row["device"] = str(self.endpoint)
             if entry.polled:
                 row["interval"] = entry.interval
-            codec = entry.codec
-            if isinstance(codec, RegisterCodec) and (codec.scale, codec.offset) != (1, 0):
-                row["scale"], row["offset"] = codec.scale, codec.offset
             if entry.threshold:
                 row["threshold"] = entry.threshold
-            if entry.unit is not None:
-                row["unit"] = entry.unit
             rows.append(row)
         return rows
 
@@ -220,62 +173,18 @@ def read_settings(name: str, table: object, where: str) -> ModbusSettings:
 
 
 def _entries(tables: Sequence[Any], interval: float, where: str) -> tuple[Entry, ...]:
-    entries: list[Entry] = []
-    paths: set[Path] = set()
-    for index, raw in enumerate(tables):
-        here = f"{where}[{index}]"
-        entry = _entry(read(_EntryTable, raw, where=here), interval, here)
-        if entry.path in paths:
-            raise FieldError(f"{here}.path", f"{entry.path} is mapped twice")
-        paths.add(entry.path)
-        entries.append(entry)
-    return tuple(entries)
-
-
-def _entry(table: _EntryTable, interval: float, where: str) -> Entry:
-    try:
-        path = Path.parse(table.path)
-    except InvalidInputError as exc:
-        raise FieldError(f"{where}.path", str(exc)) from None
-    if not path:
-        raise FieldError(f"{where}.path", "the empty path cannot be mapped")
-    bits = table.function in BIT_FUNCTIONS
-    type_name = table.type or ("bool" if bits else "uint16")
-    codec: RegisterCodec | BitCodec
-    if bits:
-        if type_name != "bool":
-            raise FieldError(f"{where}.type", f"a {table.function} is a bit: type is bool")
-        codec = BitCodec()
-    else:
-        data_type = DATA_TYPES.get(type_name)
-        if data_type is None:
-            known = ", ".join(DATA_TYPES)
-            raise FieldError(f"{where}.type", f"{type_name!r} is no register type; known: {known}")
-        try:
-            codec = RegisterCodec(
-                data_type, table.word_order, table.byte_order, table.scale, table.offset
-            )
-        except ValueError as exc:
-            raise FieldError(where, str(exc)) from None
-    if table.address + codec.width > 65536:
-        raise FieldError(f"{where}.address", f"a {type_name} at {table.address} ends past 65535")
-    if table.direction != "in" and table.function not in ("holding", "coil"):
-        raise FieldError(
-            f"{where}.direction", f"a {table.function} cannot be written: only holding and coil"
+    def entry(table: _EntryTable, here: str) -> Entry:
+        value = read_value(table, here, direction=table.direction, writes=Direction.OUT)
+        if table.threshold and table.function in BIT_FUNCTIONS:
+            raise FieldError(f"{here}.threshold", "a bool has no threshold")
+        return Entry.extended(
+            value,
+            interval=table.interval or interval,
+            threshold=table.threshold,
+            changes_only=table.changes_only,
         )
-    if table.threshold and bits:
-        raise FieldError(f"{where}.threshold", "a bool has no threshold")
-    return Entry(
-        path,
-        table.function,
-        table.address,
-        codec,
-        direction=table.direction,
-        interval=table.interval or interval,
-        threshold=table.threshold,
-        changes_only=table.changes_only,
-        unit=table.unit,
-    )
+
+    return read_map(tables, where, _EntryTable, entry)
 
 
 class ModbusAdapter:

@@ -1,12 +1,14 @@
-"""A Modbus device from trio: pymodbus's sync client in a worker thread, one request at a time.
+"""A Modbus device through pymodbus's sync client in a worker thread (serial lines, RTU).
 
 pymodbus's async clients need a running asyncio loop, which a trio node
-does not have (BUSES.md 3.1).  Its sync clients (`ModbusTcpClient`,
-`ModbusSerialClient`) work from `trio.to_thread.run_sync` at about 0.5 ms a
-read on loopback; a `trio.CapacityLimiter` of one per device keeps exactly
-one request in flight (a Modbus TCP device answers in order anyway, and a
-serial line can carry only one), so a slow device holds one worker thread
-and never stalls the node or another adapter.
+does not have (BUSES.md 3.1).  Its sync clients (`ModbusSerialClient`,
+`ModbusTcpClient`) work from `trio.to_thread.run_sync`; a
+`trio.CapacityLimiter` of one per device keeps exactly one request in
+flight (a serial line can carry only one), so a slow device holds one
+worker thread and never stalls the node or another adapter.  The adapter
+uses it for serial lines; Modbus TCP has a transport of its own
+(`tcp_client`), and the TCP client here serves the tests, which check this
+wrapper against the real pymodbus server.
 
 Errors are translated here, once:
 
@@ -28,24 +30,19 @@ from typing import Any, Final
 import trio
 
 from moat_log.address import join_host_port
-from moat_log.errors import BusDataError, BusUnavailableError
+from moat_log.errors import AdapterError, BusDataError, BusUnavailableError
 
+from .pdu import EXCEPTION_NAMES
 from .plan import Function, Read
 
-__all__ = ["Endpoint", "ModbusDevice", "ModbusExceptionResponse", "open_device"]
+__all__ = [
+    "Endpoint",
+    "ModbusDevice",
+    "ModbusExceptionResponse",
+    "exception_error",
+    "open_pymodbus_device",
+]
 
-#: Modbus exception codes (Modbus Application Protocol 1.1b3, 7).
-EXCEPTION_NAMES: Final = {
-    1: "illegal function",
-    2: "illegal data address",
-    3: "illegal data value",
-    4: "server device failure",
-    5: "acknowledge",
-    6: "server device busy",
-    8: "memory parity error",
-    10: "gateway path unavailable",
-    11: "gateway target device failed to respond",
-}
 #: Exception codes that say the device cannot be reached (through a gateway).
 _UNREACHABLE: Final = frozenset({10, 11})
 
@@ -171,24 +168,30 @@ class ModbusDevice:
             code = getattr(response, "exception_code", None)
             if not isinstance(code, int):
                 raise BusUnavailableError(f"modbus {self.endpoint}: {what}: {response}")
-            if code in _UNREACHABLE:
-                raise BusUnavailableError(
-                    f"modbus {self.endpoint} unit {self.unit_id}: {what}: exception {code} "
-                    f"({EXCEPTION_NAMES[code]})"
-                )
-            raise ModbusExceptionResponse(code, what)
+            raise exception_error(code, self.endpoint, self.unit_id, what)
         return response
 
 
+def exception_error(code: int, endpoint: Endpoint, unit_id: int, what: str) -> AdapterError:
+    """The error for a device's exception response *code* to request *what*.
+
+    `ModbusExceptionResponse` (that value is bad, the device is there), or
+    `BusUnavailableError` for the gateway exceptions 10 and 11.
+    """
+    if code in _UNREACHABLE:
+        return BusUnavailableError(
+            f"modbus {endpoint} unit {unit_id}: {what}: exception {code} ({EXCEPTION_NAMES[code]})"
+        )
+    return ModbusExceptionResponse(code, what)
+
+
 @asynccontextmanager
-async def open_device(
+async def open_pymodbus_device(
     endpoint: Endpoint, unit_id: int, *, request_timeout: float, retries: int
 ) -> AsyncIterator[ModbusDevice]:
-    """Connect to *endpoint*; `BusUnavailableError` if it cannot be reached.
+    """*endpoint* through pymodbus's sync client (in a worker thread per request).
 
-    *request_timeout* bounds each request (pymodbus's own timeout, in the
-    worker thread), tried *retries* more times before the device counts as
-    not answering.
+    For serial lines (Modbus RTU); *request_timeout* is pymodbus's own timeout.
     """
     client = endpoint.client(request_timeout, retries)
     try:

@@ -47,7 +47,8 @@ from moat_log.journal.change import Change
 from moat_log.journal.item import FeedItem
 
 from ..contract import AdapterLink
-from .client import ModbusDevice, ModbusExceptionResponse
+from .client import ModbusExceptionResponse
+from .device import Device
 from .plan import Read, plan_reads, split
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def _moved(old: object, new: Value, threshold: float) -> bool:
 class ModbusSession:
     """Serves one connection to one device."""
 
-    def __init__(self, settings: ModbusSettings, link: AdapterLink, device: ModbusDevice) -> None:
+    def __init__(self, settings: ModbusSettings, link: AdapterLink, device: Device) -> None:
         self.settings = settings
         self.link = link
         self.device = device
@@ -183,7 +184,10 @@ class ModbusSession:
     async def _poll_every(self, interval: float, reads: list[Read]) -> None:
         due = trio.current_time() + interval
         while True:
-            await trio.sleep_until(due)
+            if due > trio.current_time():
+                await trio.sleep_until(due)
+            else:  # behind: no timer (a sleep into the past costs a Cancelled raised and caught)
+                await trio.lowlevel.checkpoint()
             async with self._lock:
                 changes = self._changes(await self._read_all(reads))
             await self._store(changes)

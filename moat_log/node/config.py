@@ -25,7 +25,6 @@ wrong with it.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -38,7 +37,7 @@ import msgspec
 from msgspec import Meta
 
 from moat_log.adapters.config import AdapterConfig, adapters_from_table
-from moat_log.address import host_and_port, join_host_port
+from moat_log.address import host_and_port, is_loopback_host, join_host_port
 from moat_log.defaults import SOCKET_NAME, default_data_dir
 from moat_log.durability import DEFAULT_FLUSH_INTERVAL, Durability, check_flush_interval
 from moat_log.errors import ConfigError, MoatLogError
@@ -92,12 +91,7 @@ class ListenAddress:
     @property
     def loopback(self) -> bool:
         """True for the Unix socket and addresses only this machine can reach."""
-        if self.kind == "unix" or self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False  # a host name: it may resolve to anything
+        return self.kind == "unix" or is_loopback_host(self.host)
 
     def __str__(self) -> str:
         if self.kind == "unix":

@@ -184,7 +184,8 @@ async def test_a_disabled_adapter_is_shown_and_not_run(tmp_path: FsPath) -> None
     [
         (
             {"x": {"type": "nope"}},
-            "adapters.x.type: 'nope' is no adapter type; known: knx, modbus, mqtt, onewire",
+            "adapters.x.type: 'nope' is no adapter type; "
+            "known: knx, modbus, modbus_server, mqtt, onewire",
         ),
         ({"x y": {"type": "mqtt"}}, "adapters.x y: an adapter's name is 1 to 64 letters"),
         ({"x": 3}, "adapters.x: must be a table"),
