@@ -5,7 +5,8 @@ below are common to all types and read here, every other key belongs to
 the type, whose module reads it strictly (``read_settings``):
 
 =================== ======================================================
-``type``            the adapter type: ``mqtt``, ``modbus``, ``onewire``, ``knx``
+``type``            the adapter type: ``mqtt``, ``modbus``, ``onewire``, ``knx``,
+                    ``satellite``
 ``enabled``         false: configured but not run (status says so)
 ``durability``      ``sync`` or ``batched`` for the events it writes
                     (default: the node's ``[journal] durability``)
@@ -42,6 +43,7 @@ ADAPTER_TYPES: Final[Mapping[str, str]] = {
     "knx": "moat_log.adapters.knx.adapter",
     "modbus": "moat_log.adapters.modbus.adapter",
     "onewire": "moat_log.adapters.onewire.adapter",
+    "satellite": "moat_log.adapters.satellite.adapter",
 }
 
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
