@@ -44,6 +44,7 @@ one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -59,7 +60,6 @@ from moat_log.event import Op
 from moat_log.firmware import satproto
 from moat_log.journal.change import Change
 from moat_log.journal.item import FeedItem
-from moat_log.path import Path
 
 from ..contract import AdapterLink
 from .port import SerialPort
@@ -405,10 +405,8 @@ class SatelliteSession:
         """Count *answer* when it comes, without waiting for it (the repair's commands)."""
 
         async def wait() -> None:
-            try:
+            with contextlib.suppress(BusUnavailableError):  # the connection is ending anyway
                 await self._answered(answer, what)
-            except BusUnavailableError:
-                pass  # the connection is ending anyway
 
         assert self._nursery is not None
         self._nursery.start_soon(wait)
