@@ -37,7 +37,9 @@ lost and logged.
 
 **Commands.** `SatelliteSession.send` turns owned paths' changes into ``w``
 commands and waits for their answers; a REFUSED is bad data with the
-satellite's reason and is not retried.  Commands and the repair's snapshot
+satellite's reason and is not retried.  The satellite alone decides what
+its parts take (a bool for an output, a duty 0 .. 1 for a PWM): the host
+does not check values twice.  Commands and the repair's snapshot
 take one lock, so a repair cannot overwrite a newer value with an older
 one.
 """
@@ -143,10 +145,6 @@ class SatelliteSession:
                 part = self.settings.part_at(event.path)
                 if part is None or not part.outgoing or event.op is Op.DELETE:
                     continue  # a delete leaves the output as it is
-                problem = _unfit(part, event.value)
-                if problem is not None:
-                    self.link.bad_data(str(event.path), f"not sent to {part.name}: {problem}")
-                    continue
                 answers.append((part, self._command("w", part.name, event.value)))
         for part, answer in answers:
             await self._answered(answer, part.name)
@@ -332,10 +330,6 @@ class SatelliteSession:
                 part = self.settings.part_at(event.path)
                 if part is None or event.op is not Op.SET:
                     continue
-                problem = _unfit(part, event.value)
-                if problem is not None:
-                    self.link.bad_data(str(event.path), f"not sent to {part.name}: {problem}")
-                    continue
                 answers.append((part, self._command("w", part.name, event.value)))
         for part, answer in answers:
             self._later(answer, part.name)
@@ -420,14 +414,3 @@ def _first(exc: BaseException) -> BaseException:
 
 def _plain(part: object) -> bool:
     return isinstance(part, str) and PART_NAME.fullmatch(part) is not None
-
-
-def _unfit(part: Part, value: object) -> str | None:
-    """Why *value* cannot be written to *part*, or None."""
-    if part.kind == "output" and not isinstance(value, bool):
-        return f"an output takes true or false, not {value!r}"
-    if part.kind == "pwm" and (
-        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
-    ):
-        return f"a pwm takes a duty 0 .. 1, not {value!r}"
-    return None

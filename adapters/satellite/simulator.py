@@ -70,18 +70,19 @@ def firmware_files() -> list[FsPath]:
     return sorted(p for p in firmware_dir().glob("*.py") if p.name not in _HOST_ONLY)
 
 
-def install_firmware(flash: FsPath, sat_id: str) -> bool:
+def install_firmware(flash: FsPath, sat_id: str, *, keepalive_ms: int = 1000) -> bool:
     """Copy the firmware into an empty *flash* folder and give it a config; False if not empty.
 
     The config (``sat.json``) names the satellite *sat_id*, has no parts (the
-    host sends them with ``cfg``) and selects the simulated hardware.
+    host sends them with ``cfg``), selects the simulated hardware and sets
+    the satellite's keepalive (a ``cfg`` changes it only at the next start).
     """
     flash.mkdir(parents=True, exist_ok=True)
     if any(flash.iterdir()):
         return False
     for source in firmware_files():
         shutil.copyfile(source, flash / source.name)
-    config = {"id": sat_id, "hardware": "sim", "parts": {}}
+    config = {"id": sat_id, "hardware": "sim", "keepalive_ms": keepalive_ms, "parts": {}}
     (flash / "sat.json").write_text(json.dumps(config))
     (flash / "sim").write_text("")
     return True
@@ -192,6 +193,13 @@ class Simulator:
         self.firmware = process
         self.firmware_starts += 1
         self._processes.append(process)
+
+    async def unplug(self) -> None:
+        """Pull the USB cable: kill the socat of the host's end; its port goes away (relay only)."""
+        assert self.relay, "unplug needs open_simulator(relay=True)"
+        process = self._processes[0]
+        process.kill()
+        await process.wait()
 
     async def kill_firmware(self) -> None:
         """Cut the satellite's power: ``kill -9``, and wait until it is gone."""
