@@ -70,12 +70,15 @@ def firmware_files() -> list[FsPath]:
     return sorted(p for p in firmware_dir().glob("*.py") if p.name not in _HOST_ONLY)
 
 
-def install_firmware(flash: FsPath, sat_id: str, *, keepalive_ms: int = 1000) -> bool:
+def install_firmware(
+    flash: FsPath, sat_id: str, *, keepalive_ms: int = 1000, **settings: Any
+) -> bool:
     """Copy the firmware into an empty *flash* folder and give it a config; False if not empty.
 
     The config (``sat.json``) names the satellite *sat_id*, has no parts (the
     host sends them with ``cfg``), selects the simulated hardware and sets
-    the satellite's keepalive (a ``cfg`` changes it only at the next start).
+    the satellite's keepalive (a ``cfg`` changes it only at the next start);
+    *settings* are further ``sat.json`` keys (``tick_ms=1``).
     """
     flash.mkdir(parents=True, exist_ok=True)
     if any(flash.iterdir()):
@@ -83,6 +86,7 @@ def install_firmware(flash: FsPath, sat_id: str, *, keepalive_ms: int = 1000) ->
     for source in firmware_files():
         shutil.copyfile(source, flash / source.name)
     config = {"id": sat_id, "hardware": "sim", "keepalive_ms": keepalive_ms, "parts": {}}
+    config.update(settings)
     (flash / "sat.json").write_text(json.dumps(config))
     (flash / "sim").write_text("")
     return True
@@ -110,7 +114,8 @@ class Simulator:
         self.relay = relay
         #: The serial port for the adapter (``port = ...``).
         self.host_port = str(work / "host-tty")
-        self._firmware_port = str(work / "firmware-tty")
+        #: The firmware's end of the line (its stdin and stdout).
+        self.firmware_port = str(work / "firmware-tty")
         self._sim_socket = str(work / "sim.sock")
         #: The last value the firmware gave each output pin: ``{5: {"out": 1}}``.
         self.outputs: dict[int, dict[str, Any]] = {}
@@ -171,7 +176,7 @@ class Simulator:
     async def start_firmware(self) -> None:
         """Power the satellite up: run ``/flash/main.py`` on the firmware's end of the line."""
         assert self._nursery is not None
-        fd = os.open(self._firmware_port, os.O_RDWR | os.O_NOCTTY)
+        fd = os.open(self.firmware_port, os.O_RDWR | os.O_NOCTTY)
         try:
             with open(self.work / "firmware.log", "ab") as log_file:  # noqa: ASYNC230 (local, tiny)
                 process = await trio.lowlevel.open_process(
@@ -316,7 +321,7 @@ async def open_simulator(
                 near, far = str(work / "relay-host"), str(work / "relay-firmware")
                 simulator._processes.append(await _socat_pair(nursery, simulator.host_port, near))
                 simulator._processes.append(
-                    await _socat_pair(nursery, far, simulator._firmware_port)
+                    await _socat_pair(nursery, far, simulator.firmware_port)
                 )
                 to_host, to_firmware = _open_pty(near), _open_pty(far)
                 simulator._to_host = to_host
@@ -324,7 +329,7 @@ async def open_simulator(
                 nursery.start_soon(simulator._relay, to_firmware, to_host)
             else:
                 simulator._processes.append(
-                    await _socat_pair(nursery, simulator.host_port, simulator._firmware_port)
+                    await _socat_pair(nursery, simulator.host_port, simulator.firmware_port)
                 )
             if start:
                 await simulator.start_firmware()
