@@ -199,9 +199,8 @@ def main() -> None:
         json.dump(result, sys.stdout, indent=2)
         print()
         return
-    print(
-        f"reports -> journal: {result['adapter_reports_per_s']:.0f}/s (lost {result['adapter_lost']})"
-    )
+    rate, lost = result["adapter_reports_per_s"], result["adapter_lost"]
+    print(f"reports -> journal: {rate:.0f}/s (lost {lost})")
     print(f"raw frames over the pty: {result['raw_frames_per_s']:.0f}/s")
     print(f"ratio: {result['rate_ratio']:.4f}")
     adapter, raw = result["adapter_round_trip"], result["raw_round_trip"]
