@@ -221,7 +221,7 @@ def _parts(tables: dict[str, Any], prefix: Path, where: str) -> tuple[Part, ...]
             raise FieldError(here, "must be a table with kind and pin")
         kind = table.get("kind")
         record = KINDS.get(kind) if isinstance(kind, str) else None
-        if record is None:
+        if record is None or not isinstance(kind, str):
             known = ", ".join(KINDS)
             raise FieldError(f"{here}.kind", f"{kind!r} is no part kind; known: {known}")
         pin = read(record, table, where=here).pin  # type: ignore[attr-defined]

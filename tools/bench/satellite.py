@@ -148,7 +148,8 @@ async def adapter_round_trips(node: Any, sim: Simulator, rounds: int) -> list[fl
         on = n % 2 == 0
         start = time.perf_counter()
         await node.write(Change(PUMP, on))
-        await sim.until(lambda s, on=on: s.outputs.get(5) == {"out": int(on)})
+        want = {"out": int(on)}
+        await sim.until(lambda s: s.outputs.get(5) == want)
         times.append(time.perf_counter() - start)
     return times
 

@@ -56,7 +56,7 @@ class MemorySatellite:
         self._note()
 
     def report(self, part: str, value: Any) -> int:
-        seq = self.end.report(part, value, self._now())
+        seq = int(self.end.report(part, value, self._now()))
         self._note()
         return seq
 

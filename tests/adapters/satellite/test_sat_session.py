@@ -15,6 +15,7 @@ from memory_satellite import MemorySatellite
 
 from moat_log.journal.change import Change
 from moat_log.node._node import Node
+from moat_log.node.config import NodeConfig
 from moat_log.path import Path
 from moat_log.testing import in_process_config, running_node
 from moat_log.testing import until_adapter_status as until_status
@@ -32,7 +33,7 @@ pin = 6
 """
 
 
-def config(data_dir: FsPath, port: str, extra: str = "") -> object:
+def config(data_dir: FsPath, port: str, extra: str = "") -> NodeConfig:
     return in_process_config(
         f"""
 node = "n1"
