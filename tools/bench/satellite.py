@@ -148,10 +148,13 @@ async def adapter_round_trips(node: Any, sim: Simulator, rounds: int) -> list[fl
         on = n % 2 == 0
         start = time.perf_counter()
         await node.write(Change(PUMP, on))
-        want = {"out": int(on)}
-        await sim.until(lambda s: s.outputs.get(5) == want)
+        await sim.until(partial(_pin_is, 5, {"out": int(on)}))
         times.append(time.perf_counter() - start)
     return times
+
+
+def _pin_is(pin: int, state: dict[str, Any], sim: Simulator) -> bool:
+    return sim.outputs.get(pin) == state
 
 
 def quantiles(times: list[float]) -> dict[str, float]:
