@@ -194,6 +194,7 @@ class SatelliteSession:
     async def _writer(self) -> None:
         end = self.end
         while True:
+            self._take(end.receive(b"", self._now()))  # expires a frame cut off mid-way
             data = end.poll(self._now())
             if data:
                 await self.port.write(data)
@@ -210,20 +211,25 @@ class SatelliteSession:
     async def _reader(self) -> None:
         while True:
             data = await self.port.read()
-            self.link.status.count("received", 0)  # wakes status watchers: bytes came
-            batch: list[satproto.Report] = []
-            for event in self.end.receive(data, self._now()):
-                if isinstance(event, satproto.Report):
-                    batch.append(event)
-                    continue
-                if batch:
-                    self._to_handler.send_nowait(batch)
-                    batch = []
-                self._dispatch(event)
+            self.link.status.count("received")
+            self._take(self.end.receive(data, self._now()))
+            self._poke()
+
+    def _take(self, events: list[Any]) -> None:
+        """Dispatch what the host end made of the bytes: reports in batches to the handler."""
+        batch: list[satproto.Report] = []
+        for event in events:
+            if isinstance(event, satproto.Report):
+                batch.append(event)
+                continue
             if batch:
                 self._to_handler.send_nowait(batch)
+                batch = []
+            self._dispatch(event)
+        if batch:
+            self._to_handler.send_nowait(batch)
+        if events:
             self.link.detail("console", self.end.console_bytes)
-            self._poke()
 
     def _dispatch(self, event: object) -> None:
         if isinstance(event, satproto.Hello):
@@ -287,11 +293,18 @@ class SatelliteSession:
             if self._boot is not None:
                 log.info("%s restarted (boot %08x)", self._name, hello.boot)
             self._boot = hello.boot
-        if hello.first > self._last_seq + 1:
-            self._lost(self._last_seq + 1, hello.first - 1)
-        if new_boot:
             await self._repair()
+        lost = self.end.lost
         self.end.resend(self._last_seq)
+        if self.end.lost > lost:
+            log.warning(
+                "%s lost report(s) %d .. %d of boot %08x (its ring was full)",
+                self._name,
+                self._last_seq + 1,
+                hello.first - 1,
+                hello.boot,
+            )
+            link.detail("lost", self.end.lost)
         self._poke()
         self._ready.set()
 
@@ -303,18 +316,6 @@ class SatelliteSession:
         newest = await self.link.newest_from(paths, f"sat:{self.settings.name}/")
         seqs = [_stored_seq(event.source, hello.boot) for event in newest.values()]
         return max([seq for seq in seqs if seq is not None], default=0)
-
-    def _lost(self, first: int, last: int) -> None:
-        count = last - first + 1
-        self.link.status.details["lost"] = self.link.status.details.get("lost", 0) + count
-        self.link.detail("lost", self.link.status.details["lost"])
-        numbers = str(first) if count == 1 else f"{first} .. {last}"
-        log.warning(
-            "%s lost report(s) %s of boot %08x (its ring was full)",
-            self._name,
-            numbers,
-            self._boot or 0,
-        )
 
     async def _repair(self) -> None:
         """Send every output its journal value (on connecting, after a restart)."""
@@ -337,28 +338,27 @@ class SatelliteSession:
     # ---------------------------------------------------------------- reports
 
     async def _store(self, reports: list[satproto.Report]) -> None:
+        """Write a batch of reports (the host end hands them up in order, each once); ACK it."""
         settings, link = self.settings, self.link
-        assert self._boot is not None  # reports come after a HELLO's RESEND
         changes: list[Change] = []
-        last = self._last_seq
+        last, boot = self._last_seq, reports[0].boot
         for report in reports:
-            if report.seq <= last:
-                continue  # stored already (a resend): acknowledged again below
-            if report.seq > last + 1:
-                self._lost(last + 1, report.seq - 1)
+            if report.boot != boot or report.seq <= last:
+                continue  # cannot happen: the host end hands up each report once, in order
             last = report.seq
             part = settings.part_at(settings.path_of(report.part)) if _plain(report.part) else None
             if not _plain(report.part) or (part is not None and part.outgoing):
                 link.bad_data(settings.address(str(report.part)), "a report of no input part")
                 continue
-            source = report_source(settings.name, report.part, self._boot, report.seq)
+            source = report_source(settings.name, report.part, report.boot, report.seq)
             changes.append(Change(settings.path_of(report.part), report.value, source=source))
         if changes:
             await link.write(changes)
             stored = link.status.details.get("reports_stored", 0) + len(changes)
             link.detail("reports_stored", stored)
-        self._last_seq = last
-        self.end.ack(last)
+        if boot == self._boot:
+            self._last_seq = last
+        self.end.ack(last, boot)
         self._poke()
 
     # --------------------------------------------------------------- commands

@@ -75,7 +75,10 @@ class _Adc(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     kind: str
     pin: _PIN
     interval_ms: _INTERVAL = 1000
-    threshold: Annotated[int | float, Meta(ge=0, description="a number >= 0")] = 0
+    threshold: (
+        Annotated[int, Meta(ge=0, description="a number >= 0")]
+        | Annotated[float, Meta(ge=0, description="a number >= 0")]
+    ) = 0
     scale: int | float = 1
     offset: int | float = 0
 
@@ -84,7 +87,10 @@ class _Pwm(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     kind: str
     pin: _PIN
     freq: Annotated[int, Meta(ge=1, le=40_000_000, description="Hz 1 .. 40000000")] = 1000
-    init: Annotated[int | float, Meta(ge=0, le=1, description="a duty 0 .. 1")] = 0
+    init: (
+        Annotated[int, Meta(ge=0, le=1, description="a duty 0 .. 1")]
+        | Annotated[float, Meta(ge=0, le=1, description="a duty 0 .. 1")]
+    ) = 0
 
 
 class _Counter(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -106,7 +106,7 @@ def test_id_and_keepalive_may_be_given() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (('port = "/dev/ttyACM0"\n', ""), "adapters.boiler: object missing required field `port`"),
+        (('port = "/dev/ttyACM0"\n', ""), "adapters.boiler.port: is missing"),
         (('prefix = "home.boiler"', 'prefix = ""'), "adapters.boiler.prefix:"),
         (('prefix = "home.boiler"', 'prefix = "a..b"'), "adapters.boiler.prefix:"),
         (('port = "/dev/ttyACM0"', 'port = "/dev/x"\nbaud = 9600'), "adapters.boiler.baud"),
