@@ -89,6 +89,9 @@ def install_firmware(
     config.update(settings)
     (flash / "sat.json").write_text(json.dumps(config))
     (flash / "sim").write_text("")
+    # The boot counter starts at a random number (as the firmware's own first start does),
+    # given here because the WASI build of MicroPython has no entropy source for it.
+    (flash / "boot").write_text(str(int.from_bytes(os.urandom(3), "big")))
     return True
 
 
