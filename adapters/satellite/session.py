@@ -57,7 +57,7 @@ from typing import Any, Final
 
 import trio
 
-from moat_log.errors import BusUnavailableError, SatelliteMismatchError
+from moat_log.errors import AdapterError, BusUnavailableError, SatelliteMismatchError
 from moat_log.event import Op
 from moat_log.firmware import satproto
 from moat_log.journal.change import Change
@@ -164,7 +164,10 @@ class SatelliteSession:
                 await self._ready.wait()
                 task_status.started(self)
         except BaseException as exc:
-            self._fail(BusUnavailableError(f"{self._name}: the connection ended: {_first(exc)}"))
+            first = _first(exc)
+            self._fail(BusUnavailableError(f"{self._name}: the connection ended: {first}"))
+            if isinstance(exc, BaseExceptionGroup) and isinstance(first, AdapterError):
+                raise first from None  # the reader and the writer both saw the port go: one error
             raise
         finally:
             self._fail(BusUnavailableError(f"{self._name}: the connection ended"))

@@ -259,10 +259,13 @@ class Simulator:
         self._note_change()
 
     async def _relay(self, source: trio.lowlevel.FdStream, sink: trio.lowlevel.FdStream) -> None:
-        while True:
-            data = await source.receive_some(8192)
-            if data and not self._cut:
-                await sink.send_all(data)
+        with suppress(trio.BrokenResourceError, trio.ClosedResourceError):  # unplugged
+            while True:
+                data = await source.receive_some(8192)
+                if not data:
+                    return
+                if not self._cut:
+                    await sink.send_all(data)
 
 
 async def _socat_pair(nursery: trio.Nursery, one: str, other: str) -> trio.Process:
