@@ -34,6 +34,13 @@ except AttributeError:  # CPython: a monotonic clock that does not wrap
         return new - old
 
 
+def _clock_noise():
+    """32 bits from the clocks, where os.urandom fails: differs from start to start."""
+    now = time.time_ns() if hasattr(time, "time_ns") else int(time.time() * 1e9)
+    ticks = time.ticks_us() if hasattr(time, "ticks_us") else 0
+    return (now ^ (now >> 32) ^ (ticks * 2654435761)) & 0xFFFFFFFF
+
+
 class ResetRequested(Exception):
     """SimHardware.reset(): the app ends and main.py starts it again from flash."""
 
@@ -167,10 +174,7 @@ class StdioSerial:
         return data
 
     def write(self, data):
-        self._out.write(data)
-        flush = getattr(self._out, "flush", None)
-        if flush:
-            flush()
+        self._out.write(data)  # unbuffered in MicroPython (flush on WASI's stdout: EBADF)
 
 
 class UartSerial:
@@ -214,7 +218,10 @@ class Hardware:
         """Called once per loop turn before the parts tick (the sim reads its channel)."""
 
     def random_u32(self):
-        data = os.urandom(4)
+        try:
+            data = os.urandom(4)
+        except (OSError, AttributeError):  # the WASI build has no entropy source
+            return _clock_noise()
         return data[0] << 24 | data[1] << 16 | data[2] << 8 | data[3]
 
     def serial(self, config):

@@ -250,6 +250,10 @@ class App:
             raise parts.Refusal("cfg: config is not a map")
         merged = dict(self.config)
         merged.update(update)
+        try:
+            parts.check_config(merged["parts"])
+        except parts.Refusal as refused:
+            raise parts.Refusal(f"cfg: {refused}") from None
         checked, problems = check_settings(merged)
         if problems:
             raise parts.Refusal("cfg: " + "; ".join(p.replace("sat.json: ", "") for p in problems))

@@ -160,7 +160,9 @@ def run(flash: Path, script: str = "main.py", sim: str | None = None) -> int:
     _define_host(linker, store, _SimChannel(sim))
     instance = linker.instantiate(store, module)
     try:
-        instance.exports(store)["_start"](store)
+        start = instance.exports(store)["_start"]
+        assert isinstance(start, wasmtime.Func)  # an export could be a table or memory too
+        start(store)
     except wasmtime.ExitTrap as exit_trap:
         return int(exit_trap.code)
     return 0

@@ -1,3 +1,4 @@
+# mypy: ignore-errors
 """Cases for firmware/parts.py and hw.py that CPython and MicroPython both run.
 
 Every ``case_*`` function is one test: tests/firmware/test_fw_parts.py runs
