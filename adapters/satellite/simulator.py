@@ -90,7 +90,7 @@ def install_firmware(
     (flash / "sat.json").write_text(json.dumps(config))
     (flash / "sim").write_text("")
     # The boot counter starts at a random number (as the firmware's own first start does),
-    # given here because the WASI build of MicroPython has no entropy source for it.
+    # given here: the WASI build of MicroPython has no entropy source (only clock noise).
     (flash / "boot").write_text(str(int.from_bytes(os.urandom(3), "big")))
     return True
 
