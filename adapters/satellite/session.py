@@ -214,7 +214,6 @@ class SatelliteSession:
     async def _reader(self) -> None:
         while True:
             data = await self.port.read()
-            self.link.status.count("received")
             self._take(self.end.receive(data, self._now()))
             self._poke()
 
@@ -224,6 +223,7 @@ class SatelliteSession:
         for event in events:
             if isinstance(event, satproto.Report):
                 batch.append(event)
+                self.link.status.count("received")
                 continue
             if batch:
                 self._to_handler.send_nowait(batch)

@@ -98,19 +98,27 @@ async def simulate(flash: FsPath, sat_id: str, work: FsPath | None) -> None:
 
     Example: moat-log satellite simulate --flash /tmp/sat-flash --id boiler
     """
+    work = work or FsPath(f"/tmp/moat-sat-{sat_id}")
+    try:
+        await _simulate(flash, sat_id, work)
+    except BaseException as exc:
+        if not _interrupted(exc):
+            raise
+        click.echo("stopped", err=True)
+
+
+async def _simulate(flash: FsPath, sat_id: str, work: FsPath) -> None:
     from moat_log.adapters.satellite.simulator import open_simulator, pin_kinds
 
-    work = work or FsPath(f"/tmp/moat-sat-{sat_id}")
     flash = _prepared(flash, sat_id)
     async with open_simulator(flash, work) as simulator:
         simulator.on_sim.append(lambda message: _print_pin(message, pin_kinds(flash)))
         click.echo(f"serial port: {simulator.host_port}")
         click.echo("set pins with PIN=VALUE lines (4=1); Ctrl-C stops", err=True)
         sys.stdout.flush()
-        stdin = trio.wrap_file(sys.stdin)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_until_firmware_exits, simulator, nursery.cancel_scope)
-            async for line in stdin:
+            while line := await _stdin_line():
                 if not line.strip():
                     continue
                 try:
@@ -120,6 +128,18 @@ async def simulate(flash: FsPath, sat_id: str, work: FsPath | None) -> None:
                     continue
                 await simulator.send_sim(message)
             nursery.cancel_scope.cancel()
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C, alone or in the exception group of the tasks it stopped."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_interrupted(inner) for inner in exc.exceptions)
+    return isinstance(exc, KeyboardInterrupt)
+
+
+async def _stdin_line() -> str:
+    """The next line of stdin ('' at its end); Ctrl-C abandons the thread that waits for it."""
+    return await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
 
 
 def _prepared(flash: FsPath, sat_id: str) -> FsPath:
