@@ -58,15 +58,6 @@ WAIT: Final = 30.0
 _HOST_ONLY: Final = frozenset({"__init__.py", "wasi_runner.py"})
 
 
-def _die_with_parent() -> None:
-    """In the child: be killed when the simulator dies, also by ``kill -9`` (Linux)."""
-    with suppress(OSError, AttributeError):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def firmware_dir() -> FsPath:
     """The folder of the firmware's MicroPython files (``moat_log.firmware``)."""
     from moat_log import firmware
@@ -204,7 +195,6 @@ class Simulator:
                     stdin=fd,
                     stdout=fd,
                     stderr=log_file,
-                    preexec_fn=_die_with_parent,
                 )
         finally:
             os.close(fd)
@@ -286,7 +276,6 @@ async def _socat_pair(nursery: trio.Nursery, one: str, other: str) -> trio.Proce
     process = await trio.lowlevel.open_process(
         [socat, "-d", "-d", f"pty,raw,echo=0,link={one}", f"pty,raw,echo=0,link={other}"],
         stderr=subprocess.PIPE,
-        preexec_fn=_die_with_parent,
     )
     assert process.stderr is not None
     said = b""
