@@ -268,11 +268,31 @@ class SatelliteSession:
                 log.info("%s console: %s", self._name, line)
 
     async def _handler(self) -> None:
-        async for item in self._handler_inbox:
+        """Answer HELLOs and store reports in order; reports that queued up meanwhile go together.
+
+        While one batch is being made durable, the next reports wait here:
+        they are written with one `AdapterLink.write` (one commit) however
+        many reads brought them.
+        """
+        inbox = self._handler_inbox
+        waiting: Any = None
+        while True:
+            item = waiting if waiting is not None else await inbox.receive()
+            waiting = None
             if isinstance(item, satproto.Hello):
                 await self._hello(item)
-            else:
-                await self._store(item)
+                continue
+            reports = list(item)
+            while True:
+                try:
+                    more = inbox.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                if isinstance(more, satproto.Hello):
+                    waiting = more
+                    break
+                reports.extend(more)
+            await self._store(reports)
 
     # ------------------------------------------------------------------ hello
 
