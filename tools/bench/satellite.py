@@ -12,6 +12,10 @@ The firmware runs in MicroPython (WASI) on one end of a socat pty pair
     before the firmware starts: REPORT frames (``satproto.frame(pack(...))``)
     written from the firmware's end as fast as the line takes them, read
     and parsed with ``satproto.FrameReader`` at the host's end.
+    And: the same firmware to a bare ``satproto.HostEnd`` that ACKs each
+    report at once (no journal), which shows what the firmware itself
+    makes in MicroPython (WASI); and its command round trip (a ``w`` from
+    the bare HostEnd until the sim pin changes).
 (2) set -> pin: a set of an owned output until the simulated pin changes,
     p50 / p95 over M sets.  Against: the raw framing's round trip over the
     same pty: a COMMAND frame written at the host's end, parsed at the
@@ -130,6 +134,62 @@ async def raw_round_trips(sim: Simulator, rounds: int) -> list[float]:
         return times
 
 
+async def bare_host(sim: Simulator, seconds: float, rounds: int) -> tuple[float, list[float]]:
+    """The firmware with a bare `satproto.HostEnd` (no journal): reports/s, set -> pin times.
+
+    Reports are ACKed at once; a ``w`` command goes out at once.
+    """
+    end = satproto.HostEnd("bench", 12345)
+    async with open_serial_port(sim.host_port, 115200) as port:
+        count, start = 0, None
+        async with trio.open_nursery() as nursery:
+
+            async def write() -> None:
+                while True:
+                    data = end.poll(_ms())
+                    if data:
+                        await port.write(data)
+                    await trio.sleep(0.001)  # the bare host's own write cadence
+
+            async def pulse() -> None:
+                while True:
+                    await sim.set_input(8, "pulses", 1)
+                    await trio.lowlevel.checkpoint()
+
+            nursery.start_soon(write)
+            while start is None or time.perf_counter() - start < seconds:
+                for event in end.receive(await port.read(), _ms()):
+                    if isinstance(event, satproto.Hello) and start is None:
+                        end.resend(event.last)  # the adapter stored the older ones
+                        start = time.perf_counter()
+                        nursery.start_soon(pulse)
+                    elif isinstance(event, satproto.Report):
+                        count += 1
+                        end.ack(event.seq, event.boot)
+            assert start is not None
+            rate = count / (time.perf_counter() - start)
+            nursery.cancel_scope.cancel()
+        times = []
+        async with trio.open_nursery() as nursery:
+
+            async def serve() -> None:
+                while True:
+                    for event in end.receive(await port.read(), _ms()):
+                        if isinstance(event, satproto.Report):
+                            end.ack(event.seq, event.boot)
+
+            nursery.start_soon(write)
+            nursery.start_soon(serve)
+            for n in range(rounds):
+                on = n % 2 == 0
+                begin = time.perf_counter()
+                end.command("w", "pump", on)
+                await sim.until(partial(_pin_is, 5, {"out": int(on)}))
+                times.append(time.perf_counter() - begin)
+            nursery.cancel_scope.cancel()
+        return rate, times
+
+
 async def adapter_rate(node: Any, sim: Simulator, seconds: float) -> tuple[float, int]:
     status = node.adapters["sat"]
     first = status.counts["written"]
@@ -183,9 +243,14 @@ async def measure(seconds: float, rounds: int) -> dict[str, Any]:
                 rate, lost = await adapter_rate(node, sim, seconds)
                 result["adapter_reports_per_s"], result["adapter_lost"] = rate, lost
                 stop.set()
+            result["bare_host_reports_per_s"], bare_times = await bare_host(sim, seconds, rounds)
     result["rate_ratio"] = result["adapter_reports_per_s"] / result["raw_frames_per_s"]
+    result["rate_ratio_bare_host"] = (
+        result["adapter_reports_per_s"] / result["bare_host_reports_per_s"]
+    )
     result["raw_round_trip"] = quantiles(raw_times)
     result["adapter_round_trip"] = quantiles(adapter_times)
+    result["bare_host_round_trip"] = quantiles(bare_times)
     result["round_trip_ratio_p50"] = (
         result["adapter_round_trip"]["p50_ms"] / result["raw_round_trip"]["p50_ms"]
     )
@@ -207,10 +272,17 @@ def main() -> None:
     print(f"reports -> journal: {rate:.0f}/s (lost {lost})")
     print(f"raw frames over the pty: {result['raw_frames_per_s']:.0f}/s")
     print(f"ratio: {result['rate_ratio']:.4f}")
+    bare = result["bare_host_reports_per_s"]
+    print(f"the firmware to a bare HostEnd (no journal): {bare:.0f}/s")
+    print(f"ratio to the bare host: {result['rate_ratio_bare_host']:.2f}")
     adapter, raw = result["adapter_round_trip"], result["raw_round_trip"]
     print(f"set -> pin: p50 {adapter['p50_ms']:.2f} ms, p95 {adapter['p95_ms']:.2f} ms")
     print(f"raw round trip: p50 {raw['p50_ms']:.3f} ms, p95 {raw['p95_ms']:.3f} ms")
     print(f"ratio p50: {result['round_trip_ratio_p50']:.1f}")
+    bare_rt = result["bare_host_round_trip"]
+    print(
+        f"bare HostEnd set -> pin: p50 {bare_rt['p50_ms']:.2f} ms, p95 {bare_rt['p95_ms']:.2f} ms"
+    )
 
 
 if __name__ == "__main__":
