@@ -365,6 +365,7 @@ class SatelliteSession:
         settings, link = self.settings, self.link
         changes: list[Change] = []
         last, boot = self._last_seq, reports[0].boot
+        assert boot is not None  # reports come after a HELLO
         for report in reports:
             if report.boot != boot or report.seq <= last:
                 continue  # cannot happen: the host end hands up each report once, in order
@@ -373,7 +374,7 @@ class SatelliteSession:
             if not _plain(report.part) or (part is not None and part.outgoing):
                 link.bad_data(settings.address(str(report.part)), "a report of no input part")
                 continue
-            source = report_source(settings.name, report.part, report.boot, report.seq)
+            source = report_source(settings.name, report.part, boot, report.seq)
             changes.append(Change(settings.path_of(report.part), report.value, source=source))
         if changes:
             await link.write(changes)
