@@ -464,8 +464,8 @@ _FORMS = {
         ),
         (),
     ),
-    ACK: ((("seq", _check_uint),), ()),
-    RESEND: ((("seq", _check_uint),), ()),
+    ACK: ((("seq", _check_uint),), (("boot", _check_uint32),)),
+    RESEND: ((("seq", _check_uint),), (("boot", _check_uint32),)),
     COMMAND: ((("cseq", _check_uint), ("verb", _check_str)), ()),  # args: the rest
     DONE: ((("cseq", _check_uint),), (("result", _check_any),)),
     REFUSED: ((("cseq", _check_uint), ("reason", _check_str)), ()),
@@ -719,18 +719,17 @@ class HostEnd:
         """Ask for every report after *seq* (the last one stored of the HELLO's boot)."""
         boot = self.boot
         if boot != self._expect_boot or self._expect is None:
-            expect = seq + 1
-            if self.hello is not None and self.hello.first > expect:
-                self.lost += self.hello.first - expect
-                expect = self.hello.first
-            self._expect = expect
+            self._expect = seq + 1
             self._expect_boot = boot
             self._acked = seq
         else:  # the same boot: what was handed up already is not handed up again
             self._acked = max(self._acked, seq)
             self._expect = max(self._expect, seq + 1)
+        if self.hello is not None and self.hello.first > self._expect:
+            self.lost += self.hello.first - self._expect  # the ring dropped them (section 3.3)
+            self._expect = self.hello.first
         self._gap_resend_ms = None
-        self._control.append([RESEND, self._acked])
+        self._control.append(self._about_boot([RESEND, self._acked]))
 
     def ack(self, seq: int, boot: "int | None" = None) -> None:
         """Reports up to *seq* are stored; with *boot*, only if that is still the satellite's."""
@@ -824,7 +823,14 @@ class HostEnd:
             if fields[0] == ACK:
                 fields[1] = self._acked
                 return
-        self._control.append([ACK, self._acked])
+        self._control.append(self._about_boot([ACK, self._acked]))
+
+    def _about_boot(self, fields: "list[Any]") -> "list[Any]":
+        """ACK and RESEND name the boot whose reports they mean: a satellite that restarted
+        since ignores them (they would drop its new boot's reports unstored)."""
+        if self.hello is not None:
+            fields.append(self.hello.boot)
+        return fields
 
     def _dispatch(self, fields: "list[Any]", now_ms: int, events: "list[Any]") -> None:
         kind = fields[0]
@@ -895,7 +901,7 @@ class HostEnd:
                 self._queue_ack()  # stored already: acknowledge again (section 3.3)
         elif self._gap_resend_ms is None or now_ms - self._gap_resend_ms >= self.keepalive_ms:
             self._gap_resend_ms = now_ms  # one went missing: everything after the stored again
-            self._control.append([RESEND, self._acked])
+            self._control.append(self._about_boot([RESEND, self._acked]))
 
     def _on_line(self) -> int:
         count = 0
@@ -908,10 +914,12 @@ class HostEnd:
     def _sendable_command(self) -> bool:
         for cseq in self._order:
             if cseq >= self._next_send:
-                return cseq <= self._sent_upto or self._on_line() < self.window
+                return cseq <= self._sent_upto or cseq < self._order[0] + self.window
         return False
 
     def _send_commands(self, now_ms: int, out: "list[bytes]") -> None:
+        """Go-back-N within a span of ``window`` numbers from the oldest unanswered, so a
+        duplicate the satellite gets is always among the answers it remembers."""
         on_line = self._on_line()
         timer = self._command_timer_ms
         if on_line and timer is not None and now_ms - timer >= self.keepalive_ms:
@@ -921,9 +929,8 @@ class HostEnd:
             if cseq < self._next_send:
                 continue
             if cseq > self._sent_upto:
-                if on_line >= self.window:
+                if cseq >= self._order[0] + self.window:
                     break
-                on_line += 1
                 self._sent_upto = cseq
             verb, args = self._commands[cseq]
             out.append(_payload([COMMAND, cseq - self._wire_base, verb] + args))  # noqa: RUF005
@@ -1051,7 +1058,7 @@ class SatelliteEnd:
         """The bytes to write now (possibly none)."""
         self._check_line(now_ms)
         out = []
-        if self._hello_due or (not self.line_up and self._hello_retry_in(now_ms) == 0):
+        if self._hello_due or self._hello_retry_in(now_ms) == 0:
             out.append(self._hello())
             self._hello_due = False
             self._hello_ms = now_ms
@@ -1071,9 +1078,9 @@ class SatelliteEnd:
         if self._hello_due or self._outbox:
             return 0
         times = []
-        if not self.line_up:
+        if not self.line_up or self._waiting_resend:
             times.append(self._hello_retry_in(now_ms))
-        else:
+        if self.line_up:
             times.append(self._last_rx_ms + DEAD_AFTER_KEEPALIVES * self.keepalive_ms - now_ms)  # type: ignore[operator]
             times.append(self._last_tx_ms + self.keepalive_ms - now_ms)  # type: ignore[operator]
             if not self._waiting_resend:
@@ -1095,8 +1102,12 @@ class SatelliteEnd:
             self.line_up = False  # stop reporting, HELLO every keepalive (section 3.5)
 
     def _hello_retry_in(self, now_ms: int) -> int:
+        """Milliseconds until HELLO is sent again: every keepalive while the line is not up
+        (no HOST_HELLO answered) or its RESEND has not come (it was lost)."""
         if self._hello_ms is None:
             return 0
+        if self.line_up and not self._waiting_resend:
+            return self.keepalive_ms
         return max(0, self._hello_ms + self.keepalive_ms - now_ms)
 
     def _hello(self) -> bytes:
@@ -1125,6 +1136,8 @@ class SatelliteEnd:
                 self._outbox = []
             self.line_up = True
             self._hello_due = True
+        elif kind in (ACK, RESEND) and len(fields) > 2 and fields[2] != self.boot:
+            self.ignored += 1  # about the reports of a boot before this one
         elif kind == ACK:
             self._take_ack(fields[1], now_ms)
         elif kind == RESEND:

@@ -159,9 +159,10 @@ def run(flash: Path, script: str = "main.py", sim: str | None = None) -> int:
     linker.define_wasi()
     _define_host(linker, store, _SimChannel(sim))
     instance = linker.instantiate(store, module)
+    start = instance.exports(store)["_start"]
+    if not isinstance(start, wasmtime.Func):  # wasmtime 51 types exports as any extern
+        raise TypeError(f"{wasm_path()}: _start is not a function")
     try:
-        start = instance.exports(store)["_start"]
-        assert isinstance(start, wasmtime.Func)  # an export could be a table or memory too
         start(store)
     except wasmtime.ExitTrap as exit_trap:
         return int(exit_trap.code)
