@@ -162,8 +162,9 @@ class App:
             ring=config["ring"],
             keepalive_ms=config["keepalive_ms"],
         )
-        for text in problems:
-            self.end.log(WARNING, text)
+        # said whenever the line comes up: a LOG sent before a host listens is lost
+        self.problems = problems
+        self._line_was_up = False
         self.serial = serial or hardware.serial(config)
         self.tick_ms = config["tick_ms"]
         self._after = []
@@ -188,6 +189,10 @@ class App:
         if data:
             for cseq, verb, args in self.end.receive(data, now):
                 self.carry_out(cseq, verb, args, now)
+        if self.end.line_up and not self._line_was_up:
+            for text in self.problems:
+                self.end.log(WARNING, text)
+        self._line_was_up = self.end.line_up
         try:
             for name, value in self.parts.tick(now):
                 self.end.report(name, value, now)
