@@ -6,7 +6,7 @@ the type, whose module reads it strictly (``read_settings``):
 
 =================== ======================================================
 ``type``            the adapter type: ``mqtt``, ``modbus``, ``modbus_server``,
-                    ``onewire``, ``knx``
+                    ``onewire``, ``knx``, ``satellite``
 ``enabled``         false: configured but not run (status says so)
 ``durability``      ``sync`` or ``batched`` for the events it writes
                     (default: the node's ``[journal] durability``)
@@ -44,6 +44,7 @@ ADAPTER_TYPES: Final[Mapping[str, str]] = {
     "modbus": "moat_log.adapters.modbus.adapter",
     "modbus_server": "moat_log.adapters.modbus.server_adapter",
     "onewire": "moat_log.adapters.onewire.adapter",
+    "satellite": "moat_log.adapters.satellite.adapter",
 }
 
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -203,6 +203,31 @@ class AdapterLink:
         kv = self.node.kv
         return await self.node.read(lambda: kv.snapshot(prefixes, deleted=True))
 
+    async def newest_from(
+        self, paths: Sequence[Path], source_prefix: str, *, look_back: int = 1000
+    ) -> dict[Path, Event]:
+        """The newest event of each of *paths* whose source starts with *source_prefix*.
+
+        For a bus that numbers what it reports (serial satellites): the
+        journal says what was stored last, also after ``kill -9``.  Each
+        path's history is read from its newest event back, at most
+        *look_back* events of it; a path without such an event is left out.
+        """
+        journal = self.node.journal
+
+        def newest() -> dict[Path, Event]:
+            found: dict[Path, Event] = {}
+            for path in paths:
+                for seen, event in enumerate(journal.history(path, reverse=True)):
+                    if seen >= look_back:
+                        break
+                    if event.source.startswith(source_prefix):
+                        found[path] = event
+                        break
+            return found
+
+        return await self.node.read(newest)
+
     def asyncio_bridge(self) -> AsyncioBridge:
         """The node's asyncio loop (started on first use), for asyncio-only bus libraries.
 

@@ -189,3 +189,11 @@ class BusDataError(AdapterError, InvalidInputError):
 
     It is counted and logged by the adapter, never stored as a valid value.
     """
+
+
+class SatelliteMismatchError(AdapterError):
+    """The serial satellite on a port is not the one configured, or refused its config.
+
+    The connection ends (status shows why) and is tried again after a
+    back-off: someone may plug in the right board or fix the config.
+    """

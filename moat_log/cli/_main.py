@@ -66,6 +66,7 @@ COMMAND_MODULES: Final[Mapping[str, str]] = {
     "projection": "_view_cmds",
     "pull": "_ship_cmds",
     "replay": "_replay_cmds",
+    "satellite": "_satellite_cmds",
     "serve": "_node_cmds",
     "set": "_journal_cmds",
     "ship": "_ship_cmds",

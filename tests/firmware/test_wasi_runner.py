@@ -35,12 +35,11 @@ def test_stdin_stdout_flash_and_exit_code(tmp_path: Path) -> None:
 async def test_sim_channel_carries_lines_both_ways(tmp_path: Path) -> None:
     (tmp_path / "main.py").write_text(
         "import host\n"
-        "got = host.call('sim', 'ready')\n"  # what came meanwhile is this call's answer
-        "while True:\n"
-        "    got = got or host.call('sim', '')\n"
-        "    if got:\n"
-        "        host.call('sim', 'echo ' + got)\n"
-        "        break\n"
+        # what came in while 'ready' was sent is that call's result: keep it
+        "got = host.call('sim', 'ready')\n"
+        "while not got:\n"
+        "    got = host.call('sim', '')\n"
+        "host.call('sim', 'echo ' + got)\n"
     )
     sock_path = str(tmp_path / "sim.sock")
     listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)

@@ -1,0 +1,1 @@
+"""Serial satellites: MicroPython boards on a serial line (docs/satellites.md)."""
