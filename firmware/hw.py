@@ -380,11 +380,19 @@ class SimHardware(Hardware):
 
     def __init__(self, root=None, clock=None, channel=None):
         Hardware.__init__(self, root, clock)
+        # Under the WASI runner a reset is the runner's: it stops the interpreter at once and
+        # starts a fresh one, as a board's reset does (no unwinding, no exit path).
+        self._host_reset = None
         if channel is None:
             import host
 
             def channel(line):
                 return host.call("sim", line)
+
+            def host_reset():
+                host.call("reset", "")
+
+            self._host_reset = host_reset
 
         self._channel = channel
         self.inputs = {}
@@ -437,6 +445,8 @@ class SimHardware(Hardware):
         self.watchdog_fed += 1
 
     def reset(self):
+        if self._host_reset is not None:
+            self._host_reset()  # does not return under the WASI runner
         raise ResetRequested()
 
 

@@ -21,7 +21,10 @@ drives the ``.wasm`` with wasmtime directly:
 
 ``python -m moat_log.firmware.wasi_runner --flash DIR [--sim SOCKET] [SCRIPT]``
 runs ``/flash/SCRIPT`` (``main.py``); the process exits with the firmware's
-exit code.  ``kill -9`` of this process is a satellite losing power.
+exit code, except for a reset (``host.call("reset", "")``, or the exit code
+`RESET_EXIT_CODE`): then the runner stops the interpreter at once and
+starts the firmware again in a fresh one, as a board's reset does.
+``kill -9`` of this process is a satellite losing power.
 """
 
 from __future__ import annotations
@@ -73,10 +76,15 @@ def compiled_module(engine: Any) -> Any:
     return module
 
 
+class _ResetError(Exception):
+    """Raised in the guest's ``host.call("reset", ...)``: the runner starts it afresh."""
+
+
 class _SimChannel:
     """The line-based channel between the firmware's simulated hardware and a test."""
 
     def __init__(self, address: str | None) -> None:
+        self.reset_requested = False
         self._sock: socket.socket | None = None
         self._pending = b""
         if address is not None:
@@ -119,6 +127,9 @@ def _define_host(linker: Any, store: Any, channel: _SimChannel) -> None:
         memory = caller.get("memory")
         name = bytes(memory.read(caller, name_ptr, name_ptr + name_len)).decode()
         payload = bytes(memory.read(caller, payload_ptr, payload_ptr + payload_len)).decode()
+        if name == "reset":
+            channel.reset_requested = True
+            raise _ResetError  # ends the guest at once: a board's reset runs no code
         result = channel.call(payload).encode() if name == "sim" else b""
         if len(result) <= result_cap:
             memory.write(caller, result, result_ptr)
@@ -141,12 +152,27 @@ def _define_host(linker: Any, store: Any, channel: _SimChannel) -> None:
     )
 
 
+#: The exit code with which the firmware asks for a reset: the runner starts it again in
+#: a fresh interpreter, as a board's reset does (memory cleared, boot.py/main.py run again).
+RESET_EXIT_CODE = 75
+
+
 def run(flash: Path, script: str = "main.py", sim: str | None = None) -> int:
-    """Run ``/flash/SCRIPT`` in MicroPython; return its exit code."""
+    """Run ``/flash/SCRIPT`` in MicroPython (again after each reset); return its exit code."""
     import wasmtime
 
     engine = wasmtime.Engine(wasmtime.Config())
     module = compiled_module(engine)
+    channel = _SimChannel(sim)
+    while True:
+        code = _run_once(engine, module, channel, flash, script)
+        if code != RESET_EXIT_CODE:
+            return code
+
+
+def _run_once(engine: Any, module: Any, channel: _SimChannel, flash: Path, script: str) -> int:
+    import wasmtime
+
     store = wasmtime.Store(engine)
     wasi = wasmtime.WasiConfig()
     wasi.argv = ["micropython", f"/flash/{script}"]
@@ -157,15 +183,20 @@ def run(flash: Path, script: str = "main.py", sim: str | None = None) -> int:
     store.set_wasi(wasi)
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
-    _define_host(linker, store, _SimChannel(sim))
+    _define_host(linker, store, channel)
     instance = linker.instantiate(store, module)
     start = instance.exports(store)["_start"]
     if not isinstance(start, wasmtime.Func):  # wasmtime 51 types exports as any extern
         raise TypeError(f"{wasm_path()}: _start is not a function")
+    channel.reset_requested = False
     try:
         start(store)
     except wasmtime.ExitTrap as exit_trap:
         return int(exit_trap.code)
+    except Exception:
+        if channel.reset_requested:  # the trap of host.call("reset"), however wasmtime wraps it
+            return RESET_EXIT_CODE
+        raise
     return 0
 
 

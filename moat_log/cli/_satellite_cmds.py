@@ -20,7 +20,7 @@ import trio
 
 from moat_log.errors import AdapterError, InvalidInputError
 
-from ._main import cli
+from ._main import Settings, cli
 
 #: ``PIN=VALUE``, or ``KIND PIN VALUE`` with KIND one of in, adc, pulses.
 _SHORT = re.compile(r"\s*(\d+)\s*=\s*(\S+)\s*")
@@ -178,3 +178,87 @@ async def _until_firmware_exits(simulator: Any, scope: trio.CancelScope) -> None
             f"the firmware exited with status {code} (see {simulator.work}/firmware.log)", err=True
         )
         scope.cancel()
+
+
+@satellite.command("put")
+@click.argument("port")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=FsPath))
+@click.option(
+    "--firmware",
+    is_flag=True,
+    help="Put this moat-log's firmware files (the ones 'simulate' installs) as well.",
+)
+@click.option("--baudrate", default=115200, show_default=True, help="The line's speed.")
+@click.option(
+    "--as",
+    "target",
+    default=None,
+    help="The file's name on the satellite (one FILE only) [default: its own name].",
+)
+@click.option("--reset", is_flag=True, help="Restart the satellite on the new files afterwards.")
+@click.pass_obj
+async def put(  # noqa: PLR0917 (click passes the options as arguments)
+    settings: Settings,
+    port: str,
+    files: tuple[FsPath, ...],
+    baudrate: int,
+    firmware: bool,
+    target: str | None,
+    reset: bool,
+) -> None:
+    """Put FILES on the satellite at PORT (a firmware or sat.json update), then maybe restart it.
+
+    Each file is written as NAME.new and renamed to NAME only when its size
+    and CRC-16 match, so a cut line leaves the old file.  The port must be
+    free: disable the node's adapter for it (enabled = false) or stop the
+    node; the satellite keeps its reports for the node meanwhile.
+
+    \b
+    Example:
+      moat-log satellite put /dev/ttyACM0 --firmware --reset
+      moat-log satellite put /dev/ttyACM0 new-config.json --as sat.json --reset
+    """
+    from moat_log.adapters.satellite.update import put_files
+
+    from ._output import print_json, progress_bar
+
+    if target is not None and len(files) != 1:
+        raise click.BadParameter("--as names one file: give one FILE", param_hint="--as")
+    if firmware:
+        from moat_log.adapters.satellite.simulator import firmware_files
+
+        files = (*firmware_files(), *files)
+    if not files:
+        raise click.UsageError("nothing to put: give FILES or --firmware")
+    contents = [(target or file.name, file.read_bytes()) for file in files]
+    total = sum(len(data) for _, data in contents)
+    with progress_bar(total, f"putting {len(contents)} file(s) on {port}") as report:
+        done = 0
+
+        def progressed(count: int) -> None:
+            nonlocal done
+            done += count
+            if report is not None:
+                report(done)
+
+        result = await put_files(
+            port, contents, baudrate=baudrate, reset=reset, progress=progressed
+        )
+    if settings.as_json:
+        print_json(
+            {
+                "satellite": result.sat_id,
+                "firmware": result.firmware,
+                "boot": result.boot,
+                "files": list(result.files),
+                "bytes": result.bytes_put,
+                "new_boot": result.new_boot,
+            }
+        )
+        return
+    click.echo(
+        f"satellite {result.sat_id!r} (firmware {result.firmware}, boot {result.boot}): "
+        f"put {', '.join(result.files)} ({result.bytes_put} bytes)"
+    )
+    if result.new_boot is not None:
+        click.echo(f"restarted: boot {result.new_boot}")
