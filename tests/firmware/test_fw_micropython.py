@@ -151,10 +151,11 @@ async def satellite(flash: Path) -> AsyncIterator[Satellite]:
             nursery.start_soon(sat.read_sim)
             yield sat
         finally:
+            nursery.cancel_scope.cancel()  # first: a task writing to the line must not see it break
             process.kill()
-            await process.wait()
+            with trio.CancelScope(shield=True):
+                await process.wait()
             listener.close()
-            nursery.cancel_scope.cancel()
 
 
 def _holding(seq: int) -> Callable[[Any], bool]:
