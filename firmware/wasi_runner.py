@@ -155,6 +155,13 @@ def _define_host(linker: Any, store: Any, channel: _SimChannel) -> None:
 #: The exit code with which the firmware asks for a reset: the runner starts it again in
 #: a fresh interpreter, as a board's reset does (memory cleared, boot.py/main.py run again).
 RESET_EXIT_CODE = 75
+#: MicroPython's heap (``-X heapsize``): large, so that its garbage collector seldom
+#: runs.  In this WASI build the collector does not see the objects that only WASM
+#: locals hold: a collection in the middle of an operation frees live objects (seen
+#: as "I/O operation on closed file" in a commit, a memory fault at exit).  64 MB
+#: defer the first collection for hours of a simulated satellite; only touched pages
+#: take memory.
+HEAP_SIZE = "64M"
 
 
 def run(flash: Path, script: str = "main.py", sim: str | None = None) -> int:
@@ -175,7 +182,7 @@ def _run_once(engine: Any, module: Any, channel: _SimChannel, flash: Path, scrip
 
     store = wasmtime.Store(engine)
     wasi = wasmtime.WasiConfig()
-    wasi.argv = ["micropython", f"/flash/{script}"]
+    wasi.argv = ["micropython", "-X", f"heapsize={HEAP_SIZE}", f"/flash/{script}"]
     wasi.inherit_stdin()
     wasi.inherit_stdout()
     wasi.inherit_stderr()

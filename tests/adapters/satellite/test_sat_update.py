@@ -80,3 +80,31 @@ async def test_cli_puts_a_file_and_reports_json(tmp_path: FsPath) -> None:
         assert report["bytes"] == 2
         assert report["new_boot"] is None
         assert (flash / "extra.txt").read_text() == "v2"
+
+
+async def test_cli_firmware_flag_puts_this_firmware_and_restarts() -> None:
+    from moat_log.adapters.satellite.simulator import firmware_files
+
+    async with simulated() as (sim, flash):
+        await put_files(sim.host_port, [("probe", b"")])  # the firmware runs: it is loaded
+        (flash / "sat.py").write_text("# an old firmware\n")  # what the update must replace
+        done = await trio.run_process(
+            [
+                moat_log_script(),
+                "--json",
+                "satellite",
+                "put",
+                sim.host_port,
+                "--firmware",
+                "--reset",
+            ],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["files"] == [p.name for p in firmware_files()]
+        assert report["new_boot"] not in (None, report["boot"])  # it started on the files put
+        for source in firmware_files():
+            assert (flash / source.name).read_bytes() == source.read_bytes()
