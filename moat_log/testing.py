@@ -22,9 +22,11 @@ import random
 import re
 import selectors
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -56,6 +58,7 @@ __all__ = [
     "DOC_EVENT",
     "FakeWallClock",
     "MemoryJournal",
+    "ServeProcess",
     "WriteResult",
     "bus_traffic",
     "changes",
@@ -569,6 +572,58 @@ def read_until_ready(process: subprocess.Popen[bytes], timeout: float = 30.0) ->
             *complete, buffered = buffered.split(b"\n")
             lines.extend(line.decode() for line in complete)
     return lines
+
+
+class ServeProcess:
+    """A real ``moat-log serve --config FILE --log-level info``, ready when constructed.
+
+    Its stderr is read by a thread into `lines`; `wait_for_line` waits on a
+    condition, not by polling.  `kill` is a SIGKILL (no clean stop), `stop`
+    a SIGTERM if it still runs.
+    """
+
+    def __init__(self, config: FsPath, timeout: float = 30.0) -> None:
+        self.config = config
+        self.timeout = timeout
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self.process = subprocess.Popen(
+            [moat_log_script(), "serve", "--config", str(config), "--log-level", "info"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        read_until_ready(self.process, timeout)
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            with self._changed:
+                self.lines.append(raw.decode(errors="replace").rstrip())
+                self._changed.notify_all()
+
+    def wait_for_line(self, text: str) -> str:
+        """The first stderr line containing *text*, once there is one."""
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: any(text in line for line in self.lines), self.timeout
+            )
+            assert found, f"the node never logged {text!r}: {self.lines[-10:]}"
+            return next(line for line in self.lines if text in line)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean stop, nothing flushed or checkpointed on the way out."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=self.timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=self.timeout)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
 
 
 # --- nodes with adapters, in the test's own trio run -------------------------

@@ -15,8 +15,6 @@ holds the journal's state, logged once its repair is acknowledged.
 from __future__ import annotations
 
 import signal
-import subprocess
-import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -30,7 +28,7 @@ from mosquitto_broker import Mosquitto
 from moat_log import Client, open_client
 from moat_log.adapters.mqtt.client import Message, MqttClient, MqttOptions, open_mqtt
 from moat_log.errors import MoatLogError
-from moat_log.testing import moat_log_script, read_until_ready, short_temp_dir
+from moat_log.testing import ServeProcess, short_temp_dir
 
 pytestmark = pytest.mark.slow
 
@@ -68,58 +66,13 @@ retain = true
     return config
 
 
-class NodeProcess:
-    """``moat-log serve --config FILE --log-level info``; its stderr read by a thread."""
-
-    def __init__(self, config: FsPath) -> None:
-        self.config = config
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self.process = subprocess.Popen(
-            [moat_log_script(), "serve", "--config", str(config), "--log-level", "info"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-        read_until_ready(self.process)
-
-    def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        for raw in self.process.stderr:
-            with self._changed:
-                self.lines.append(raw.decode(errors="replace").rstrip())
-                self._changed.notify_all()
-
-    def wait_for_line(self, text: str) -> str:
-        with self._changed:
-            found = self._changed.wait_for(
-                lambda: any(text in line for line in self.lines), TIMEOUT
-            )
-            assert found, f"the node never logged {text!r}: {self.lines[-10:]}"
-            return next(line for line in self.lines if text in line)
-
-    def kill(self) -> None:
-        """SIGKILL: no clean stop, no checkpoint saved, the MQTT connection just drops."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=TIMEOUT)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=TIMEOUT)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-
-
 @contextmanager
-def node_processes(config: FsPath) -> Iterator[Callable[[], NodeProcess]]:
+def node_processes(config: FsPath) -> Iterator[Callable[[], ServeProcess]]:
     """Start node processes on *config* one after another; every one is stopped after."""
-    started: list[NodeProcess] = []
+    started: list[ServeProcess] = []
 
-    def start() -> NodeProcess:
-        node = NodeProcess(config)
+    def start() -> ServeProcess:
+        node = ServeProcess(config, TIMEOUT)
         started.append(node)
         return node
 

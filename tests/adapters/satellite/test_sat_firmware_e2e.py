@@ -9,9 +9,6 @@ and kills it with SIGKILL in the middle of a stream of reports.
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path as FsPath
@@ -26,9 +23,8 @@ from moat_log.journal.change import Change
 from moat_log.node._node import Node
 from moat_log.path import Path
 from moat_log.testing import (
+    ServeProcess,
     in_process_config,
-    moat_log_script,
-    read_until_ready,
     running_node,
     short_temp_dir,
 )
@@ -195,38 +191,6 @@ async def test_a_port_that_vanishes_ends_the_connection_with_a_clear_error(
 
 
 # --- a real moat-log serve, killed with SIGKILL --------------------------------------
-
-
-class ServeProcess:
-    """``moat-log serve --config FILE``; stderr collected by a thread."""
-
-    def __init__(self, config: FsPath) -> None:
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [moat_log_script(), "serve", "--config", str(config), "--log-level", "info"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-        read_until_ready(self.process)
-
-    def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        for raw in self.process.stderr:
-            self.lines.append(raw.decode(errors="replace").rstrip())
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
 
 
 @contextmanager
