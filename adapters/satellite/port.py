@@ -100,6 +100,11 @@ async def open_serial_port(name: str, baudrate: int) -> AsyncIterator[SerialPort
     try:
         handle = await trio.to_thread.run_sync(open_port)  # opening may block on a USB port
     except (serial.SerialException, OSError) as exc:
+        if getattr(exc, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK):  # the exclusive lock
+            raise BusUnavailableError(
+                f"serial port {name}: another process has it open (a node's satellite "
+                "adapter, or moat-log satellite put); stop that one first"
+            ) from None
         raise BusUnavailableError(f"serial port {name}: cannot open it: {exc}") from None
     port = SerialPort(name, handle)
     try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import trio
 
-from moat_log.errors import AdapterError, BusUnavailableError
+from moat_log.errors import AdapterError
 from moat_log.firmware import satproto
 
 from .port import SerialPort, open_serial_port
@@ -117,26 +117,19 @@ async def put_files(
     said HELLO with its new boot.  Raises `AdapterError` (refusals, no
     answer) or `BusUnavailableError` (the port cannot be opened or went away).
     """
-    try:
-        async with open_serial_port(port_name, baudrate) as port:
-            update = SatelliteUpdate(port)
-            await update.until(lambda: update.end.ready, "to HOST_HELLO")
-            hello = update.hellos[-1]
-            for name, data in files:
-                await update.put(name, data, progress)
-            new_boot = None
-            if reset:
-                await update.command("reset")
-                await update.until(
-                    lambda: any(h.boot != hello.boot for h in update.hellos), "after reset"
-                )
-                new_boot = next(h.boot for h in update.hellos if h.boot != hello.boot)
-    except BusUnavailableError as exc:
-        if "cannot open" in str(exc):
-            raise BusUnavailableError(
-                f"{exc} (if the node's adapter holds it: disable the adapter or stop the node)"
-            ) from None
-        raise
+    async with open_serial_port(port_name, baudrate) as port:
+        update = SatelliteUpdate(port)
+        await update.until(lambda: update.end.ready, "to HOST_HELLO")
+        hello = update.hellos[-1]
+        for name, data in files:
+            await update.put(name, data, progress)
+        new_boot = None
+        if reset:
+            await update.command("reset")
+            await update.until(
+                lambda: any(h.boot != hello.boot for h in update.hellos), "after reset"
+            )
+            new_boot = next(h.boot for h in update.hellos if h.boot != hello.boot)
     return UpdateResult(
         sat_id=hello.sat_id,
         firmware=hello.firmware,

@@ -10,6 +10,7 @@ from pathlib import Path as FsPath
 import pytest
 import trio
 
+from moat_log.adapters.satellite.port import open_serial_port
 from moat_log.adapters.satellite.simulator import Simulator, install_firmware, open_simulator
 from moat_log.adapters.satellite.update import CHUNK, put_files
 from moat_log.errors import AdapterError, BusUnavailableError
@@ -60,6 +61,12 @@ async def test_a_refused_put_says_why_and_leaves_the_flash_alone() -> None:
 async def test_a_port_that_does_not_exist_is_named(tmp_path: FsPath) -> None:
     with pytest.raises(BusUnavailableError, match="no-such-tty: cannot open it"):
         await put_files(str(tmp_path / "no-such-tty"), [("a", b"b")])
+
+
+async def test_a_port_held_by_another_process_says_so() -> None:
+    async with simulated() as (sim, _flash), open_serial_port(sim.host_port, 115200):
+        with pytest.raises(BusUnavailableError, match="another process has it open"):
+            await put_files(sim.host_port, [("a", b"b")])
 
 
 async def test_cli_puts_a_file_and_reports_json(tmp_path: FsPath) -> None:
