@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import trio
 
-from moat_log.errors import AdapterError
+from moat_log.errors import AdapterError, InvalidInputError
 from moat_log.event import MAX_SOURCE_CHARS, Event
 from moat_log.journal.change import Change
 from moat_log.journal.item import FeedItem
@@ -140,10 +140,13 @@ class AdapterLink:
         """Append *changes* in order through the node's writer; wait until all are durable.
 
         Returns the stored event of each, or None where the journal refused
-        it (logged, counted as ``refused``); a refusal never ends the adapter.
+        it (logged, counted as ``refused``) or its value does not fit the
+        path's type (`bad_data`, with the type's reason: docs/types.md); a
+        refusal never ends the adapter.
         """
         results: list[Event | None] = [None] * len(changes)
-        left = len(changes)
+        checked = self._fitting(changes)
+        left = len(checked)
         done = trio.Event()
 
         def answered(index: int, result: object) -> None:
@@ -154,11 +157,27 @@ class AdapterLink:
                 done.set()
 
         writer = self.node.writer
-        for index, change in enumerate(changes):
+        for index, change in checked:
             writer.submit(change, partial(answered, index), durability=self.durability)
-        if changes:
+        if checked:
             await done.wait()
         return results
+
+    def _fitting(self, changes: Sequence[Change]) -> list[tuple[int, Change]]:
+        """The changes (with their index) whose values fit their paths' types.
+
+        The others are bad data from their source's address, with the
+        type's reason (`moat_log.write_check`), and are not stored.
+        """
+        fitting = []
+        for index, change in enumerate(changes):
+            try:
+                self.node.check(change)
+            except InvalidInputError as exc:
+                self.bad_data(change.source, str(exc))
+                continue
+            fitting.append((index, change))
+        return fitting
 
     async def submit(self, changes: Sequence[Change]) -> None:
         """Queue *changes* for the journal in order, without waiting for their commit.
@@ -172,7 +191,7 @@ class AdapterLink:
         while self._uncommitted > MAX_UNCOMMITTED:
             await self._committed.wait()
         writer = self.node.writer
-        for change in changes:
+        for _, change in self._fitting(changes):
             self._uncommitted += 1
             writer.submit(change, partial(self._submitted, change), durability=self.durability)
         await trio.lowlevel.checkpoint()

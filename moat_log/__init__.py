@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         PermissionDeniedError,
         StreamOverflowError,
         TimeSyntaxError,
+        TypeMismatchError,
     )
     from .event import Event, Op
     from .ids import EventId
@@ -72,6 +73,7 @@ _HOMES: Final = {
     "PermissionDeniedError": "errors",
     "StreamOverflowError": "errors",
     "TimeSyntaxError": "errors",
+    "TypeMismatchError": "errors",
     "Event": "event",
     "Op": "event",
     "EventId": "ids",
@@ -106,6 +108,7 @@ __all__ = [
     "Stream",
     "StreamOverflowError",
     "TimeSyntaxError",
+    "TypeMismatchError",
     "Written",
     "load_config",
     "open_client",

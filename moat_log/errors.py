@@ -36,6 +36,44 @@ class ExportFormatError(InvalidInputError):
     """A file is not a moat-log export, or it is truncated or corrupt."""
 
 
+class SchemaError(InvalidInputError):
+    """A type definition (docs/types.md) is not valid: its schema, or its examples.
+
+    Raised when the type is stored (or given to ``moat-log type set``): a
+    good example that fails, a bad one that fits, an unknown option.
+    """
+
+
+class TypeCheckError(InvalidInputError):
+    """A value does not fit the type of its path; the write was refused.
+
+    *path* is the written path, *pattern* the type's path pattern, *problem*
+    what is wrong with the value.  A client sees it as `TypeMismatchError`.
+    """
+
+    def __init__(self, path: object, pattern: object, description: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem} (type {pattern}: {description})")
+        self.path = path
+        self.pattern = pattern
+        self.problem = problem
+
+
+class ReservedPathError(InvalidInputError):
+    """A write under the reserved prefix ``:.moat`` is not what moat-log keeps there.
+
+    Types, scripts and error records are checked when they are written;
+    other paths below ``:.moat`` are refused.
+    """
+
+
+class ScriptEntryError(InvalidInputError):
+    """A stored script (docs/scripting.md, "Scripts in the node") is not valid.
+
+    Its code does not compile or has no ``async def main``, or its run
+    entry asks for something the node cannot do.
+    """
+
+
 class JournalError(MoatLogError):
     """Something about the journal itself went wrong."""
 
@@ -145,6 +183,13 @@ class BadRequestError(NodeError, ValueError):
 
     ``bad-request``, ``unknown-op``, ``duplicate-id``, ``invalid-value`` or
     ``too-large``: the request itself was wrong.
+    """
+
+
+class TypeMismatchError(BadRequestError):
+    """The node refused a write whose value does not fit its path's type (``type-mismatch``).
+
+    The message names the path, the type and what was wrong.
     """
 
 

@@ -10,6 +10,9 @@ transaction, one fsync).  So a bad line stops the ingest before anything of
 its batch is written; earlier batches are valid events and stay written, and
 the error says how many there were and from which line to resume.
 
+A line whose value does not fit its path's type (docs/types.md) is a bad
+line too, checked against the types the journal holds when the ingest starts.
+
 Event times must increase.  The parser tracks the clock the journal will
 have (its clock at the start, each explicit time, and "now" for lines
 without a time) and rejects a time that is not after it.  Only a writer
@@ -32,8 +35,10 @@ from moat_log.ids import MAX_U64, EventId
 from moat_log.journal.change import Change
 from moat_log.journal.store import Journal
 from moat_log.path import Path
+from moat_log.reserved import TYPES
 from moat_log.timespec import format_time, parse_time
 from moat_log.vclock import VectorClock
+from moat_log.write_check import WriteCheck
 
 from ._values import from_json_value
 
@@ -79,6 +84,7 @@ class LineParser:
         self.source = source[:MAX_SOURCE_CHARS]
         self.clock = journal.clock
         self.clock_from = "the journal's clock (the latest event time it holds)"
+        self.checks = _checks(journal)
 
     def parse(self, number: int, raw: bytes) -> Change | None:
         """The change on line *number*, None for a blank line; raises on a bad line."""
@@ -87,6 +93,7 @@ class LineParser:
             if not text.strip():
                 return None
             change = self._change(_json_object(text), number)
+            self.checks.check(change.path, change.op, change.value)
             _check_packable(change, self.node)
         except (MoatLogError, UnicodeDecodeError) as exc:
             raise InvalidInputError(f"{self.name}:{number}: {exc}") from exc
@@ -126,6 +133,18 @@ class LineParser:
             )
         self.clock, self.clock_from = at, f"line {number}"
         return at
+
+
+def _checks(journal: Journal) -> WriteCheck:
+    """The node's write checks as of the journal's types when the ingest starts.
+
+    A line whose value does not fit its path's type is a bad line like any
+    other (docs/types.md, "Where types are enforced"): nothing of its batch
+    is written.  Types the file itself stores apply from the next ingest.
+    """
+    from moat_log.projections import kv_view
+
+    return WriteCheck.from_events(kv_view(journal).walk(TYPES))
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -72,6 +72,7 @@ COMMAND_MODULES: Final[Mapping[str, str]] = {
     "ship": "_ship_cmds",
     "stats": "_query_cmds",
     "status": "_node_cmds",
+    "type": "_type_cmds",
     "verify": "_query_cmds",
     "watch": "_watch_cmd",
 }

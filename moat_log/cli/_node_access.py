@@ -140,6 +140,12 @@ class JournalAccess:
         self._kv = kv_view(journal)
 
     async def write(self, change: Change, durability: str | None = None) -> Written:
+        from moat_log.reserved import TYPES
+        from moat_log.write_check import WriteCheck
+
+        # The same checks as the node's (types, the reserved paths), as of now.
+        checks = WriteCheck.from_events(self._kv.walk(TYPES))
+        checks.check(change.path, change.op, change.value)
         event = self._journal.append(change)
         return Written(event.id, event.hlc)
 

@@ -25,9 +25,12 @@ from moat_log.event import Event
 from moat_log.journal.change import Change
 from moat_log.journal.feed import JournalFeed
 from moat_log.journal.group_commit import JournalWriter
+from moat_log.journal.item import FeedItem
 from moat_log.projections import kv_view
 from moat_log.projections.runner import RunnerState, side_effect_status
 from moat_log.protocol import PROTOCOL_VERSION, Authenticator, TokenVerifier, Verifier
+from moat_log.reserved import RESERVED
+from moat_log.write_check import WriteCheck
 
 from ._in_process import InProcessListener
 from .config import NodeConfig
@@ -61,7 +64,10 @@ class Node:
         self.kv: Final = kv_view(writer.journal)
         #: Run `feed.run` beside the node (the server does).
         self.feed: Final = JournalFeed(writer.journal)
-        writer.on_commit = self.feed.committed
+        #: The types and the rules of ``:.moat`` every local write is checked against;
+        #: `moat_log.node._types` keeps them current.
+        self.checks: Final = WriteCheck()
+        writer.on_commit = self._committed
         self.authenticator: Final = _authenticator(config, secret)
         #: Filled in by the server once its listeners are open.
         self.addresses: list[str] = []
@@ -71,6 +77,8 @@ class Node:
         self.side_effects: dict[str, RunnerState] = {}
         #: Each bus adapter's status (`moat_log.adapters.status`), by name.
         self.adapters: dict[str, AdapterStatus] = {}
+        #: The node's scripts (`moat_log.scripts.runner.ScriptSupervisor`), once they run.
+        self.scripts: Any = None
         #: Connections from this process (`connect_in_process`); the server accepts them.
         self.in_process: Final = InProcessListener()
         self.connections = 0
@@ -84,8 +92,27 @@ class Node:
         """
         return self.in_process.connect()
 
-    async def write(self, change: Change) -> Event:
-        """Append *change* durably; returns the stored event (the watchers know already)."""
+    def _committed(self, after: int, items: list[FeedItem]) -> None:
+        """Hand a commit to the feed, and learn its types before its writers are answered.
+
+        So a client that stored a type and then writes a path of it is
+        checked against it, whichever task serves the next write.  Types
+        that other processes store reach `moat_log.node._types` by the feed.
+        """
+        self.feed.committed(after, items)
+        reserved = RESERVED[0]
+        for item in items:
+            path = item.event.path
+            if path and tuple.__getitem__(path, 0) == reserved:  # no Path.__getitem__: hot
+                self.checks.types.apply(item.event)
+
+    def check(self, change: Change, user: str | None = None) -> None:
+        """Raise unless *change* may be written (its type, the reserved paths: `WriteCheck`)."""
+        self.checks.check(change.path, change.op, change.value, user)
+
+    async def write(self, change: Change, *, user: str | None = None) -> Event:
+        """Check and append *change* durably; returns the stored event (watchers know already)."""
+        self.check(change, user)
         return await self.writer.append(change)
 
     async def read_chunk_at(
@@ -134,6 +161,7 @@ class Node:
                 name: adapter.report(self._output_lag(name, stats.last_position))
                 for name, adapter in self.adapters.items()
             },
+            **({"scripts": self.scripts.status()} if self.scripts is not None else {}),
             "connections": self.connections,
             "listen": list(self.addresses),
             **({"sync": self.sync.status()} if self.sync is not None else {}),

@@ -51,6 +51,7 @@ from moat_log.errors import (
     InvalidInputError,
     JournalClosedError,
     MoatLogError,
+    TypeCheckError,
 )
 from moat_log.event import MAX_SOURCE_CHARS, Event, Op
 from moat_log.journal.change import Change, check_source
@@ -381,15 +382,18 @@ class ClientSession:
         return None if event is None or event.op is Op.DELETE else event
 
     async def _write(self, request: SetRequest | DeleteRequest) -> None:
-        event = await self.node.write(self._change(request))
+        event = await self.node.writer.append(self._change(request))
         await self._reply(request, Written(event.id, event.hlc))
 
     def _change(self, request: SetRequest | DeleteRequest) -> Change:
         source = recorded_source(self.user, request.source)
         check_source(source)  # the request checked the rest as a change would
         if isinstance(request, SetRequest):
-            return Change.trusted(request.path, request.value, Op.SET, source, request.cause)
-        return Change.trusted(request.path, None, Op.DELETE, source, request.cause)
+            change = Change.trusted(request.path, request.value, Op.SET, source, request.cause)
+        else:
+            change = Change.trusted(request.path, None, Op.DELETE, source, request.cause)
+        self.node.check(change, self.user)
+        return change
 
     # --- requests answered by the reader itself -------------------------------
 
@@ -523,6 +527,8 @@ def _error_reply(request: Request, exc: MoatLogError) -> tuple[str, str]:
         return ErrorType.TOO_LARGE, f"{exc}; ask for less (a deeper path)"
     if isinstance(exc, JournalClosedError):
         return ErrorType.SHUTDOWN, f"the node is stopping: {exc}"
+    if isinstance(exc, TypeCheckError):
+        return ErrorType.TYPE_MISMATCH, str(exc)
     if isinstance(exc, InvalidInputError) and request.ACCESS == "write":
         return ErrorType.INVALID_VALUE, str(exc)
     log.error("request %s failed: %s", request.OP, exc)

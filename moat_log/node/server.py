@@ -47,6 +47,7 @@ from ._node import Node
 from ._recover import RECOVERY_MARKER, recover_own_history
 from ._session import ClientSession
 from ._sync import run_sync
+from ._types import keep_types
 from .config import ListenAddress, NodeConfig
 
 __all__ = ["NodeRunningError", "run_node", "serve_node"]
@@ -141,6 +142,7 @@ async def _run(
     outputs = [plan.output for plan in adapters if plan.output is not None]
     async with trio.open_nursery() as background:
         await background.start(node.feed.run)
+        await background.start(keep_types, node)
         node.side_effects = await background.start(
             run_side_effects, node.journal, node.feed, [*side_effects, *outputs]
         )

@@ -73,6 +73,7 @@ class ErrorType(enum.StrEnum):
     PERMISSION_DENIED = "permission-denied"
     NOT_FOUND = "not-found"
     INVALID_VALUE = "invalid-value"
+    TYPE_MISMATCH = "type-mismatch"
     TOO_LARGE = "too-large"
     CANCELLED = "cancelled"
     OVERFLOW = "overflow"

@@ -33,6 +33,7 @@ from ..errors import (
     NotFoundError,
     PermissionDeniedError,
     StreamOverflowError,
+    TypeMismatchError,
 )
 from ..event import Event, normalize_value
 from ..ids import MAX_U64, EventId, is_node_name
@@ -79,6 +80,7 @@ _NODE_ERRORS: Final[dict[str, type[NodeError]]] = {
     ErrorType.DUPLICATE_ID: BadRequestError,
     ErrorType.INVALID_VALUE: BadRequestError,
     ErrorType.TOO_LARGE: BadRequestError,
+    ErrorType.TYPE_MISMATCH: TypeMismatchError,
 }
 
 

@@ -105,6 +105,25 @@ async def test_bad_bus_data_is_counted_logged_rarely_and_never_stored(
         assert "k1" in lines[0] and "not stored" in lines[0]
 
 
+async def test_a_bus_value_that_does_not_fit_its_type_is_bad_data_with_the_reason(
+    tmp_path: FsPath,
+) -> None:
+    bus = FakeBus()
+    async with running_node(tmp_path, fake_config("fake", bus)) as node:
+        percent = {"schema": {"type": "int", "min": 0, "max": 100}, "good": [0], "bad": [101]}
+        await node.write(Change(Path.parse(":.moat.type.in.+"), percent))
+        await until_state(node, "fake", "connected", bus)
+        bus.message("k1", b"250")
+        bus.message("k1", b"7")
+        await bus.until(lambda: node.adapters["fake"].counts["written"] == 1)
+        status = node.adapters["fake"]
+        assert status.counts["bad"] == 1
+        assert status.last_bad == (
+            "fake:k1: in.k1: 250 is above the maximum 100 (type in.+: int 0..100)"
+        )
+        assert node.kv.value(Path(["in", "k1"])) == 7
+
+
 async def test_a_bus_that_comes_back_gets_what_was_written_while_it_was_away(
     tmp_path: FsPath,
 ) -> None:
