@@ -40,6 +40,7 @@ from moat_log.projections import default_views
 from moat_log.projections.runner import run_side_effects
 from moat_log.projections.side_effect import SideEffectProjection, check_side_effects
 from moat_log.protocol import ServerConnection
+from moat_log.scripts.runner import run_scripts
 from moat_log.streams import single_errors_unwrapped
 
 from ._lock import NodeRunningError, holding_data_dir
@@ -158,6 +159,7 @@ async def _run(
                 return
         # after the recovery: an adapter's writes are the node's own events
         await background.start(run_adapters, node, adapters)
+        await background.start(run_scripts, node)
         await _serve_clients(node, server, shutdown_trigger, task_status)
         background.cancel_scope.cancel()
     log.info("node %s: clients served; committing what is queued, then stopping", node.name)

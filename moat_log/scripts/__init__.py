@@ -4,3 +4,7 @@
 `moat_log.scripts.placement` decides which node runs it;
 `moat_log.scripts.runner` runs the scripts of a node as supervised trio tasks.
 """
+
+from .entry import script_value
+
+__all__ = ["script_value"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any, Final
@@ -34,7 +34,7 @@ from moat_log.ids import is_node_name
 from moat_log.path import Path
 from moat_log.reserved import SCRIPTS
 
-__all__ = ["RunEntry", "ScriptEntry", "Where", "script_name", "script_path"]
+__all__ = ["RunEntry", "ScriptEntry", "Where", "script_name", "script_path", "script_value"]
 
 #: A script's name: one path segment, without dots (its text form needs no escape).
 NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -238,3 +238,40 @@ def _user(user: object) -> str | None:
     if user is None or (type(user) is str and user):
         return user
     raise ScriptEntryError(f"run.user must be a user's name, not {user!r}")
+
+
+def script_value(
+    code: str,
+    *,
+    on_start: bool = False,
+    on_change: Iterable[str | Path] = (),
+    every: float | None = None,
+    where: str = "any",
+    user: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    retry: float = DEFAULT_RETRY,
+    retry_max: float = DEFAULT_RETRY_MAX,
+    enabled: bool = True,
+    doc: str = "",
+) -> dict[str, Any]:
+    """The value to store at ``:.moat.script.NAME`` for a script; checked as the node checks it.
+
+    ``await client.set(":.moat.script.hall-light", script_value(CODE, on_change=[...]))``
+    """
+    run = RunEntry(
+        Where.parse(where),
+        on_start,
+        tuple(Path.parse(p) if isinstance(p, str) else Path(p) for p in on_change),
+        None if every is None else float(every),
+        float(retry),
+        float(retry_max),
+        user,
+        enabled,
+    )
+    value: dict[str, Any] = {"code": code, "run": run.to_value()}
+    if params:
+        value["params"] = dict(params)
+    if doc:
+        value["doc"] = doc
+    ScriptEntry.from_value("checked", value)
+    return value
