@@ -107,6 +107,29 @@ async def status(settings: Settings) -> None:
     _print_status(result)
 
 
+def _print_scripts(scripts: dict[str, dict[str, Any]]) -> None:
+    """A table of the node's scripts (nothing when there are none)."""
+    if not scripts:
+        return
+    click.echo()
+    print_table(
+        ("SCRIPT", "STATE", "WHERE", "VERSION", "STARTS", "CALLS", "ERRORS", "LAST ERROR"),
+        [
+            (
+                name,
+                str(entry["state"]),
+                str(entry["where"]) or "-",
+                str(entry["version"]),
+                str(entry["starts"]),
+                str(entry["calls"]),
+                str(entry["errors"]),
+                entry["last_error"] or "-",
+            )
+            for name, entry in scripts.items()
+        ],
+    )
+
+
 def _print_status(result: dict[str, Any]) -> None:
     journal = result["journal"]
     state = f"running, pid {result.get('pid')}" if result["running"] else "not running"
@@ -133,6 +156,7 @@ def _print_status(result: dict[str, Any]) -> None:
     )
     print_side_effects(result.get("side_effects", {}), journal["last_position"])
     print_adapters(result.get("adapters", {}))
+    _print_scripts(result.get("scripts", {}))
     sync = result.get("sync")
     if sync is not None:
         _print_sync(sync)

@@ -64,7 +64,7 @@ from .placement import runs_here
 if TYPE_CHECKING:
     from moat_log.node._node import Node
 
-__all__ = ["ScriptState", "ScriptSupervisor", "error_path", "run_scripts"]
+__all__ = ["ScriptState", "ScriptSupervisor", "error_path", "load_main", "run_scripts"]
 
 log = logging.getLogger("moat_log.scripts")
 
@@ -305,7 +305,7 @@ class _Instance:
 
     async def _run(self) -> None:
         entry, node = self.entry, self.node
-        main = _load_main(entry)
+        main = load_main(entry)
         user, permission = _permission(node, entry)
         async with open_client_on(node.connect_in_process()) as client:
             script = ScriptContext(
@@ -372,7 +372,7 @@ class _Instance:
                 await send.send(("timer", None, 0))
 
 
-def _load_main(entry: ScriptEntry) -> Callable[[ScriptContext], Awaitable[object]]:
+def load_main(entry: ScriptEntry) -> Callable[[ScriptContext], Awaitable[object]]:
     """Run the code in a fresh module namespace; its ``main``."""
     namespace: dict[str, Any] = {
         "__name__": f"moat_log_script_{entry.name.replace('-', '_')}",

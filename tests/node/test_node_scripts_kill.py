@@ -1,0 +1,123 @@
+"""A real ``moat-log serve`` killed with SIGKILL while its script runs: nothing acknowledged lost.
+
+The node runs a stored script that mirrors ``in.N`` to ``out.N`` and counts
+its starts in ``boot``.  A client writes a burst of ``in.N``; at the
+hundredth acknowledged write the node gets SIGKILL.  After a restart every
+acknowledged write is in the journal, the script started again by itself
+(``boot`` is 2), and it goes on mirroring new changes.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path as FsPath
+from typing import Any
+
+import pytest
+import trio
+
+from moat_log import LIVE, Client, open_client
+from moat_log.errors import MoatLogError
+from moat_log.scripts import script_value
+from moat_log.testing import ServeProcess, short_temp_dir
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 30
+
+MIRROR = """
+async def main(script):
+    if script.reason == "start":
+        boots = await script.client.value("boot", 0)
+        await script.client.set("boot", boots + 1)
+        return
+    event = script.trigger
+    await script.client.set(["out", event.path[-1]], event.value)
+"""
+
+
+def write_config(folder: FsPath) -> FsPath:
+    config = folder / "node.toml"
+    config.write_text(
+        f'node = "pi1"\ndata_dir = "{folder / "data"}"\n[client]\nlisten = ["unix"]\n'
+    )
+    return config
+
+
+@contextmanager
+def node_processes(config: FsPath) -> Iterator[Callable[[], ServeProcess]]:
+    started: list[ServeProcess] = []
+
+    def start() -> ServeProcess:
+        node = ServeProcess(config, TIMEOUT)
+        started.append(node)
+        return node
+
+    try:
+        yield start
+    finally:
+        for node in started:
+            node.stop()
+
+
+async def in_thread(function: Callable[[], Any]) -> Any:
+    return await trio.to_thread.run_sync(function)
+
+
+async def until_value(client: Client, path: str, predicate: Callable[[Any], bool]) -> Any:
+    with trio.fail_after(TIMEOUT):
+        async with client.watch(path) as items:
+            async for item in items:
+                if item is not LIVE and predicate(item):
+                    return item
+    raise AssertionError("the watch ended")
+
+
+async def test_a_node_killed_while_its_script_runs_loses_nothing_and_resumes_it() -> None:
+    count, kill_after = 400, 100
+    with short_temp_dir() as folder, node_processes(write_config(folder)) as start:
+        data_dir = folder / "data"
+        node = await in_thread(start)
+        async with open_client(data_dir=data_dir) as client:
+            await client.set(
+                ":.moat.script.mirror", script_value(MIRROR, on_start=True, on_change=["in"])
+            )
+            await until_value(client, "boot", lambda e: e.value == 1)
+        acknowledged: dict[int, Any] = {}
+
+        async def set_one(client: Client, i: int) -> None:
+            try:
+                written = await client.set(["in", i], i * 10)
+            except MoatLogError:
+                return  # the node died under the client
+            acknowledged[i] = written
+            if len(acknowledged) == kill_after:
+                node.process.send_signal(signal.SIGKILL)
+
+        with trio.fail_after(TIMEOUT):
+            try:
+                async with open_client(data_dir=data_dir) as client, trio.open_nursery() as burst:
+                    for i in range(count):
+                        burst.start_soon(set_one, client, i)
+            except* (MoatLogError, OSError, trio.BrokenResourceError):
+                pass  # the connection's own end, after the node died
+        await in_thread(lambda: node.process.wait(TIMEOUT))
+        assert node.process.returncode == -signal.SIGKILL
+        assert len(acknowledged) >= kill_after
+
+        node = await in_thread(start)
+        async with open_client(data_dir=data_dir) as client:
+            for i, written in acknowledged.items():
+                event = await client.get(["in", i])
+                assert event is not None and event.id == written.id, i
+            await until_value(client, "boot", lambda e: e.value == 2)  # it started again
+            stored = {int(str(n)): await client.get(["out", n]) for n in await client.list("out")}
+            assert stored  # it mirrored before the kill
+            for i, event in stored.items():
+                assert event is not None
+                assert event.value == i * 10 and event.source == "script:mirror"
+            written = await client.set(["in", 9999], 5)
+            mirrored = await until_value(client, "out:9999", lambda e: e.value == 5)
+            assert mirrored.cause == written.id
