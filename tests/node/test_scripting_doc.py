@@ -103,7 +103,15 @@ def test_the_guide_has_runnable_scripts_for_every_topic() -> None:
     for example in EXAMPLES:
         assert example.code.rstrip().endswith("trio.run(main)"), f"line {example.line}"
     code = "\n".join(example.code for example in EXAMPLES)
-    for call in ("open_node(", ".watch(", ".history(", "follow=True", ".replay(", "token=", "script_value("):
+    for call in (
+        "open_node(",
+        ".watch(",
+        ".history(",
+        "follow=True",
+        ".replay(",
+        "token=",
+        "script_value(",
+    ):
         assert call in code, f"no example uses {call}"
 
 
