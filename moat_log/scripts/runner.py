@@ -132,6 +132,8 @@ class ScriptSupervisor:
         self.on_change: list[Callable[[], None]] = []
         #: The journal position the next new instance follows its triggers from.
         self.position = 0
+        #: The live nodes the last decision of where scripts run saw.
+        self._decided_on: set[str] = {node.name}
 
     def status(self) -> dict[str, dict[str, Any]]:
         return {name: state.report() for name, state in sorted(self.scripts.items())}
@@ -174,7 +176,8 @@ class ScriptSupervisor:
         entry = state.entry
         wanted = entry is not None and entry.run.enabled
         if wanted and entry is not None:
-            wanted = runs_here(state.name, entry.run.where, self.node.name, self.live_nodes())
+            self._decided_on = self.live_nodes()
+            wanted = runs_here(state.name, entry.run.where, self.node.name, self._decided_on)
         if not wanted:
             self._stop(state)
             state.state = self._idle_state(state)
@@ -203,12 +206,11 @@ class ScriptSupervisor:
 
     async def watch_peers(self) -> None:
         """Re-decide the scripts that may run on any node when the live peers change."""
-        seen = self.live_nodes()
         while True:
             await trio.sleep(PEER_CHECK)
             live = self.live_nodes()
-            if live != seen:
-                seen = live
+            if live != self._decided_on:
+                self._decided_on = live
                 log.info("node %s: live nodes now %s", self.node.name, ", ".join(sorted(live)))
                 for state in list(self.scripts.values()):
                     self.reconcile(state)
