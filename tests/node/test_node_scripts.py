@@ -11,10 +11,19 @@ import pytest
 import script_probe
 import trio
 import trio.lowlevel
-from node_support import config, running_node, users
+from node_support import (
+    ALICE_PASSWORD,
+    BOB_PASSWORD,
+    FAST,
+    config,
+    running_node,
+    tcp_address,
+    users,
+)
 
 from moat_log import LIVE
-from moat_log.client import Client, open_client_on
+from moat_log.client import Client, open_client, open_client_on
+from moat_log.errors import BadRequestError, PermissionDeniedError
 from moat_log.event import Event
 from moat_log.node import Node
 from moat_log.scripts import script_value
@@ -184,3 +193,27 @@ async def test_a_script_for_another_node_does_not_run_here(data_dir: FsPath) -> 
         await client.set(":.moat.script.elsewhere", value)
         report = await until_status(node, "elsewhere", lambda s: s["state"] == "elsewhere")
         assert report["where"] == "node:pi2"
+
+
+async def test_only_users_who_may_write_the_script_prefix_store_scripts_and_only_as_themselves(
+    data_dir: FsPath,
+) -> None:
+    """Over TCP: bob may only read home; alice may write everything, scripts included."""
+    quiet = script_value(FOLLOW, on_change=["x"], params={"light": "y"})
+    async with running_node(config(data_dir, users=users())) as node:
+        address = tcp_address(node)
+        async with open_client(
+            connect=address, user="bob", password=BOB_PASSWORD, min_scrypt_n=FAST.n
+        ) as bob:
+            with pytest.raises(PermissionDeniedError):
+                await bob.set(":.moat.script.mine", quiet)
+        async with open_client(
+            connect=address, user="alice", password=ALICE_PASSWORD, min_scrypt_n=FAST.n
+        ) as alice:
+            as_bob = script_value(FOLLOW, on_change=["x"], user="bob", params={"light": "y"})
+            with pytest.raises(BadRequestError, match="a script stored by alice runs as alice"):
+                await alice.set(":.moat.script.mine", as_bob)
+            as_alice = script_value(FOLLOW, on_change=["x"], user="alice", params={"light": "y"})
+            await alice.set(":.moat.script.mine", as_alice)
+            stored = await alice.get(":.moat.script.mine")
+            assert stored is not None and stored.source == "client:alice"
