@@ -2,8 +2,8 @@
 
     python tools/bench/typed_writes.py [--writes N] [--rounds R] [--types T] [--json]
 
-Two measurements, each interleaved round by round so that load on the
-machine spreads over both sides alike:
+Two measurements, each interleaved round by round (the order alternating)
+so that load on the machine spreads over both sides alike:
 
 * **the check alone** (`WriteCheck.check`, what every local write calls):
   ns per call for a path without a type, a path typed ``number`` with
@@ -106,9 +106,12 @@ async def bench_node(types: int, writes: int, rounds: int) -> dict[str, float]:
             for event in type_events(types):
                 await client.set(event.path, event.value)
             await write_many(client, untyped + typed, writes // 4)  # warm up
-            for _ in range(rounds):
-                rates["untyped"].append(await write_many(client, untyped, writes))
-                rates["typed"].append(await write_many(client, typed, writes))
+            for round_ in range(rounds):
+                # alternate which side goes first: a round's second half may find
+                # the journal warmer (or the machine busier) than its first
+                sides = [("untyped", untyped), ("typed", typed)]
+                for name, paths in sides if round_ % 2 == 0 else reversed(sides):
+                    rates[name].append(await write_many(client, paths, writes))
     result = {name: statistics.median(values) for name, values in rates.items()}
     result["ratio"] = result["typed"] / result["untyped"]
     return result
@@ -117,7 +120,7 @@ async def bench_node(types: int, writes: int, rounds: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--writes", type=int, default=20_000, help="writes per side and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--types", type=int, default=100, help="types the node knows")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
