@@ -22,10 +22,11 @@ from typing import Any, Final
 
 from moat_log.client import Client, PathLike, Stream
 from moat_log.errors import PermissionDeniedError
-from moat_log.event import Event, Value
+from moat_log.event import Event, Op, Value
 from moat_log.ids import EventId
 from moat_log.path import Path, Segment
 from moat_log.protocol import ErrorType, Written
+from moat_log.write_check import WriteCheck
 
 __all__ = ["ScriptClient", "ScriptContext"]
 
@@ -101,6 +102,10 @@ class ScriptClient:
     ) -> Written:
         """Write *value*; ``cause`` defaults to the event that triggered this run."""
         checked = self._may("write", path)
+        if self._user is not None:
+            # the node sees a local client; the rules for a logged-in writer
+            # (a script stores scripts that run as its own user) apply here
+            WriteCheck().check(checked, Op.SET, value, self._user)
         return await self._client.set(
             checked,
             value,

@@ -217,3 +217,22 @@ async def test_only_users_who_may_write_the_script_prefix_store_scripts_and_only
             await alice.set(":.moat.script.mine", as_alice)
             stored = await alice.get(":.moat.script.mine")
             assert stored is not None and stored.source == "client:alice"
+
+
+async def test_a_script_running_as_a_user_stores_only_scripts_that_run_as_that_user(
+    data_dir: FsPath,
+) -> None:
+    sneaky = """
+from moat_log.scripts import script_value
+
+async def main(script):
+    code = "async def main(script):\\n    pass\\n"
+    await script.client.set(":.moat.script.other", script_value(code, on_start=True))
+"""
+    async with node_and_client(data_dir, users=users()) as (node, client):
+        await client.set(
+            ":.moat.script.sneaky", script_value(sneaky, on_start=True, user="alice", retry=60)
+        )
+        report = await until_status(node, "sneaky", lambda s: s["errors"] >= 1)
+        assert "a script stored by alice runs as alice" in report["last_error"]
+        assert await client.get(":.moat.script.other") is None
