@@ -130,8 +130,6 @@ class ScriptSupervisor:
         self.scripts: dict[str, ScriptState] = {}
         #: Called (without arguments) whenever a script's status changes.
         self.on_change: list[Callable[[], None]] = []
-        #: The journal position the next new instance follows its triggers from.
-        self.position = 0
         #: The live nodes the last decision of where scripts run saw.
         self._decided_on: set[str] = {node.name}
 
@@ -166,13 +164,18 @@ class ScriptSupervisor:
             except ScriptEntryError as exc:  # stored by a peer of another version
                 state.problem = str(exc)
                 log.warning("script %s (%s) is not used: %s", name, event.id, exc)
-        self.position = max(self.position, position)
         self._stop(state)
         self._nursery.start_soon(self._clear_errors, name)
-        self.reconcile(state)
+        self.reconcile(state, after=position)
 
-    def reconcile(self, state: ScriptState) -> None:
-        """Start or stop *state*'s instance so that it runs exactly where it should."""
+    def reconcile(self, state: ScriptState, *, after: int | None = None) -> None:
+        """Start or stop *state*'s instance so that it runs exactly where it should.
+
+        A new instance is triggered by the changes after journal position
+        *after*: for a new version, those after the version itself, so none
+        stored right after it is missed; else (a script that moves here
+        from a node that went away) those from now on.
+        """
         entry = state.entry
         wanted = entry is not None and entry.run.enabled
         if wanted and entry is not None:
@@ -185,7 +188,7 @@ class ScriptSupervisor:
             return
         if state.scope is None:
             assert entry is not None
-            self._start(state, entry)
+            self._start(state, entry, self.node.feed.position if after is None else after)
 
     @staticmethod
     def _idle_state(state: ScriptState) -> str:
@@ -193,10 +196,10 @@ class ScriptSupervisor:
             return "broken" if state.problem else "deleted"
         return "disabled" if not state.entry.run.enabled else "elsewhere"
 
-    def _start(self, state: ScriptState, entry: ScriptEntry) -> None:
+    def _start(self, state: ScriptState, entry: ScriptEntry, after: int) -> None:
         scope = trio.CancelScope()
         previous, state.done, state.scope = state.done, trio.Event(), scope
-        instance = _Instance(self, state, entry, self.position)
+        instance = _Instance(self, state, entry, after)
         self._nursery.start_soon(instance.supervise, scope, previous, state.done)
 
     def _stop(self, state: ScriptState) -> None:
@@ -433,7 +436,6 @@ async def run_scripts(
     position, events = await node.read(partial(node.kv.snapshot, [SCRIPTS], deleted=True))
     async with trio.open_nursery() as nursery:
         supervisor = ScriptSupervisor(node, nursery)
-        supervisor.position = position
         for event in events:
             supervisor.apply(event, position)
         node.scripts = supervisor
