@@ -100,7 +100,7 @@ async def test_a_stored_script_follows_its_trigger_with_source_and_cause(data_di
 
 
 async def test_a_script_that_raises_is_restarted_with_back_off_and_its_error_recorded(
-    data_dir: FsPath,
+    data_dir: FsPath, caplog: pytest.LogCaptureFixture
 ) -> None:
     crash = """
 async def main(script):
@@ -109,7 +109,13 @@ async def main(script):
     async with node_and_client(data_dir) as (node, client):
         value = script_value(crash, on_start=True, retry=0.05, retry_max=0.2)
         stored = await client.set(":.moat.script.crash", value)
-        report = await until_status(node, "crash", lambda s: s["errors"] >= 3)
+        report = await until_status(node, "crash", lambda s: s["errors"] >= 4)
+        waits = [
+            r.getMessage().rsplit("again in ", 1)[1]
+            for r in caplog.records
+            if "again in" in r.getMessage()
+        ]
+        assert waits[:4] == ["0.05 s", "0.1 s", "0.2 s", "0.2 s"]  # doubling up to retry_max
         assert report["last_error"] == "ZeroDivisionError: the script divided by zero"
         assert report["starts"] >= 3
         record = await client.value(error_path("crash", "pi1"))
