@@ -121,3 +121,50 @@ async def test_a_node_killed_while_its_script_runs_loses_nothing_and_resumes_it(
             written = await client.set(["in", 9999], 5)
             mirrored = await until_value(client, "out:9999", lambda e: e.value == 5)
             assert mirrored.cause == written.id
+
+
+def cli(data_dir: FsPath, *args: str) -> str:
+    import subprocess
+
+    from moat_log.defaults import environment_without_settings
+    from moat_log.testing import moat_log_script
+
+    done = subprocess.run(
+        [moat_log_script(), "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        env=environment_without_settings(),
+        check=True,
+        timeout=TIMEOUT,
+    )
+    return done.stdout
+
+
+async def test_a_user_stores_a_script_sees_it_run_and_replaces_it_without_a_restart() -> None:
+    """The whole journey on the command line, against a real ``moat-log serve``."""
+    follow = "async def main(script):\n    await script.client.set('light', script.trigger.value)\n"
+    invert = (
+        "async def main(script):\n    await script.client.set('light', not script.trigger.value)\n"
+    )
+    with short_temp_dir() as folder, node_processes(write_config(folder)) as start:
+        data_dir = folder / "data"
+        node = await in_thread(start)
+        code = folder / "light.py"
+        code.write_text(follow)
+        await in_thread(
+            lambda: cli(data_dir, "script", "put", "light", str(code), "--on-change", "switch")
+        )
+        async with open_client(data_dir=data_dir) as client:
+            pid = (await client.status())["pid"]
+            await client.set("switch", True)
+            await until_value(client, "light", lambda e: e.value is True)
+            code.write_text(invert)
+            await in_thread(
+                lambda: cli(data_dir, "script", "put", "light", str(code), "--on-change", "switch")
+            )
+            status = await client.status()
+            await client.set("switch", True)
+            await until_value(client, "light", lambda e: e.value is False)  # the new version
+            assert status["pid"] == pid == node.process.pid  # the same node process throughout
+        listed = await in_thread(lambda: cli(data_dir, "script", "ls"))
+        assert "light" in listed and "running" in listed

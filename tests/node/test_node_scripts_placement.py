@@ -5,16 +5,19 @@ Two nodes in this trio run replicate over a real sync link on loopback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path as FsPath
 from typing import Any
 
+import pytest
 import trio
 from node_support import config, running_node
 from test_node_scripts import until_status
 
 from moat_log.client import open_client_on
+from moat_log.errors import TypeMismatchError
 from moat_log.node import Node
 from moat_log.node.sync_config import PeerAddress, SyncConfig
 from moat_log.scripts import script_value
@@ -79,3 +82,17 @@ async def test_a_script_for_any_node_runs_on_exactly_one_and_moves_when_it_goes(
         await until_status(first, name, lambda s: s["state"] == "elsewhere")
         stop_second.cancel()  # pi2 goes away: pi1 takes the script over
         await until_status(first, name, lambda s: s["state"] == "running")
+
+
+async def test_a_type_stored_on_one_node_is_enforced_on_the_other(tmp_path: FsPath) -> None:
+    light = {"schema": "bool", "good": [True], "bad": ["on"]}
+    async with two_nodes(tmp_path) as (first, second, _):
+        learned = trio.Event()
+        second.checks.types.on_change.append(learned.set)
+        async with open_client_on(first.connect_in_process()) as client:
+            await client.set(":.moat.type.home.+.light", light)
+        with trio.fail_after(20):
+            await learned.wait()  # it came over the sync link
+        async with open_client_on(second.connect_in_process()) as client:
+            with pytest.raises(TypeMismatchError, match=re.escape("type home.+.light: bool")):
+                await client.set("home.hall.light", "on")
