@@ -93,6 +93,11 @@ class WriteCheck:
             return
         if ERRORS.is_prefix_of(path) and len(path) > len(ERRORS):
             return  # error records: written by nodes, cleared by people
+        if SCRIPTS.is_prefix_of(path) and len(path) > len(SCRIPTS):
+            raise ScriptEntryError(
+                f"{path}: a script lives at {SCRIPTS}.NAME, NAME one segment of 1-64 letters, "
+                "digits, '_' or '-'"
+            )
         raise ReservedPathError(
             f"{path}: paths below :.moat are moat-log's own; use :.moat.type.PATTERN for a "
             f"type, {SCRIPTS}.NAME for a script (docs/types.md, docs/scripting.md)"

@@ -156,3 +156,8 @@ def test_a_delete_is_never_refused_by_a_type() -> None:
     checks.check(Path.parse("home.hall.light"), Op.DELETE, None)
     with pytest.raises(TypeCheckError):
         checks.check(Path.parse("home.hall.light"), Op.SET, "on")
+
+
+def test_a_script_path_with_a_name_that_is_not_allowed_says_so() -> None:
+    with pytest.raises(ScriptEntryError, match="a script lives at"):
+        WriteCheck().check(Path.parse(":.moat.script.a.b"), Op.SET, {})
