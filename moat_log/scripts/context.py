@@ -26,6 +26,7 @@ from moat_log.event import Event, Op, Value
 from moat_log.ids import EventId
 from moat_log.path import Path, Segment
 from moat_log.protocol import ErrorType, Written
+from moat_log.reserved import is_reserved
 from moat_log.write_check import WriteCheck
 
 __all__ = ["ScriptClient", "ScriptContext"]
@@ -102,7 +103,7 @@ class ScriptClient:
     ) -> Written:
         """Write *value*; ``cause`` defaults to the event that triggered this run."""
         checked = self._may("write", path)
-        if self._user is not None:
+        if self._user is not None and is_reserved(checked):
             # the node sees a local client; the rules for a logged-in writer
             # (a script stores scripts that run as its own user) apply here
             WriteCheck().check(checked, Op.SET, value, self._user)
