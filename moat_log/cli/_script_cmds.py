@@ -94,8 +94,9 @@ async def put_script(
 
     The node refuses code that does not compile or has no 'async def
     main(script)', and a run entry that says neither --on-start,
-    --on-change nor --every.  A user logged in over TCP may only store
-    scripts that run as that user (--user).
+    --on-change nor --every.  A user logged in over TCP (--connect with
+    the global --user) may only store scripts that run as that user: the
+    script's --user defaults to them.
 
     \b
     Examples:
@@ -105,6 +106,8 @@ async def put_script(
           --on-change sensor.living.temp --user heating --param comfort=21
     """
     path = script_path(name)
+    if run_as is None and settings.connect is not None:
+        run_as = settings.user  # the only user a logged-in user may name
     value = script_value(
         file.read(),
         on_start=on_start,
