@@ -99,6 +99,10 @@ class EmsScheduler:
             self.dirty_at = now
         return True
 
+    def assume(self, name: str, series: Series, cause: EventId | None, hlc: int) -> None:
+        """Set input *name* without making a plan due (a what-if's simulated state of charge)."""
+        self.inputs[name] = InputState(series, None, cause, hlc)
+
     def _series(self, name: str, value: Any) -> Series:
         if name != "soc":
             return Series.parse(value)
