@@ -128,13 +128,15 @@ class Problem:
     def value_at_end(self) -> float:
         """What a kWh left in the battery at the end is worth.
 
-        `BatterySettings.end_value`, or by default what it saves when it
-        covers load later: the mean buy price times the discharge efficiency.
+        `BatterySettings.end_value`, or by default what it saves at least
+        when it covers load later: the lowest buy price of the horizon times
+        the discharge efficiency.  Not more, or the plan would buy energy at
+        the horizon's end only to hold it; not zero, or it would empty the
+        battery into the grid at the end for any price.
         """
         if self.battery.end_value is not None:
             return self.battery.end_value
-        mean = math.fsum(self.price_buy) / len(self.price_buy)
-        return max(mean, 0.0) * self.battery.discharge_efficiency
+        return max(min(self.price_buy), 0.0) * self.battery.discharge_efficiency
 
     def digest(self) -> str:
         """A hash of everything the plan depends on: equal problems, equal digests."""

@@ -211,8 +211,18 @@ async def _write(run: ScheduleRun, outputs: list[Output]) -> None:
         change = Change(
             output.path, output.value, source=f"ems:{run.settings.name}", cause=output.cause
         )
-        await node.write(change)
+        written = await node.write(change)
         run.writes += 1
+        if output.path == run.settings.plan_path:
+            log.info(
+                "ems %s: plan of %d slots from %s, cost %+.4f, written as %s (cause %s)",
+                run.settings.name,
+                len(output.value["battery_kw"]),
+                output.value["start"],
+                output.value["cost"],
+                written.id,
+                output.cause,
+            )
 
 
 def _same(stored: Any, value: Any) -> bool:

@@ -67,7 +67,7 @@ class BatterySettings:
     charge_efficiency: float = 0.95
     discharge_efficiency: float = 0.95
     #: What a kWh left in the battery at the end of the horizon is worth;
-    #: None: the mean buy price times the discharge efficiency (what it saves later).
+    #: None: the lowest buy price of the horizon times the discharge efficiency.
     end_value: float | None = None
     #: What a kWh through the battery (charged or discharged) costs in wear.
     wear_cost: float = 0.0
