@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -202,29 +203,30 @@ def build(problem: Problem) -> LinearProgram:
     cost, lower, upper, soft = _columns(problem)
     rows, columns, values, row_lower, row_upper = _slot_rows(problem, soft)
     per_slot = len(row_lower) // n
-    lp_cost, lp_lower, lp_upper = list(cost), list(lower), list(upper)
     extra: list[tuple[int, float, float]] = []  # (column, binary's coefficient, upper)
     integer: list[int] = []
-    for i in range(n):
+    for i in _exclusion_slots(problem):
         for pairs in _exclusions(problem, i):
-            integer.append(len(lp_cost))
-            lp_cost.append(0.0)
-            lp_lower.append(0.0)
-            lp_upper.append(1.0)
+            integer.append(n * _K + len(integer))
             extra.extend((i * _K + kind, coefficient, top) for kind, coefficient, top in pairs)
     for number, (column, coefficient, _) in enumerate(extra):
         rows.append(np.full(2, n * per_slot + number))
         columns.append(np.array([column, integer[number // 2]]))
         values.append(np.array([1.0, coefficient]))
+    binaries = len(integer)
+    if binaries:
+        cost = np.concatenate([cost, np.zeros(binaries)])
+        lower = np.concatenate([lower, np.zeros(binaries)])
+        upper = np.concatenate([upper, np.ones(binaries)])
     all_rows = np.concatenate(rows)
     order = np.argsort(all_rows, kind="stable")
     count = n * per_slot + len(extra)
     starts = np.zeros(count + 1, dtype=np.int32)
     np.cumsum(np.bincount(all_rows, minlength=count), out=starts[1:])
     return LinearProgram(
-        cost=np.array(lp_cost),
-        lower=np.array(lp_lower),
-        upper=np.array(lp_upper),
+        cost=cost,
+        lower=lower,
+        upper=upper,
         starts=starts,
         index=np.concatenate(columns)[order].astype(np.int32),
         value=np.concatenate(values)[order],
@@ -320,6 +322,14 @@ def _penalty(problem: Problem) -> float:
     """The cost of a kWh outside the window: more than any price could gain."""
     prices = [*problem.price_buy, *problem.price_sell, problem.value_at_end]
     return 1000.0 + 100.0 * max(abs(p) for p in [*prices, problem.battery.wear_cost])
+
+
+def _exclusion_slots(problem: Problem) -> list[int]:
+    """The slots that may need a binary (`_exclusions` says which)."""
+    import numpy as np
+
+    buy, sell = np.array(problem.price_buy), np.array(problem.price_sell)
+    return [int(i) for i in np.flatnonzero((sell >= buy) | (buy < 0))]
 
 
 def _exclusions(problem: Problem, i: int) -> list[list[tuple[int, float, float]]]:
@@ -459,40 +469,66 @@ def solve(problem: Problem) -> Plan:
     )
 
 
+#: The solver's options besides presolve: the same plan for the same LP, every time.
+SOLVER_OPTIONS: Final = (
+    ("output_flag", False),
+    ("threads", 1),
+    ("random_seed", 0),
+    ("mip_rel_gap", 0.0),
+    ("mip_abs_gap", 0.0),
+)
+_solvers = threading.local()
+
+
+def _solver() -> Any:
+    """This thread's HiGHS instance, emptied (creating one costs more than a small solve).
+
+    Every solve passes a whole new model after `clearSolver` and `clearModel`,
+    so nothing of an earlier solve (basis, solution) carries over: a plan
+    depends on its problem only (tests/projections/test_ems_lp.py checks it).
+    """
+    solver = getattr(_solvers, "highs", None)
+    if solver is None:
+        solver = _highs()._core._Highs()  # the public Highs() prints a banner on stdout
+        for option, setting in SOLVER_OPTIONS:
+            solver.setOptionValue(option, setting)
+        _solvers.highs = solver
+    else:
+        solver.clearModel()
+        solver.clearSolver()
+    return solver
+
+
 def run_highs(lp: LinearProgram, *, relax: bool = False) -> tuple[Sequence[float], float, float]:
     """Solve *lp* with HiGHS: (column values, objective, lower bound); *relax*: no binaries."""
+    import numpy as np
+
     highspy = _highs()
-    model = highspy.HighsLp()
-    model.num_col_ = lp.columns
-    model.num_row_ = lp.rows
-    model.col_cost_ = lp.cost
-    model.col_lower_ = lp.lower
-    model.col_upper_ = lp.upper
-    model.row_lower_ = lp.row_lower  # -inf and inf are kHighsInf's
-    model.row_upper_ = lp.row_upper
-    matrix = model.a_matrix_
-    matrix.format_ = highspy.MatrixFormat.kRowwise
-    matrix.start_ = lp.starts
-    matrix.index_ = lp.index
-    matrix.value_ = lp.value
     mip = bool(lp.integer) and not relax
+    integrality = np.zeros(lp.columns, dtype=np.int32)  # 0: continuous
     if mip:
-        kinds = [highspy.HighsVarType.kContinuous] * lp.columns
-        for column in lp.integer:
-            kinds[column] = highspy.HighsVarType.kInteger
-        model.integrality_ = kinds
-    solver = highspy._core._Highs()  # the public Highs() prints a banner on stdout
-    for option, setting in (
-        ("output_flag", False),
-        # presolve costs more than it saves on these small LPs; a MILP needs it
-        ("presolve", "on" if mip else "off"),
-        ("threads", 1),
-        ("random_seed", 0),
-        ("mip_rel_gap", 0.0),
-        ("mip_abs_gap", 0.0),
-    ):
-        solver.setOptionValue(option, setting)
-    if solver.passModel(model) != highspy.HighsStatus.kOk:
+        integrality[lp.integer] = 1  # kInteger
+    solver = _solver()
+    solver.setOptionValue("presolve", "on" if mip else "off")
+    # the arrays handed over as they are: a HighsLp built field by field costs more
+    status = solver.passModel(
+        lp.columns,
+        lp.rows,
+        len(lp.index),
+        2,  # the matrix is row-wise (MatrixFormat.kRowwise)
+        1,  # minimise (ObjSense.kMinimize)
+        0.0,  # no objective offset
+        lp.cost,
+        lp.lower,
+        lp.upper,
+        lp.row_lower,  # -inf and inf are kHighsInf's
+        lp.row_upper,
+        lp.starts[:-1],  # the C API's starts: one per row, without the end
+        lp.index,
+        lp.value,
+        integrality,
+    )
+    if status != highspy.HighsStatus.kOk:
         raise ScheduleError("HiGHS refused the model (a bug: please report it)")
     solver.run()
     status = solver.getModelStatus()
