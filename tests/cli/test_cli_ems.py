@@ -8,10 +8,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path as FsPath
 
 import pytest
+from cli_support import Script
 
 from moat_log.testing import ServeProcess
-
-from cli_support import Script
 
 CONFIG = """
 node = "pi1"
@@ -123,9 +122,7 @@ def test_whatif_names_a_bad_key_of_its_config(
 
 def test_a_bad_ems_table_is_refused_with_its_path(script: Script, tmp_path: FsPath) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text(
-        '[ems.home]\nslot = 700\n[ems.home.inputs]\nprice_buy = "p"\nsoc = "s"\n'
-    )
+    config.write_text('[ems.home]\nslot = 700\n[ems.home.inputs]\nprice_buy = "p"\nsoc = "s"\n')
     line = script.error("ems", "ls", "--node-config", str(config))
     assert "ems.home.slot: 700 s does not divide a day" in line
 

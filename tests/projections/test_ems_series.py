@@ -51,7 +51,7 @@ def test_what_is_not_a_series_is_named(value: object, message: str) -> None:
     st.sampled_from([300, 900, 3600]),
     st.integers(1, 40),
 )
-def test_the_fast_means_are_the_plain_ones(
+def test_the_fast_means_are_the_plain_ones(  # noqa: PLR0917 - given() passes them so
     values: list[float], step: float, start: int, at: int, slot: int, count: int
 ) -> None:
     series = Series(float(start), step, tuple(values))

@@ -129,8 +129,8 @@ def build_journal(journal: Any, days: int) -> int:
         changes.append((at, Change(Path.parse(path), value, source="bench", at=int(at * 1e9))))
 
     put("battery.soc", 0.5, T0 - 60)
-    put("price.buy", {"start": T0, "step": 3600, "values": [price(T0 + h * 3600, rng)
-                                                            for h in range(24)]}, T0 - 50)  # fmt: skip
+    first_day = [price(T0 + h * 3600, rng) for h in range(24)]
+    put("price.buy", {"start": T0, "step": 3600, "values": first_day}, T0 - 50)
     for d in range(days):
         day = T0 + d * DAY
         published = day + 13 * 3600
