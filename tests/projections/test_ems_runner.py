@@ -115,3 +115,20 @@ async def test_an_unchanged_plan_is_not_written_again(tmp_path: FsPath) -> None:
         writes = run.writes
         await plan_after(run, await write(node, "energy.forecast.load", 1.0))  # the same again
         assert run.writes == writes
+
+
+async def test_an_infeasible_load_keeps_the_last_plan_and_names_the_slot(tmp_path: FsPath) -> None:
+    extra = "[ems.home.grid]\nimport_kw = 2\ninverter_kw = 1"
+    config = in_process_config(CONFIG.format(extra="") + extra, tmp_path)
+    async with running_node(config) as node:
+        run = node.schedules["home"]
+        await feed_inputs(node, run, [0.2] * 24)
+        good = node.kv.get(Path.parse("ems.home.plan"))
+        assert good is not None
+        await plan_after(run, await write(node, "energy.forecast.load", 5.0))
+        status = node.status(None)["ems"]["home"]
+        assert status["state"] == "error"
+        assert (
+            "a load of 5 kW is more than the grid (2 kW) and the inverter (1 kW)" in status["error"]
+        )
+        assert node.kv.get(Path.parse("ems.home.plan")) == good
