@@ -26,12 +26,14 @@ PATHS = paths(st.sampled_from(["x", "y", ""]), max_depth=2)
 
 @contextmanager
 def journal_with(events: Sequence[Event]) -> Iterator[Journal]:
-    with tempfile.TemporaryDirectory() as data_dir:
-        with open_journal(
+    with (
+        tempfile.TemporaryDirectory() as data_dir,
+        open_journal(
             data_dir, create_node="n", wall_clock=FakeWallClock(DEFAULT_NOW + 100)
-        ) as journal:
-            journal.write_batch(list(events))
-            yield journal
+        ) as journal,
+    ):
+        journal.write_batch(list(events))
+        yield journal
 
 
 EVENT_SETS = st.lists(
