@@ -133,13 +133,13 @@ def winner_before(journal: Journal, event: Event) -> Event | None:
     """
     run = keys.path_prefix(event.path, subtree=False)
     with journal.read_transaction() as txn:
-        cursor = txn.cursor(db=journal.database("paths"))
+        cursor: Any = txn.cursor(db=journal.database("paths"))
         here = keys.path_key(event.path, event.hlc, event.origin)
         positioned = cursor.prev() if cursor.set_range(here) else cursor.last()
         if not positioned or not cursor.key().startswith(run):
             return None
-        position = cursor.value()
-        data = txn.get(position, db=journal.database("events"))
+        position: bytes = cursor.value()
+        data: bytes | None = txn.get(position, db=journal.database("events"))
     if data is None:
         raise _unreadable(position, None)
     try:
