@@ -139,7 +139,7 @@ def winner_before(journal: Journal, event: Event) -> Event | None:
         if not positioned or not cursor.key().startswith(run):
             return None
         position: bytes = cursor.value()
-        data: bytes | None = txn.get(position, db=journal.database("events"))
+        data: Any = txn.get(position, db=journal.database("events"))
     if data is None:
         raise _unreadable(position, None)
     try:
