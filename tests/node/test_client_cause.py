@@ -8,6 +8,7 @@ import pytest
 import trio
 
 import moat_log
+from moat_log.event import Event
 from moat_log.ids import EventId
 from moat_log.path import Path
 from moat_log.projections import open_journal
@@ -22,7 +23,7 @@ async def test_a_watch_item_given_as_cause_links_the_write_to_it(data_dir: FsPat
             assert await changes.__anext__() is LIVE
             frame = await client.set("sensor.motion", True, source="knx:1/2/3")
             item = await changes.__anext__()
-            assert item.id == frame.id
+            assert isinstance(item, Event) and item.id == frame.id
             written = await client.set("home.light", True, source="script:hall", cause=item)
             deleted = await client.delete("home.scene", cause=frame.id)
         light = await client.get("home.light")
