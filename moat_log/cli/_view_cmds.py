@@ -11,7 +11,6 @@ from moat_log.ids import EventId
 from moat_log.path import ROOT, Path
 from moat_log.timespec import format_time
 
-from ._chains import chain_json, print_chain
 from ._main import CommandError, Settings, cli, printable
 from ._node_access import open_access
 from ._output import (
@@ -161,7 +160,17 @@ async def conflicts(settings: Settings, *, path: str | None, chains: bool) -> No
         for path, winner, loser in found
     ]
     print_table(("PATH", "WINNER", "VALUE", "LOST", "LOST VALUE"), rows)
-    for (where, winner, loser), (winner_chain, loser_chain) in zip(found, sides, strict=False):  # none without --chains
+    if chains:
+        _print_sides(found, sides)
+
+
+def _print_sides(
+    found: list[tuple[Path, Event, Event | EventId]], sides: list[tuple[Chain, Chain | None]]
+) -> None:
+    """Each conflict's winner and loser with their chains of causes."""
+    from ._chains import print_chain
+
+    for (where, winner, loser), (winner_chain, loser_chain) in zip(found, sides, strict=True):
         lost = loser.id if isinstance(loser, Event) else loser
         click.echo(f"\n{printable(str(where))}: {winner.id} won over {lost}\n  the winner:")
         print_chain(winner_chain, indent="    ")
@@ -182,6 +191,8 @@ def _chains_of(
 
 
 def _chains_json(winner: Chain, loser: Chain | None) -> dict[str, Any]:
+    from ._chains import chain_json
+
     return {
         "winner_chain": chain_json(winner),
         "loser_chain": None if loser is None else chain_json(loser),
