@@ -45,8 +45,7 @@ def step_lines(step: Step) -> list[str]:
         lines.append(f"  overwrote {_other(step.overwrote)}")
     if step.conflict_with is not None:
         lines.append(
-            f"  conflict with {_other(step.conflict_with)}: "
-            f"written concurrently ({event.origin} had not seen it), and lost"
+            f"  conflict with {_other(step.conflict_with)}: concurrent, unseen by {event.origin}"
         )
     return lines
 

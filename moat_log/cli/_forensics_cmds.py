@@ -65,11 +65,12 @@ def why(settings: Settings, path: str, at: str | None, depth: int) -> None:
     with settings.journal() as journal:
         moment = resolve_time(journal, at, "--at")
         chain = explain(journal, target, moment, depth=depth)
-    when = "now" if moment is None else f"at {format_time(moment)}"
     if chain is None:
-        raise CommandError(f"{target} has no event {'yet' if moment is None else when}")
+        when = "yet" if moment is None else f"at {format_time(moment)}"
+        raise CommandError(f"{target} has no event {when}")
     if settings.as_json:
-        print_json({"path": str(target), "at": moment, **chain_json(chain)})
+        at_time = None if moment is None else format_time(moment)
+        print_json({"path": str(target), "at": moment, "at_time": at_time, **chain_json(chain)})
         return
     print_chain(chain)
 

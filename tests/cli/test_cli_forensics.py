@@ -44,7 +44,11 @@ def test_why_json_has_the_steps_and_the_end(journal_pi1: FsPath, script: Script)
         "cause": None,
         "message": "origin: written by knx:1/2/3 without a cause",
     }
-    assert (document["path"], document["at"]) == ("home.hall.light", None)
+    assert (document["path"], document["at"], document["at_time"]) == (
+        "home.hall.light",
+        None,
+        None,
+    )
 
 
 def test_why_at_a_moment_explains_the_value_of_then(journal_pi1: FsPath, script: Script) -> None:
