@@ -29,13 +29,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path as FsPath
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from journal import realistic_changes, scratch_dir, verdict
+from journal import best_seconds, realistic_changes, scratch_dir, verdict
 from moat_log.event import Event
 from moat_log.journal.change import Change
 from moat_log.journal.store import Journal
@@ -76,15 +75,6 @@ def build(journal: Journal, count: int) -> list[Event]:
     return list(reversed(chain))
 
 
-def best_seconds(work: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(REPEAT):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="journal size (1,000,000)")
@@ -100,11 +90,11 @@ def main() -> int:
             built = time.perf_counter() - started
             held = journal.stats().events
             ids = [event.id for event in chain[1:]]
-            baseline = best_seconds(lambda: [journal.get(i) for i in ids])
+            baseline = best_seconds(lambda: [journal.get(i) for i in ids], REPEAT)
             result = explain(journal, TARGET)
             assert result is not None and len(result.steps) == CAUSES + 1, result
             assert result.end.kind.value == "origin", result.end
-            walk = best_seconds(lambda: explain(journal, TARGET))
+            walk = best_seconds(lambda: explain(journal, TARGET), REPEAT)
         script = FsPath(sys.executable).with_name("moat-log")
         command = [str(script), "--data-dir", str(data_dir), "--json"]
         started = time.perf_counter()
