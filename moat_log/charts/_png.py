@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from moat_log.errors import InvalidInputError
 
-from ._model import Panel, runs, time_range, zone_name
+from ._model import Panel, runs, thinned, time_range, zone_name
 from ._svg import PALETTE
 
 #: What to install for PNG output.
@@ -51,7 +51,8 @@ def write_png(
             axis.grid(True, color="#eee")
             for index, series in enumerate(panel.series):
                 colour = PALETTE[index % len(PALETTE)]
-                for number, run in enumerate(runs(series, span[1] if span else 0.0)):
+                for number, whole in enumerate(runs(series, span[1] if span else 0.0)):
+                    run = thinned(whole, *span, 2000) if span else whole
                     times = [dt.datetime.fromtimestamp(t, dt.UTC) for t, _ in run]
                     axis.plot(
                         times,

@@ -19,6 +19,7 @@ from ._model import (
     Run,
     ValueScale,
     runs,
+    thinned,
     time_range,
     time_ticks,
     value_range,
@@ -99,7 +100,8 @@ def svg_chart(
 
             for index, series in enumerate(panel.series):
                 colour = PALETTE[index % len(PALETTE)]
-                for run in runs(series, span[1]):
+                for whole in runs(series, span[1]):
+                    run = thinned(whole, *span, plot_width)
                     parts.append(_run(series.name, run, colour, x_of, y_of))
         y += panel_height + _PANEL_GAP
     parts += _time_axis(ticks, x_of, y, span, tz)

@@ -11,7 +11,16 @@ import datetime as dt
 import itertools
 from collections.abc import Sequence
 
-from ._model import Panel, runs, time_range, time_ticks, value_range, value_scale, zone_name
+from ._model import (
+    Panel,
+    runs,
+    thinned,
+    time_range,
+    time_ticks,
+    value_range,
+    value_scale,
+    zone_name,
+)
 
 _BRAILLE_BASE = 0x2800
 # Dot bit of (column 0..1, row 0..3) inside a braille cell.
@@ -82,7 +91,8 @@ def terminal_chart(
         canvas = BrailleCanvas(columns, plot_rows)
         scale = value_scale(*values)
         for series in panel.series:
-            for run in runs(series, span[1]):
+            for whole in runs(series, span[1]):
+                run = thinned(whole, *span, canvas.width)
                 dots = [
                     (
                         _scaled((t - span[0]) / (span[1] - span[0]), canvas.width),

@@ -73,8 +73,10 @@ COMMAND_MODULES: Final[Mapping[str, str]] = {
     "ship": "_ship_cmds",
     "stats": "_query_cmds",
     "status": "_node_cmds",
+    "timeline": "_forensics_cmds",
     "verify": "_query_cmds",
     "watch": "_watch_cmd",
+    "why": "_forensics_cmds",
 }
 
 

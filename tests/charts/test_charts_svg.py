@@ -199,3 +199,14 @@ def test_write_chart_writes_svg_and_png_and_refuses_other_suffixes(tmp_path: Pat
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(InvalidInputError, match=r"\.svg or \.png"):
         write_chart(panels, tmp_path / "a.pdf")
+
+
+def test_a_long_series_is_thinned_to_a_few_points_per_column_and_keeps_its_peaks() -> None:
+    points: list[tuple[float, float | None]] = [(T0 + i, float(i % 100)) for i in range(100_000)]
+    points[54_321] = (T0 + 54_321, 1000.0)  # one spike
+    root = parsed([Panel("t", "", [Series("dense", points)])], width=500)
+    (run,) = lines_of(root, "dense")
+    assert len(run) <= 4 * (500 - 96)
+    assert (run[0][0], run[-1][0]) == (72.0, 500.0 - 24)  # the ends stay
+    top_of_plot = 8 + 24  # no title: the plot starts below the panel header
+    assert any(abs(y - top_of_plot) < 1 for _, y in run)  # the spike reaches the top
