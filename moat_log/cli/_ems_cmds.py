@@ -17,7 +17,7 @@ from moat_log.timespec import format_time
 
 from ._adapter_cmds import CONFIG_ENV
 from ._main import MoatLogGroup, Settings, cli
-from ._node_access import open_access
+from ._node_access import open_access, running_node_status
 from ._output import print_fields, print_json, print_table, stdout_is_terminal
 from ._values import TIME_HELP, resolve_range, resolve_time
 
@@ -100,13 +100,7 @@ async def ems_ls(settings: Settings, node_config: FsPath | None) -> None:
             for s in _schedules_from_config(node_config)
         }
     else:
-        async with open_access(settings) as access:
-            status = await access.status()
-        if not status.get("running"):
-            raise click.ClickException(
-                "no node is running on this data directory; give --node-config FILE to read "
-                "a config instead"
-            )
+        status = await running_node_status(settings, "--node-config")
         result = status.get("ems", {})
     if settings.as_json:
         print_json(result)
