@@ -54,6 +54,7 @@ COMMAND_MODULES: Final[Mapping[str, str]] = {
     "delete": "_journal_cmds",
     "demo": "_demo_cmd",
     "diff": "_replay_cmds",
+    "ems": "_ems_cmds",
     "errors": "_script_cmds",
     "export": "_file_cmds",
     "get": "_view_cmds",
@@ -74,9 +75,11 @@ COMMAND_MODULES: Final[Mapping[str, str]] = {
     "ship": "_ship_cmds",
     "stats": "_query_cmds",
     "status": "_node_cmds",
+    "timeline": "_forensics_cmds",
     "type": "_type_cmds",
     "verify": "_query_cmds",
     "watch": "_watch_cmd",
+    "why": "_forensics_cmds",
 }
 
 

@@ -79,6 +79,8 @@ class Node:
         self.adapters: dict[str, AdapterStatus] = {}
         #: The node's scripts (`moat_log.scripts.runner.ScriptSupervisor`), once they run.
         self.scripts: Any = None
+        #: Each energy schedule's run (`moat_log.projections.ems.runner`), by name.
+        self.schedules: dict[str, Any] = {}
         #: Connections from this process (`connect_in_process`); the server accepts them.
         self.in_process: Final = InProcessListener()
         self.connections = 0
@@ -162,6 +164,7 @@ class Node:
                 for name, adapter in self.adapters.items()
             },
             **({"scripts": self.scripts.status()} if self.scripts is not None else {}),
+            "ems": {name: run.status() for name, run in self.schedules.items()},
             "connections": self.connections,
             "listen": list(self.addresses),
             **({"sync": self.sync.status()} if self.sync is not None else {}),

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Final
 
-from moat_log.client import Client, PathLike, Stream
+from moat_log.client import _CAUSE, CauseLike, Client, PathLike, Stream
 from moat_log.errors import PermissionDeniedError
 from moat_log.event import Event, Op, Value
 from moat_log.ids import EventId
@@ -81,11 +82,15 @@ class ScriptClient:
             )
         return checked
 
-    def _cause(self, cause: EventId | object | None) -> EventId | None:
-        if cause is not _TRIGGER:
-            return cause  # type: ignore[return-value]
-        trigger = self._trigger()
-        return None if trigger is None else trigger.id
+    def _cause(self, cause: CauseLike | None) -> CauseLike | None:
+        """*cause* if given, else that of a `caused_by` block, else the trigger."""
+        if cause is not None or _CAUSE.get() is not None:
+            return cause  # the client applies the caused_by block's
+        return self._trigger()
+
+    def caused_by(self, cause: CauseLike) -> AbstractContextManager[EventId]:
+        """The writes of this task inside the block name *cause* (`Client.caused_by`)."""
+        return self._client.caused_by(cause)
 
     async def get(self, path: PathLike) -> Event | None:
         return await self._client.get(self._may("read", path))
@@ -98,7 +103,7 @@ class ScriptClient:
         path: PathLike,
         value: Value,
         *,
-        cause: EventId | object | None = None,
+        cause: CauseLike | None = None,
         durability: str | None = None,
     ) -> Written:
         """Write *value*; ``cause`` defaults to the event that triggered this run."""
@@ -111,15 +116,13 @@ class ScriptClient:
             checked,
             value,
             source=self.source,
-            cause=self._cause(_TRIGGER if cause is None else cause),
+            cause=self._cause(cause),
             durability=durability,
         )
 
-    async def delete(self, path: PathLike, *, cause: EventId | None = None) -> Written:
+    async def delete(self, path: PathLike, *, cause: CauseLike | None = None) -> Written:
         checked = self._may("write", path)
-        return await self._client.delete(
-            checked, source=self.source, cause=self._cause(_TRIGGER if cause is None else cause)
-        )
+        return await self._client.delete(checked, source=self.source, cause=self._cause(cause))
 
     async def list(self, path: PathLike = ()) -> list[Segment]:
         return await self._client.list(self._may("read", path))
@@ -138,10 +141,6 @@ class ScriptClient:
 
     async def status(self) -> dict[str, Any]:
         return await self._client.status()
-
-
-#: The default of `ScriptClient.set`'s cause: the trigger's id.
-_TRIGGER: Final = object()
 
 
 class ScriptContext:

@@ -242,3 +242,25 @@ async def main(script):
         report = await until_status(node, "sneaky", lambda s: s["errors"] >= 1)
         assert "a script stored by alice runs as alice" in report["last_error"]
         assert await client.get(":.moat.script.other") is None
+
+
+async def test_a_scripts_writes_name_the_trigger_unless_it_says_another_cause(
+    data_dir: FsPath,
+) -> None:
+    causes = """
+async def main(script):
+    await script.client.set("out.plain", 1)
+    other = await script.client.get("other")
+    with script.client.caused_by(other):
+        await script.client.set("out.block", 2)
+    await script.client.set("out.given", 3, cause=other.id)
+"""
+    async with node_and_client(data_dir) as (_node, client):
+        other = await client.set("other", 0)
+        await client.set(":.moat.script.causes", script_value(causes, on_change=["in"]))
+        trigger = await client.set("in", 1)
+        given = await next_value(client, "out.given", lambda e: e.value == 3)
+        plain, block = await client.get("out.plain"), await client.get("out.block")
+        assert plain is not None and plain.cause == trigger.id
+        assert block is not None and block.cause == other.id
+        assert given.cause == other.id
