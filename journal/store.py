@@ -52,7 +52,7 @@ from moat_log.errors import (
 )
 from moat_log.event import Event
 from moat_log.ids import MAX_U64, EventId, check_node_name
-from moat_log.idset import IdSet
+from moat_log.idset import IdSet, IdSetBuilder
 from moat_log.path import Path
 
 from . import keys
@@ -66,6 +66,7 @@ from .batch import (
 )
 from .change import Change
 from .keys import MetaKey, pack_u64, unpack_u64
+from .peers import PeerRecord, load_peers, store_peer
 from .projection import TxnProjection
 from .selection import EventSelection, PathsWindow
 
@@ -92,6 +93,15 @@ MAX_DBS = 32  # the journal's own five plus the views' databases
 class DatabaseStats:
     entries: int
     bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionResult:
+    """What one `Journal.compact` did: events removed (and their packed bytes), roll-ups."""
+
+    removed: int
+    removed_bytes: int
+    rollups: list[Event]
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,6 +507,78 @@ class Journal:
         """The ids of every event held (per origin, the set of seqs)."""
         with self._read() as txn:
             return load_ranges(txn, self._dbs["meta"])
+
+    def gone(self) -> IdSet:
+        """The ids compaction removed: still in `summary` (never asked for again), not readable."""
+        with self._read() as txn:
+            return load_ranges(txn, self._dbs["meta"], MetaKey.GONE)
+
+    def peers(self) -> dict[str, PeerRecord]:
+        """What each known peer last stated holding (`moat_log.journal.peers`)."""
+        with self._read() as txn:
+            return load_peers(txn, self._dbs["meta"])
+
+    def record_peer(self, name: str, held: IdSet, seen: int) -> PeerRecord:
+        """Durably note that peer *name* stated holding *held* at *seen* (ns)."""
+        return self._write(lambda txn: store_peer(txn, self._dbs["meta"], name, held, seen))
+
+    def compact(
+        self, rollups: Sequence[Change], removals: Iterable[EventId]
+    ) -> CompactionResult:
+        """Write *rollups* and remove the events *removals* in one durable transaction.
+
+        The caller (`moat_log.journal.compaction`) decided that removing them
+        is safe; this only keeps the journal consistent: each removed event
+        loses its record and its three index entries, its id moves to
+        ``gone:`` and stays in the ranges (held, in the summary's sense).
+        Ids not held, or gone already, are skipped.
+        """
+        if self._write_refusal is not None:
+            raise JournalError(self._write_refusal)
+        removals = list(removals)
+        return self._write(lambda txn: self._compact(txn, rollups, removals))
+
+    def _compact(
+        self, txn: lmdb.Transaction, rollups: Sequence[Change], removals: list[EventId]
+    ) -> CompactionResult:
+        dbs = self._dbs
+        written: list[Event] = []
+        if rollups:
+            batch = WriteBatch(txn, dbs, self.node, self._wall_clock, tuple(self.projections.values()))
+            for change in rollups:
+                result = batch.write(change)
+                if isinstance(result, MoatLogError):
+                    raise result
+                assert isinstance(result, Event)
+                written.append(result)
+            batch.finish()
+        gone = IdSetBuilder(load_ranges(txn, dbs["meta"], MetaKey.GONE))
+        changed: set[str] = set()
+        removed = removed_bytes = 0
+        for origin, seq in removals:
+            id_key = keys.id_key(origin, seq)
+            pos = txn.get(id_key, db=dbs["ids"])
+            if pos is None:
+                continue
+            data = txn.get(pos, db=dbs["events"])
+            if data is None:
+                raise JournalCorruptError(f"event {origin}:{seq} is indexed but missing; run verify")
+            event = _unpack(data, pos)
+            txn.delete(pos, db=dbs["events"])
+            txn.delete(id_key, db=dbs["ids"])
+            txn.delete(keys.path_key(event.path, event.hlc, origin), db=dbs["paths"])
+            txn.delete(keys.time_key(event.hlc, origin), db=dbs["times"])
+            gone.add(origin, seq)
+            changed.add(origin)
+            removed += 1
+            removed_bytes += len(data)
+        for origin in changed:
+            txn.put(
+                MetaKey.GONE + origin.encode(),
+                msgpack.packb(gone.seqs(origin).to_msgpack()),
+                db=dbs["meta"],
+            )
+        return CompactionResult(removed, removed_bytes, written)
 
     def summary_at(self) -> tuple[IdSet, int]:
         """`summary` and the last position, read together: the summary is positions 1 .. it."""

@@ -1,0 +1,192 @@
+"""The compaction shell: reads the journal, asks the planner, removes in chunks.
+
+`compact_journal` is synchronous (run it in a worker thread from trio): it
+works out the frontier (`frontier_of`), walks the KV view's paths, feeds
+each path that a rule covers to a `PathCompaction`, and hands what it
+plans to `Journal.compact` a chunk at a time.  Each chunk is one durable
+transaction holding whole intervals: a roll-up is never committed without
+the removal of the raw events it summarises being in the same transaction,
+or after it.  A run interrupted between chunks leaves a consistent journal;
+the next run goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from moat_log.event import Op
+from moat_log.ids import EventId
+from moat_log.idset import IdSet
+from moat_log.journal.change import Change
+from moat_log.journal.compaction import (
+    RESERVED_SEGMENT,
+    PathCompaction,
+    RetentionRule,
+    rolled_intervals,
+    rollup_path,
+    rule_for,
+)
+from moat_log.journal.peers import PeerRecord
+from moat_log.journal.store import Journal
+from moat_log.path import Path
+
+from .kv import KVView
+
+__all__ = [
+    "CompactionReport",
+    "Frontier",
+    "compact_journal",
+    "frontier_of",
+    "retirement_path",
+]
+
+#: Events removed per transaction.
+CHUNK = 50_000
+
+
+def retirement_path(peer: str) -> Path:
+    """The path of the event that retires *peer*: ``moat-log.peer.<name>.retired``."""
+    return Path((RESERVED_SEGMENT, "peer", peer, "retired"))
+
+
+@dataclass(frozen=True, slots=True)
+class Frontier:
+    """What compaction may remove: the ids every counted peer stated holding."""
+
+    ids: IdSet
+    counted: tuple[PeerRecord, ...]
+    retired: dict[str, int]  # peer -> hlc of its retirement (not counted)
+    #: Configured peers whose name no link has told yet: nothing is confirmed for them.
+    unanswered: int = 0
+
+
+def frontier_of(journal: Journal, view: KVView, *, unanswered: int = 0) -> Frontier:
+    """The frontier now: held ids that every known peer not retired has stated holding.
+
+    A peer retired and then seen again after its retirement counts again.
+    With *unanswered* configured peers whose name is unknown, it is empty.
+    """
+    held = journal.summary() - journal.gone()
+    counted: list[PeerRecord] = []
+    retired: dict[str, int] = {}
+    for name, record in sorted(journal.peers().items()):
+        event = view.get(retirement_path(name))
+        if event is not None and event.op is Op.SET and record.seen <= event.hlc:
+            retired[name] = event.hlc
+            continue
+        counted.append(record)
+    ids = IdSet() if unanswered else held
+    for record in counted:
+        ids = ids & record.held
+    return Frontier(ids, tuple(counted), retired, unanswered)
+
+
+@dataclass(slots=True)
+class CompactionReport:
+    """What a run removed or, with ``dry_run``, would remove."""
+
+    removed: int = 0
+    removed_bytes: int = 0
+    rollups: int = 0
+    paths: int = 0  # paths a rule covers
+    kept_unconfirmed: int = 0  # old enough, but a peer has not confirmed holding them
+    per_rule: dict[str, int] = field(default_factory=dict)  # removed per rule
+    frontier: Frontier | None = None
+
+
+def compact_journal(
+    journal: Journal,
+    view: KVView,
+    rules: Sequence[RetentionRule],
+    *,
+    now: int,
+    unanswered: int = 0,
+    dry_run: bool = False,
+    chunk: int = CHUNK,
+) -> CompactionReport:
+    """Apply *rules* at time *now* (ns): write roll-ups, remove what the frontier allows."""
+    frontier = frontier_of(journal, view, unanswered=unanswered)
+    report = CompactionReport(frontier=frontier)
+    if not rules:
+        return report
+    protected = _global_protection(journal)
+    rollups: list[Change] = []
+    removals: list[EventId] = []
+    for path, heads in view.heads():
+        rule = rule_for(rules, path)
+        if rule is None:
+            continue
+        report.paths += 1
+        plan = _plan_path(journal, path, rule, heads, protected, frontier.ids, now)
+        report.kept_unconfirmed += plan.kept_unconfirmed
+        report.per_rule[rule.name] = report.per_rule.get(rule.name, 0) + len(plan.removals)
+        report.rollups += len(plan.rollups)
+        rollups.extend(plan.rollups)
+        removals.extend(plan.removals)
+        if len(removals) >= chunk:
+            _apply(journal, rollups, removals, report, dry_run)
+            rollups, removals = [], []
+    _apply(journal, rollups, removals, report, dry_run)
+    return report
+
+
+def _global_protection(journal: Journal) -> set[EventId]:
+    """Each origin's greatest seq, and the event at the journal's last position."""
+    summary = journal.summary()
+    protected = {EventId(origin, summary.max(origin)) for origin in summary.origins}
+    newest = journal.newest()
+    if newest is not None:
+        protected.add(newest[1].id)
+    return protected
+
+
+def _plan_path(
+    journal: Journal,
+    path: Path,
+    rule: RetentionRule,
+    heads: dict[str, int],
+    protected: set[EventId],
+    frontier: IdSet,
+    now: int,
+) -> PathCompaction:
+    rolled = {}
+    if rule.rollup is not None:
+        rolled = rolled_intervals(journal.history(rollup_path(rule.rollup, path)))
+    here = protected | {EventId(origin, seq) for origin, seq in heads.items()}
+    plan = PathCompaction(
+        path,
+        rule,
+        node=journal.node,
+        cutoff=now - rule.raw_for,
+        frontier=frontier,
+        protected=here,
+        rolled=rolled,
+    )
+    for event in journal.history(path):
+        if event.hlc >= plan.cutoff:
+            break
+        plan.feed(event)
+    plan.finish()
+    return plan
+
+
+def _apply(
+    journal: Journal,
+    rollups: list[Change],
+    removals: Iterable[EventId],
+    report: CompactionReport,
+    dry_run: bool,
+) -> None:
+    removals = list(removals)
+    if not rollups and not removals:
+        return
+    if dry_run:
+        report.removed += len(removals)
+        for event_id in removals:
+            event = journal.get(event_id)
+            report.removed_bytes += 0 if event is None else len(event.pack())
+        return
+    result = journal.compact(rollups, removals)
+    report.removed += result.removed
+    report.removed_bytes += result.removed_bytes
