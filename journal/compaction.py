@@ -137,7 +137,9 @@ class RetentionRule:
             raise ValueError(f"rule {self.name!r}: the roll-up interval is whole seconds > 0")
         for source in self.sources:
             if not _SOURCE_CLASS.match(source):
-                raise ValueError(f"rule {self.name!r}: {source!r} is not a source class like 'knx:'")
+                raise ValueError(
+                    f"rule {self.name!r}: {source!r} is not a source class like 'knx:'"
+                )
 
     def matches_path(self, path: Path) -> bool:
         return not is_reserved(path) and any(p.matches(path) for p in self.paths)
@@ -152,10 +154,6 @@ def rule_for(rules: Iterable[RetentionRule], path: Path) -> RetentionRule | None
         if rule.matches_path(path):
             return rule
     return None
-
-
-def _numeric(value: Any) -> bool:
-    return type(value) in (int, float)
 
 
 @dataclass(slots=True)
@@ -173,9 +171,9 @@ class _Interval:
 
     def add(self, event: Event) -> None:
         self.count += 1
-        value = event.value if event.op is Op.SET else None
+        value: Any = event.value if event.op is Op.SET else None
         self.last = value
-        if _numeric(value):
+        if type(value) in (int, float):
             self.numbers += 1
             self.total += value
             self.low = value if self.low is None else min(self.low, value)

@@ -36,23 +36,29 @@ class PeerRecord:
     first: int
 
     def pack(self) -> bytes:
-        return msgpack.packb({"held": self.held.to_wire(), "seen": self.seen, "first": self.first})
+        packed: bytes = msgpack.packb(
+            {"held": self.held.to_wire(), "seen": self.seen, "first": self.first}
+        )
+        return packed
 
     @classmethod
     def unpack(cls, name: str, data: bytes) -> PeerRecord:
         try:
             value = msgpack.unpackb(data)
-            return cls(name, IdSet.from_wire(value["held"]), int(value["seen"]), int(value["first"]))
+            held = IdSet.from_wire(value["held"])
+            return cls(name, held, int(value["seen"]), int(value["first"]))
         except (ValueError, KeyError, TypeError) as exc:
-            raise JournalCorruptError(f"the journal's record of peer {name!r} is damaged: {exc}")
+            raise JournalCorruptError(
+                f"the journal's record of peer {name!r} is damaged: {exc}"
+            ) from exc
 
 
 def load_peers(txn: lmdb.Transaction, meta: Any) -> dict[str, PeerRecord]:
     found = {}
     cursor = txn.cursor(db=meta)
     if cursor.set_range(MetaKey.PEER):
-        for key, value in cursor:
-            key = bytes(key)
+        for raw_key, value in cursor:
+            key = bytes(raw_key)
             if not key.startswith(MetaKey.PEER):
                 break
             name = key[len(MetaKey.PEER) :].decode()

@@ -522,9 +522,7 @@ class Journal:
         """Durably note that peer *name* stated holding *held* at *seen* (ns)."""
         return self._write(lambda txn: store_peer(txn, self._dbs["meta"], name, held, seen))
 
-    def compact(
-        self, rollups: Sequence[Change], removals: Iterable[EventId]
-    ) -> CompactionResult:
+    def compact(self, rollups: Sequence[Change], removals: Iterable[EventId]) -> CompactionResult:
         """Write *rollups* and remove the events *removals* in one durable transaction.
 
         The caller (`moat_log.journal.compaction`) decided that removing them
@@ -544,7 +542,8 @@ class Journal:
         dbs = self._dbs
         written: list[Event] = []
         if rollups:
-            batch = WriteBatch(txn, dbs, self.node, self._wall_clock, tuple(self.projections.values()))
+            views = tuple(self.projections.values())
+            batch = WriteBatch(txn, dbs, self.node, self._wall_clock, views)
             for change in rollups:
                 result = batch.write(change)
                 if isinstance(result, MoatLogError):
@@ -562,7 +561,9 @@ class Journal:
                 continue
             data = txn.get(pos, db=dbs["events"])
             if data is None:
-                raise JournalCorruptError(f"event {origin}:{seq} is indexed but missing; run verify")
+                raise JournalCorruptError(
+                    f"event {origin}:{seq} is indexed but missing; run 'moat-log verify'"
+                )
             event = _unpack(data, pos)
             txn.delete(pos, db=dbs["events"])
             txn.delete(id_key, db=dbs["ids"])

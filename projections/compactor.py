@@ -141,7 +141,7 @@ def _global_protection(journal: Journal) -> set[EventId]:
     return protected
 
 
-def _plan_path(
+def _plan_path(  # noqa: PLR0917 - one call site, all of it the path's context
     journal: Journal,
     path: Path,
     rule: RetentionRule,

@@ -9,6 +9,7 @@ import pytest
 
 from moat_log.event import Event, Op
 from moat_log.ids import EventId
+from moat_log.idset import IdSet
 from moat_log.journal.change import Change
 from moat_log.journal.compaction import PathPattern, RetentionRule, rollup_path
 from moat_log.journal.store import Journal
@@ -57,7 +58,12 @@ def test_old_readings_become_hourly_rollups_and_the_rest_stays(journal: Journal)
     rollups = list(journal.history(rollup_path(HOUR, TEMP)))
     assert [r.value["from"] for r in rollups] == [T0, T0 + HOUR, T0 + 2 * HOUR]
     assert rollups[0].value == {
-        "from": T0, "until": T0 + HOUR, "count": 6, "min": 0.0, "max": 5.0, "mean": 2.5,
+        "from": T0,
+        "until": T0 + HOUR,
+        "count": 6,
+        "min": 0.0,
+        "max": 5.0,
+        "mean": 2.5,
         "last": 5.0,
     }
     assert rollups[0].source == "rollup:temps"
@@ -68,9 +74,7 @@ def test_old_readings_become_hourly_rollups_and_the_rest_stays(journal: Journal)
     assert verify_journal(journal).ok
 
 
-def IdSetOf(events: list[Event]):  # noqa: N802 - reads like a constructor
-    from moat_log.idset import IdSet
-
+def IdSetOf(events: list[Event]) -> IdSet:
     return IdSet.of_events(events)
 
 
@@ -99,7 +103,7 @@ def test_the_kv_view_of_what_remains_is_the_view_before(journal: Journal) -> Non
     before = {str(e.path): e for e in view.walk(deleted=True)}
     compact_journal(journal, view, [RULE], now=T0 + 50 * HOUR)
     journal.rebuild_view("kv")
-    after = {str(e.path): e for e in view.walk(deleted=True) if not str(e.path).startswith("moat-log")}
+    after = {str(e.path): e for e in view.walk(deleted=True) if e.path[0] != "moat-log"}
     assert after == before
     assert not view.check()
 
@@ -115,8 +119,6 @@ def test_an_event_of_a_removed_id_arriving_again_is_dropped(journal: Journal) ->
 def test_a_peer_that_has_not_stated_holding_an_event_keeps_it(journal: Journal) -> None:
     events = write_readings(journal, hours=5)
     first_two_hours = {e.id for e in events if e.hlc < T0 + 2 * HOUR}
-    from moat_log.idset import IdSet
-
     journal.record_peer("pi2", IdSet.of_events(e for e in events if e.id in first_two_hours), T0)
     report = compact_journal(journal, kv_view(journal), [RULE], now=T0 + 5 * HOUR)
     assert report.removed == 12
@@ -127,8 +129,6 @@ def test_a_peer_that_has_not_stated_holding_an_event_keeps_it(journal: Journal) 
 def test_a_peer_retired_after_it_was_last_seen_no_longer_holds_compaction_back(
     journal: Journal,
 ) -> None:
-    from moat_log.idset import IdSet
-
     write_readings(journal, hours=5)
     journal.record_peer("pi2", IdSet(), T0)
     assert compact_journal(journal, kv_view(journal), [RULE], now=T0 + 5 * HOUR).removed == 0
@@ -156,9 +156,21 @@ def test_readings_of_another_origin_wait_for_that_origins_rollup(journal: Journa
     assert report.removed == 0, "pi2 has not rolled its hour up"
     journal.insert(
         Event(
-            "pi2", 7, T0 + 3 * HOUR, {}, rollup_path(HOUR, TEMP), Op.SET,
-            {"from": T0, "until": T0 + HOUR, "count": 6, "min": 0.0, "max": 5.0,
-             "mean": 2.5, "last": 5.0},
+            "pi2",
+            7,
+            T0 + 3 * HOUR,
+            {},
+            rollup_path(HOUR, TEMP),
+            Op.SET,
+            {
+                "from": T0,
+                "until": T0 + HOUR,
+                "count": 6,
+                "min": 0.0,
+                "max": 5.0,
+                "mean": 2.5,
+                "last": 5.0,
+            },
             "rollup:temps",
         )
     )
