@@ -5,7 +5,9 @@ A node keeps, per peer it has had a standing sync link with, the last
 record survives restarts, and compaction may remove only ids that every
 known, unretired peer has stated holding (docs/decisions.md, "Retention
 and compaction").  Key ``peer:`` + name, value the msgpack map
-``{"held": held ranges, "seen": ns, "first": ns}``.
+``{"held": held ranges, "seen": ns, "first": ns, "address": str}`` (the
+address this node dials it at, "" if it dialled in: a configured address
+no record names is a peer whose name this node has never learned).
 """
 
 from __future__ import annotations
@@ -34,10 +36,16 @@ class PeerRecord:
     held: IdSet
     seen: int
     first: int
+    address: str = ""
 
     def pack(self) -> bytes:
         packed: bytes = msgpack.packb(
-            {"held": self.held.to_wire(), "seen": self.seen, "first": self.first}
+            {
+                "held": self.held.to_wire(),
+                "seen": self.seen,
+                "first": self.first,
+                "address": self.address,
+            }
         )
         return packed
 
@@ -46,7 +54,8 @@ class PeerRecord:
         try:
             value = msgpack.unpackb(data)
             held = IdSet.from_wire(value["held"])
-            return cls(name, held, int(value["seen"]), int(value["first"]))
+            address = str(value.get("address", ""))
+            return cls(name, held, int(value["seen"]), int(value["first"]), address)
         except (ValueError, KeyError, TypeError) as exc:
             raise JournalCorruptError(
                 f"the journal's record of peer {name!r} is damaged: {exc}"
@@ -66,13 +75,16 @@ def load_peers(txn: lmdb.Transaction, meta: Any) -> dict[str, PeerRecord]:
     return found
 
 
-def store_peer(txn: lmdb.Transaction, meta: Any, name: str, held: IdSet, seen: int) -> PeerRecord:
+def store_peer(  # noqa: PLR0917 - the record's fields
+    txn: lmdb.Transaction, meta: Any, name: str, held: IdSet, seen: int, address: str = ""
+) -> PeerRecord:
     """Record that *name* stated holding *held* at *seen* (replacing what it said before)."""
     check_node_name(name)
     key = MetaKey.PEER + name.encode()
     old = txn.get(key, db=meta)
-    first = seen if old is None else PeerRecord.unpack(name, bytes(old)).first
-    record = PeerRecord(name, held, seen, first)
+    before = None if old is None else PeerRecord.unpack(name, bytes(old))
+    first = seen if before is None else before.first
+    record = PeerRecord(name, held, seen, first, address or (before.address if before else ""))
     txn.put(key, record.pack(), db=meta)
     return record
 

@@ -518,9 +518,13 @@ class Journal:
         with self._read() as txn:
             return load_peers(txn, self._dbs["meta"])
 
-    def record_peer(self, name: str, held: IdSet, seen: int) -> PeerRecord:
-        """Durably note that peer *name* stated holding *held* at *seen* (ns)."""
-        return self._write(lambda txn: store_peer(txn, self._dbs["meta"], name, held, seen))
+    def record_peer(self, name: str, held: IdSet, seen: int, address: str = "") -> PeerRecord:
+        """Durably note that peer *name* stated holding *held* at *seen* (ns).
+
+        *address*: where this node dials it (kept from before if empty).
+        """
+        meta = self._dbs["meta"]
+        return self._write(lambda txn: store_peer(txn, meta, name, held, seen, address))
 
     def compact(self, rollups: Sequence[Change], removals: Iterable[EventId]) -> CompactionResult:
         """Write *rollups* and remove the events *removals* in one durable transaction.
@@ -580,6 +584,16 @@ class Journal:
                 db=dbs["meta"],
             )
         return CompactionResult(removed, removed_bytes, written)
+
+    def copy_to(self, target: str | os.PathLike[str]) -> None:
+        """Write a compacted copy of the LMDB file to the directory *target*.
+
+        A consistent snapshot, taken in one read transaction: safe while
+        other processes write.  The copy holds only pages in use, so it is
+        how the space compaction freed goes back to the disk.
+        """
+        with self._gate.transaction():
+            self._env.copy(os.fspath(target), compact=True)
 
     def summary_at(self) -> tuple[IdSet, int]:
         """`summary` and the last position, read together: the summary is positions 1 .. it."""

@@ -48,6 +48,7 @@ from moat_log.protocol.auth import check_user_name
 from moat_log.protocol.messages import REQUEST_TYPES
 from moat_log.records import FieldError, parse, read
 
+from .retention_config import RetentionConfig, retention_from_table
 from .sync_config import SyncConfig, sync_from_table
 
 __all__ = [
@@ -143,6 +144,8 @@ class NodeConfig:
     sync: SyncConfig | None = None
     #: The bus adapters (``[adapters.NAME]``), in the file's order.
     adapters: tuple[AdapterConfig, ...] = ()
+    #: What compaction may thin out, and how often the node runs it (``[retention]``).
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     source: str = EMBEDDED
 
     def __post_init__(self) -> None:
@@ -248,6 +251,7 @@ class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     journal: _JournalTable = _JournalTable()
     sync: Any = None
     adapters: Any = None
+    retention: Any = None
 
 
 def _error(source: str, key: str, problem: str) -> ConfigError:
@@ -324,6 +328,8 @@ def config_from_document(
         settings["data_dir"] = path if path.is_absolute() or base is None else base / path
     if file.sync is not None:
         settings["sync"] = sync_from_table(source, file.sync, base)
+    if file.retention is not None:
+        settings["retention"] = retention_from_table(source, file.retention)
     return NodeConfig(**settings)
 
 
