@@ -270,6 +270,11 @@ class SyncConnection:
         return self._peer_held.build()
 
     @property
+    def peer_offered(self) -> IdSet:
+        """What the peer's summary offered: the ids it holds and has not compacted."""
+        return self._peer_summary
+
+    @property
     def wanted(self) -> IdSet:
         """What the peer's summary offers that this node does not hold (yet)."""
         return self._holdings.lacks(self._peer_summary)

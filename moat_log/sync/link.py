@@ -47,7 +47,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal, TypeAlias
 
 import trio
@@ -147,6 +147,8 @@ class PeerStatus:
     until: float | None = None
     #: How the link ended (``reason: message``), for a peer that is gone.
     last_error: str = ""
+    #: What the peer's summary offered: what it held less what it compacted.
+    offered: IdSet = field(default_factory=IdSet)
 
 
 class Replicator:
@@ -446,6 +448,7 @@ class _Link:
             self.peer_has,
             until,
             last_error,
+            self.conn.peer_offered,
         )
 
     @property
