@@ -167,7 +167,7 @@ class _Interval:
     low: Any = None
     high: Any = None
     last: Any = None
-    waiting: list[EventId] = field(default_factory=list)  # removable once it is written
+    waiting: list[Event] = field(default_factory=list)  # removable once it is written
 
     def add(self, event: Event) -> None:
         self.count += 1
@@ -196,7 +196,7 @@ class PathCompaction:
 
     *rolled* maps an origin to the interval starts its roll-ups of this path
     already cover (from the roll-up path's events).  Afterwards `removals`
-    are the ids to delete and `rollups` the changes to write with them.
+    are the events to delete and `rollups` the changes to write with them.
     """
 
     def __init__(
@@ -215,7 +215,7 @@ class PathCompaction:
         self._frontier, self._protected = frontier, protected
         self._rolled = {origin: set(starts) for origin, starts in (rolled or {}).items()}
         self._open: _Interval | None = None
-        self.removals: list[EventId] = []
+        self.removals: list[Event] = []
         self.rollups: list[Change] = []
         self.kept_recent = 0  # events inside the raw window
         self.kept_unconfirmed = 0  # old enough, but some peer has not confirmed them
@@ -230,7 +230,7 @@ class PathCompaction:
             return
         interval = rule.rollup
         if interval is None:
-            self._consider(event.id)
+            self._consider(event)
             return
         start = event.hlc - event.hlc % interval
         if start + interval > self.cutoff:
@@ -240,10 +240,10 @@ class PathCompaction:
         if own and start not in self._rolled.get(self.node, ()):
             self._summing(start).add(event)
             if self._removable(event.id):
-                self._summing(start).waiting.append(event.id)
+                self._summing(start).waiting.append(event)
             return
         if start in self._rolled.get(event.origin, ()):
-            self._consider(event.id)
+            self._consider(event)
 
     def finish(self) -> None:
         """Write the roll-up still being summed."""
@@ -279,9 +279,9 @@ class PathCompaction:
             return False
         return True
 
-    def _consider(self, event_id: EventId) -> None:
-        if self._removable(event_id):
-            self.removals.append(event_id)
+    def _consider(self, event: Event) -> None:
+        if self._removable(event.id):
+            self.removals.append(event)
 
 
 def rolled_intervals(rollups: Iterable[Event]) -> dict[str, set[int]]:

@@ -526,14 +526,17 @@ class Journal:
         meta = self._dbs["meta"]
         return self._write(lambda txn: store_peer(txn, meta, name, held, seen, address))
 
-    def compact(self, rollups: Sequence[Change], removals: Iterable[EventId]) -> CompactionResult:
+    def compact(
+        self, rollups: Sequence[Change], removals: Iterable[EventId | Event]
+    ) -> CompactionResult:
         """Write *rollups* and remove the events *removals* in one durable transaction.
 
         The caller (`moat_log.journal.compaction`) decided that removing them
         is safe; this only keeps the journal consistent: each removed event
         loses its record and its three index entries, its id moves to
         ``gone:`` and stays in the ranges (held, in the summary's sense).
-        Ids not held, or gone already, are skipped.
+        Ids not held, or gone already, are skipped.  Removals given as the
+        events themselves (as the planner read them) spare reading them again.
         """
         if self._write_refusal is not None:
             raise JournalError(self._write_refusal)
@@ -541,7 +544,7 @@ class Journal:
         return self._write(lambda txn: self._compact(txn, rollups, removals))
 
     def _compact(
-        self, txn: lmdb.Transaction, rollups: Sequence[Change], removals: list[EventId]
+        self, txn: lmdb.Transaction, rollups: Sequence[Change], removals: list[EventId | Event]
     ) -> CompactionResult:
         dbs = self._dbs
         written: list[Event] = []
@@ -556,27 +559,25 @@ class Journal:
                 written.append(result)
             batch.finish()
         gone = IdSetBuilder(load_ranges(txn, dbs["meta"], MetaKey.GONE))
-        changed: set[str] = set()
-        removed = removed_bytes = 0
-        for origin, seq in removals:
+        events_db, ids_db = dbs["events"], dbs["ids"]
+        done: list[Event] = []
+        removed_bytes = 0
+        for item in removals:
+            origin, seq = item.origin, item.seq
             id_key = keys.id_key(origin, seq)
-            pos = txn.get(id_key, db=dbs["ids"])
+            pos = txn.get(id_key, db=ids_db)
             if pos is None:
                 continue
-            data = txn.get(pos, db=dbs["events"])
-            if data is None:
-                raise JournalCorruptError(
-                    f"event {origin}:{seq} is indexed but missing; run 'moat-log verify'"
-                )
-            event = _unpack(data, pos)
-            txn.delete(pos, db=dbs["events"])
-            txn.delete(id_key, db=dbs["ids"])
+            event = item if isinstance(item, Event) else self._removed_event(txn, pos, item)
+            removed_bytes += len(event.pack())
+            txn.delete(pos, db=events_db)
+            txn.delete(id_key, db=ids_db)
             txn.delete(keys.path_key(event.path, event.hlc, origin), db=dbs["paths"])
             txn.delete(keys.time_key(event.hlc, origin), db=dbs["times"])
-            gone.add(origin, seq)
-            changed.add(origin)
-            removed += 1
-            removed_bytes += len(data)
+            done.append(event)
+        _add_runs(gone, sorted((event.origin, event.seq) for event in done))
+        changed = {event.origin for event in done}
+        removed = len(done)
         for origin in changed:
             txn.put(
                 MetaKey.GONE + origin.encode(),
@@ -584,6 +585,14 @@ class Journal:
                 db=dbs["meta"],
             )
         return CompactionResult(removed, removed_bytes, written)
+
+    def _removed_event(
+        self, txn: lmdb.Transaction, pos: keys.BytesLike, event_id: EventId
+    ) -> Event:
+        data = txn.get(pos, db=self._dbs["events"])
+        if data is None:
+            raise JournalCorruptError(f"event {event_id} is indexed but missing; run verify")
+        return _unpack(data, pos)
 
     def copy_to(self, target: str | os.PathLike[str]) -> None:
         """Write a compacted copy of the LMDB file to the directory *target*.
@@ -796,6 +805,19 @@ class Journal:
             file_bytes=os.stat(self.path / "data.mdb").st_size,
             map_bytes=self._env.info()["map_size"],
         )
+
+
+def _add_runs(builder: IdSetBuilder, ids: list[tuple[str, int]]) -> None:
+    """Add sorted *ids* to *builder* a run of consecutive seqs at a time (few range inserts)."""
+    index = 0
+    while index < len(ids):
+        origin, first = ids[index]
+        last = first
+        index += 1
+        while index < len(ids) and ids[index] == (origin, last + 1):
+            last += 1
+            index += 1
+        builder.add_range(origin, first, last)
 
 
 def _open_env(directory: FsPath, map_size: int, *, create: bool = True) -> lmdb.Environment:

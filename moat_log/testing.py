@@ -442,12 +442,14 @@ class MemoryJournal:
         self._peers[name] = record
         return record
 
-    def compact(self, rollups: Sequence[Change], removals: Iterable[EventId]) -> list[Event]:
+    def compact(
+        self, rollups: Sequence[Change], removals: Iterable[EventId | Event]
+    ) -> list[Event]:
         """`Journal.compact`: write *rollups*, remove the events *removals* (ids stay held)."""
         written = [self.append(change) for change in rollups]
-        for origin, seq in removals:
-            if self._packed.pop(EventId(origin, seq), None) is not None:
-                self._gone.setdefault(origin, RangeSet()).add(seq)
+        for item in removals:
+            if self._packed.pop(EventId(item.origin, item.seq), None) is not None:
+                self._gone.setdefault(item.origin, RangeSet()).add(item.seq)
         return written
 
     # ------------------------------------------------------------------- reads

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from moat_log.event import Op
+from moat_log.event import Event, Op
 from moat_log.ids import EventId
 from moat_log.idset import IdSet
 from moat_log.journal.change import Change
@@ -112,7 +112,7 @@ def compact_journal(
         return report
     protected = _global_protection(journal)
     rollups: list[Change] = []
-    removals: list[EventId] = []
+    removals: list[Event] = []
     for path, heads in view.heads():
         rule = rule_for(rules, path)
         if rule is None:
@@ -174,7 +174,7 @@ def _plan_path(  # noqa: PLR0917 - one call site, all of it the path's context
 def _apply(
     journal: Journal,
     rollups: list[Change],
-    removals: Iterable[EventId],
+    removals: Iterable[Event],
     report: CompactionReport,
     dry_run: bool,
 ) -> None:
@@ -183,9 +183,7 @@ def _apply(
         return
     if dry_run:
         report.removed += len(removals)
-        for event_id in removals:
-            event = journal.get(event_id)
-            report.removed_bytes += 0 if event is None else len(event.pack())
+        report.removed_bytes += sum(len(event.pack()) for event in removals)
         return
     result = journal.compact(rollups, removals)
     report.removed += result.removed

@@ -103,7 +103,7 @@ class SimNode:
         journal = self.journal
         return Holdings(held or IdSet(), lookup=journal.get, gone=journal.gone)
 
-    def compact(self, rollups: list[Change], removals: list[EventId]) -> list[Event]:
+    def compact(self, rollups: list[Change], removals: list[Event]) -> list[Event]:
         """Compaction as the node runs it: roll-ups written, events removed (ids stay held)."""
         written = self.journal.compact(rollups, removals)
         self.holdings.stored(written)

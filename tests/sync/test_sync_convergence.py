@@ -300,7 +300,7 @@ class SyncNetwork(RuleBasedStateMachine):
         rollups, removals = plan_compaction(node, rule, frontier)
         for peer in neighbours:  # the safety rule, against the peers' real journals
             if node.stated_by.get(peer.name) == peer.generation:
-                lacking = [i for i in removals if i not in peer.journal.summary()]
+                lacking = [e.id for e in removals if e.id not in peer.journal.summary()]
                 assert not lacking, f"{node.name} removes {lacking}, which {peer.name} lacks"
         for event in node.compact(rollups, removals):
             self.record(node, event)
@@ -399,7 +399,7 @@ class SyncNetwork(RuleBasedStateMachine):
 
 def plan_compaction(
     node: SimNode, rule: RetentionRule, frontier: IdSet
-) -> tuple[list[Change], list[EventId]]:
+) -> tuple[list[Change], list[Event]]:
     """What the node's compaction does (`moat_log.projections.compactor`, over a MemoryJournal)."""
     journal = node.journal
     stored = [event for _, event in journal.scan()]
@@ -413,7 +413,7 @@ def plan_compaction(
         heads[key] = max(heads.get(key, 0), event.seq)
     protected |= {EventId(origin, seq) for (_, origin), seq in heads.items()}
     rollups: list[Change] = []
-    removals: list[EventId] = []
+    removals: list[Event] = []
     for path in sorted({e.path for e in stored if rule.matches_path(e.path)}, key=Path.sort_key):
         rolled = {}
         if rule.rollup is not None:
