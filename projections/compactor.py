@@ -29,16 +29,18 @@ from moat_log.journal.compaction import (
 )
 from moat_log.journal.peers import PeerRecord
 from moat_log.journal.store import Journal
-from moat_log.path import Path
+from moat_log.path import ROOT, Path
 
 from .kv import KVView
 
 __all__ = [
     "CompactionReport",
     "Frontier",
+    "ThinnedPath",
     "compact_journal",
     "frontier_of",
     "retirement_path",
+    "thinned_before",
 ]
 
 #: Events removed per transaction.
@@ -188,3 +190,36 @@ def _apply(
     result = journal.compact(rollups, removals)
     report.removed += result.removed
     report.removed_bytes += result.removed_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ThinnedPath:
+    """A path whose raw events before *raw_since* were replaced by roll-ups at *rollups*."""
+
+    path: Path
+    raw_since: int
+    rollups: Path
+    interval: str
+
+
+def thinned_before(
+    journal: Journal, view: KVView, moment: int, prefix: Path = ROOT
+) -> list[ThinnedPath]:
+    """The paths under *prefix* whose raw events at *moment* were compacted into roll-ups.
+
+    For replay and diff to say that the state they compute before a path's
+    oldest raw event is not the whole story (the roll-ups are).
+    """
+    found = []
+    for rollup in view.walk(Path((RESERVED_SEGMENT, "rollup"))):
+        raw = Path(rollup.path[3:])
+        if len(rollup.path) < 4 or not prefix.is_prefix_of(raw):
+            continue
+        first_raw = next(journal.history(raw), None)
+        first_rollup = next(journal.history(rollup.path), None)
+        if first_raw is None or first_rollup is None or moment >= first_raw.hlc:
+            continue
+        start = first_rollup.value.get("from") if isinstance(first_rollup.value, dict) else None
+        if isinstance(start, int) and start <= moment:
+            found.append(ThinnedPath(raw, first_raw.hlc, rollup.path, str(rollup.path[2])))
+    return found
