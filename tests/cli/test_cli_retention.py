@@ -80,3 +80,19 @@ async def test_replay_before_the_raw_window_says_the_roll_ups_hold_the_rest(
     assert "note: the journal holds raw events of home.kitchen.temp only since" in result.stderr
     assert "1h roll-ups" in result.stderr
     assert "note:" not in (await invoke("replay", "--until", "now")).stderr
+
+
+async def test_stats_usage_names_path_classes_days_and_what_compaction_would_free(
+    invoke: Invoker, data_dir: FsPath, tmp_path: FsPath
+) -> None:
+    old_readings(data_dir)
+    file = config(tmp_path, data_dir)
+    usage = json.loads((await invoke("--json", "stats", "--usage", "--config", file)).stdout)[
+        "usage"
+    ]
+    assert usage["classes"]["home"]["events"] == 12
+    assert usage["classes"]["home"]["bytes"] > 12 * 40
+    assert sum(day["events"] for day in usage["days"].values()) == 12
+    assert usage["next_compaction"]["events"] == 11
+    text = (await invoke("stats", "--usage", "--config", file)).stdout
+    assert "PATH CLASS" in text and "BYTES STORED" in text and "next compaction" in text
