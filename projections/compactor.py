@@ -12,9 +12,12 @@ the next run goes on where it stopped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import fcntl
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from moat_log.errors import CompactionRunningError
 from moat_log.event import Event, Op
 from moat_log.ids import EventId
 from moat_log.idset import IdSet
@@ -45,6 +48,8 @@ __all__ = [
 
 #: Events removed per transaction.
 CHUNK = 50_000
+#: The file in the data directory whose flock a running compaction holds.
+COMPACTION_LOCK = "compacting.lock"
 
 
 def retirement_path(peer: str) -> Path:
@@ -107,7 +112,46 @@ def compact_journal(
     dry_run: bool = False,
     chunk: int = CHUNK,
 ) -> CompactionReport:
-    """Apply *rules* at time *now* (ns): write roll-ups, remove what the frontier allows."""
+    """Apply *rules* at time *now* (ns): write roll-ups, remove what the frontier allows.
+
+    One compaction at a time per journal (the node's and ``moat-log compact``
+    would both write the same roll-ups): a second one meanwhile raises
+    `CompactionRunningError`.
+    """
+    with _compacting(journal) if not dry_run else contextlib.nullcontext():
+        return _compact(
+            journal, view, rules, now=now, unanswered=unanswered, dry_run=dry_run, chunk=chunk
+        )
+
+
+@contextlib.contextmanager
+def _compacting(journal: Journal) -> Iterator[None]:
+    """Hold the data directory's compaction lock (an flock, released if the process dies)."""
+    path = journal.path.parent / COMPACTION_LOCK
+    with open(path, "a") as file:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CompactionRunningError(
+                f"another compaction of {journal.path.parent} runs now (the node's, or "
+                "another 'moat-log compact'); try again when it is done"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
+
+def _compact(
+    journal: Journal,
+    view: KVView,
+    rules: Sequence[RetentionRule],
+    *,
+    now: int,
+    unanswered: int,
+    dry_run: bool,
+    chunk: int,
+) -> CompactionReport:
     frontier = frontier_of(journal, view, unanswered=unanswered)
     report = CompactionReport(frontier=frontier)
     if not rules:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import trio
 
+from moat_log.errors import CompactionRunningError
 from moat_log.journal.store import Journal
 from moat_log.projections.compactor import CompactionReport, compact_journal
 
@@ -50,7 +51,11 @@ async def run_retention(
     task_status.started()
     while True:
         await trio.sleep(config.every / 1e9)
-        report = await trio.to_thread.run_sync(compact_now, node, config)
+        try:
+            report = await trio.to_thread.run_sync(compact_now, node, config)
+        except CompactionRunningError as exc:  # 'moat-log compact' by hand: next time
+            log.info("compaction skipped: %s", exc)
+            continue
         if report.removed or report.rollups:
             log.info(
                 "compaction: %d events removed (%d bytes), %d roll-ups written",

@@ -177,3 +177,13 @@ def test_readings_of_another_origin_wait_for_that_origins_rollup(journal: Journa
     report = compact_journal(journal, kv_view(journal), [RULE], now=T0 + 5 * HOUR)
     assert report.removed == 5, "all but pi2's head on the path"
     assert journal.get(EventId("pi2", 6)) is not None
+
+
+def test_a_second_compaction_while_one_runs_is_refused(journal: Journal) -> None:
+    from moat_log.errors import CompactionRunningError
+    from moat_log.projections import compactor
+
+    write_readings(journal, hours=5)
+    with compactor._compacting(journal), pytest.raises(CompactionRunningError):
+        compact_journal(journal, kv_view(journal), [RULE], now=T0 + 5 * HOUR)
+    assert compact_journal(journal, kv_view(journal), [RULE], now=T0 + 5 * HOUR).removed == 18
