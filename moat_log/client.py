@@ -41,8 +41,9 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path as FsPath
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, TypeVar, overload
@@ -96,6 +97,23 @@ _MESSAGES_PER_TURN: Final = 256
 
 T = TypeVar("T")
 PathLike = Path | str | Sequence[Segment]
+#: What a write may name as its cause: an event (a watch item) or its id.
+CauseLike = Event | EventId
+
+#: The cause of this task's writes inside `Client.caused_by` (a contextvar:
+#: each trio task has its own, and a child task starts with its parent's).
+_CAUSE: ContextVar[EventId | None] = ContextVar("moat_log_cause", default=None)
+
+
+def _cause(cause: CauseLike | None) -> EventId | None:
+    """The id to send as a write's cause: the one given, else that of `caused_by`."""
+    if cause is None:
+        return _CAUSE.get()
+    if isinstance(cause, Event):  # before EventId: both are tuples
+        return cause.id
+    if isinstance(cause, EventId):
+        return cause
+    raise TypeError(f"cause must be an Event or an EventId, not {type(cause).__name__}")
 
 
 class NodeConnectionError(MoatLogError):
@@ -341,21 +359,23 @@ class Client:
         value: Value,
         *,
         source: str | None = None,
-        cause: EventId | None = None,
+        cause: CauseLike | None = None,
         durability: Durability | str | None = None,
     ) -> Written:
         """Set *path* to *value*; returns the new event's id and hlc once it is on disk.
 
-        *durability* ``"batched"`` lets the node hold the write up to its
-        flush interval so that it shares a commit (docs/client-protocol.md);
-        None is the node's default.
+        *cause* is the event this write responds to (an `Event`, e.g. a
+        watch item, or its `EventId`); without it, the one of an enclosing
+        `caused_by` block, if any.  *durability* ``"batched"`` lets the node
+        hold the write up to its flush interval so that it shares a commit
+        (docs/client-protocol.md); None is the node's default.
         """
         result: Written = await self._request(
             "set",
             path=_path(path),
             value=value,
             source=source,
-            cause=cause,
+            cause=_cause(cause),
             durability=durability,
         )
         return result
@@ -365,18 +385,39 @@ class Client:
         path: PathLike,
         *,
         source: str | None = None,
-        cause: EventId | None = None,
+        cause: CauseLike | None = None,
         durability: Durability | str | None = None,
     ) -> Written:
-        """Delete *path* (a tombstone); returns the event's id and hlc (*durability*: as `set`)."""
+        """Delete *path* (a tombstone); returns the event's id and hlc (*cause*,
+        *durability*: as `set`)."""
         result: Written = await self._request(
             "delete",
             path=_path(path),
             source=source,
-            cause=cause,
+            cause=_cause(cause),
             durability=durability,
         )
         return result
+
+    @contextmanager
+    def caused_by(self, cause: CauseLike) -> Iterator[EventId]:
+        """Inside the block, this task's writes name *cause* as their cause.
+
+        For a script that reacts to a watched event: ``with
+        client.caused_by(item): await client.set(...)``, and ``moat-log why``
+        leads from the write back to *item*.  It holds for the writes of the
+        current trio task (and of tasks it starts inside the block) through
+        any client; a `set` or `delete` given its own *cause* uses that.
+        Blocks nest; leaving one restores the cause outside it.
+        """
+        event_id = _cause(cause) if cause is not None else None
+        if event_id is None:
+            raise TypeError("caused_by needs an Event or an EventId, not None")
+        token = _CAUSE.set(event_id)
+        try:
+            yield event_id
+        finally:
+            _CAUSE.reset(token)
 
     async def list(self, path: PathLike = ()) -> list[Segment]:
         """The segments below *path* that lead to a value, in key order."""

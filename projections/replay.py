@@ -54,6 +54,8 @@ __all__ = [
     "state_at",
     "value_bytes",
     "walk_state_at",
+    "winner_at",
+    "winner_before",
 ]
 
 #: Called with the cumulative number of index entries scanned so far.
@@ -109,6 +111,41 @@ def state_at(
             winner.path: winner
             for winner in walk_state_at(journal, until, prefix=prefix, progress=progress)
         }
+
+
+def winner_at(journal: Journal, path: Path, until: int | None) -> Event | None:
+    """The winning event of *path* itself (not its subtree) as of *until* (None: now).
+
+    A tombstone included; None if the path had no event by then.  A few
+    seeks however long the path's history: ``why`` asks this for every step
+    of a chain.
+    """
+    for (winner,) in _WinnerScan(journal, path, (until,), None, subtree=False):
+        return winner
+    return None
+
+
+def winner_before(journal: Journal, event: Event) -> Event | None:
+    """The event of *event*'s path just before it in winning order ``(hlc, origin)``.
+
+    The path's winner that *event* displaced (whether or not its origin had
+    seen it), or None if *event* is the path's first.  One seek.
+    """
+    run = keys.path_prefix(event.path, subtree=False)
+    with journal.read_transaction() as txn:
+        cursor: Any = txn.cursor(db=journal.database("paths"))
+        here = keys.path_key(event.path, event.hlc, event.origin)
+        positioned = cursor.prev() if cursor.set_range(here) else cursor.last()
+        if not positioned or not cursor.key().startswith(run):
+            return None
+        position: bytes = cursor.value()
+        data: Any = txn.get(position, db=journal.database("events"))
+    if data is None:
+        raise _unreadable(position, None)
+    try:
+        return Event.unpack_trusted(data)
+    except InvalidEventError as exc:
+        raise _unreadable(position, exc) from exc
 
 
 def walk_state_at(
@@ -277,11 +314,13 @@ class _WinnerScan:
         prefix: Path,
         moments: Sequence[int | None],
         progress: Progress | None,
+        *,
+        subtree: bool = True,
     ) -> None:
         self.journal = journal
         self.paths_db = journal.database("paths")
         self.events_db = journal.database("events")
-        self.start = prefix.key
+        self.start = keys.path_prefix(prefix, subtree=subtree)
         self.end = keys.prefix_end(self.start)
         self.limits = [_NO_LIMIT if t is None else keys.pack_u64(t) for t in moments]
         # The hlc part of the first key after each moment; None: after the run.

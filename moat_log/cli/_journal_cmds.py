@@ -14,7 +14,7 @@ import asyncclick as click
 from moat_log.defaults import host_node_name
 from moat_log.errors import JournalError
 from moat_log.event import Op
-from moat_log.ids import check_node_name
+from moat_log.ids import EventId, check_node_name
 from moat_log.journal.change import Change
 from moat_log.journal.store import Journal, journal_dir
 from moat_log.path import Path
@@ -28,6 +28,15 @@ from ._output import counted, print_json, progress_bar, took, value_text, writte
 from ._values import default_source, parse_value
 
 _SOURCE_HELP = "Who caused the change [default: cli:$USER]."
+_cause_option = click.option(
+    "--cause",
+    metavar="NODE:SEQ",
+    help="The event this write responds to: 'moat-log why' follows it. Example: --cause pi1:42",
+)
+
+
+def _cause(text: str | None) -> EventId | None:
+    return None if text is None else EventId.parse(text)
 
 
 @cli.command()
@@ -84,6 +93,7 @@ _durability_option = click.option(
 @click.argument("value")
 @click.option("--string", "force_string", is_flag=True, help="Store VALUE as a string as is.")
 @click.option("--source", help=_SOURCE_HELP)
+@_cause_option
 @_durability_option
 @click.pass_obj
 async def set_value(
@@ -93,6 +103,7 @@ async def set_value(
     value: str,
     force_string: bool,
     source: str | None,
+    cause: str | None,
     durability: str | None,
 ) -> None:
     """Append an event setting PATH to VALUE.
@@ -112,11 +123,13 @@ async def set_value(
       moat-log set home.kitchen.scene '{"dim": 40}'
       moat-log set --string sensor:3.id 0042
       moat-log set --durability batched sensor:3.temp 21.4
+      moat-log set --source script:hall --cause pi1:42 home.hall.light true
     """
     change = Change(
         Path.parse(path),
         parse_value(value, force_string=force_string),
         source=source if source is not None else default_source(),
+        cause=_cause(cause),
     )
     await _write_and_print(settings, change, durability)
 
@@ -124,9 +137,12 @@ async def set_value(
 @cli.command()
 @click.argument("path")
 @click.option("--source", help=_SOURCE_HELP)
+@_cause_option
 @_durability_option
 @click.pass_obj
-async def delete(settings: Settings, path: str, source: str | None, durability: str | None) -> None:
+async def delete(
+    settings: Settings, path: str, source: str | None, cause: str | None, durability: str | None
+) -> None:
     """Append a tombstone: PATH has no value afterwards.
 
     Through the node when one runs, like set; the output is that of set.
@@ -136,7 +152,8 @@ async def delete(settings: Settings, path: str, source: str | None, durability: 
       moat-log delete home.kitchen.scene
     """
     source = source if source is not None else default_source()
-    await _write_and_print(settings, Change.delete(Path.parse(path), source=source), durability)
+    change = Change.delete(Path.parse(path), source=source, cause=_cause(cause))
+    await _write_and_print(settings, change, durability)
 
 
 async def _write_and_print(settings: Settings, change: Change, durability: str | None) -> None:

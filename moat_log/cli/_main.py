@@ -55,6 +55,7 @@ COMMAND_MODULES: Final[Mapping[str, str]] = {
     "delete": "_journal_cmds",
     "demo": "_demo_cmd",
     "diff": "_replay_cmds",
+    "ems": "_ems_cmds",
     "export": "_file_cmds",
     "get": "_view_cmds",
     "history": "_query_cmds",
@@ -74,8 +75,10 @@ COMMAND_MODULES: Final[Mapping[str, str]] = {
     "ship": "_ship_cmds",
     "stats": "_query_cmds",
     "status": "_node_cmds",
+    "timeline": "_forensics_cmds",
     "verify": "_query_cmds",
     "watch": "_watch_cmd",
+    "why": "_forensics_cmds",
 }
 
 

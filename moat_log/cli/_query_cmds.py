@@ -21,7 +21,7 @@ from moat_log.path import Path
 from moat_log.streams import single_errors_unwrapped
 from moat_log.timespec import format_time
 
-from ._main import FOLLOW_INTERVAL, Settings, cli
+from ._main import FOLLOW_INTERVAL, Settings, cli, printable
 from ._output import (
     EventPrinter,
     human_bytes,
@@ -151,33 +151,97 @@ async def _follow(
     metavar="N",
     help="Only the newest N of each path.",
 )
+@click.option("--since", metavar="T", help=f"Only events at or after T: {TIME_HELP}")
+@click.option("--until", metavar="T", help=f"Only events at or before T: {TIME_HELP}")
+@click.option(
+    "--plot",
+    metavar="FILE",
+    help="Draw the values over time into FILE: .svg, or .png (needs moat-log[plots]).",
+)
+@click.option("--chart", is_flag=True, help="Draw the values over time on the terminal.")
+@click.option("--unit", default="", metavar="TEXT", help="The unit of the values, for the chart.")
+@click.option(
+    "--gap-factor",
+    type=click.FloatRange(min=1.0),
+    default=5.0,
+    show_default=True,
+    metavar="F",
+    help="In a chart, a silence F times the median interval between events is a gap.",
+)
 @click.pass_obj
-def history(settings: Settings, path: str, recursive: bool, limit: int | None) -> None:
-    """Show the events of PATH, oldest first.
+def history(
+    settings: Settings,
+    *,
+    path: str,
+    recursive: bool,
+    limit: int | None,
+    since: str | None,
+    until: str | None,
+    plot: str | None,
+    chart: bool,
+    unit: str,
+    gap_factor: float,
+) -> None:
+    """Show the events of PATH, oldest first, or draw its values over time.
 
     With --recursive, the events of PATH and every path below it, grouped by
-    path (in path order).
+    path (in path order).  With --plot FILE or --chart, the numbers (and
+    booleans, as 0 and 1) are drawn over time instead of listed; a deletion
+    or a long silence is a gap in the line.
 
     \b
     Example:
       moat-log history home.kitchen.light
       moat-log history -r -n 3 home.kitchen
+      moat-log history sensor.hall.temp --since -1d --plot hall.svg --unit °C
+      moat-log history -r sensor.hall --since -6h --chart
     """
     target = Path.parse(path)
     printer = EventPrinter(as_json=settings.as_json)
     with settings.journal() as journal:
-        if limit is None:
-            history = journal.history(target, subtree=recursive)
-            groups: Iterable[Iterable[Event]] = (g for _, g in groupby(history, _path_of))
-        else:
-            newest = journal.history(target, subtree=recursive, reverse=True)
-            groups = _newest_per_path(newest, limit)
+        start, end = resolve_range(journal, since, until)
+        groups = _history_groups(
+            journal, target, recursive=recursive, limit=limit, start=start, end=end
+        )
+        if plot is not None or chart:
+            from ._history_chart import history_panel, show
+
+            panel = history_panel(
+                printable(str(target)),
+                groups,
+                unit=unit,
+                gap_factor=gap_factor,
+                recursive=recursive,
+            )
+            show(panel, plot, chart)
+            return
         for group in groups:
             printer.separate()
             printer.print_events(group)
         printer.flush()
     if not printer.count and not settings.as_json:
         click.echo(f"no events at {target}{' or below' if recursive else ''}", err=True)
+
+
+def _history_groups(
+    journal: Journal,
+    target: Path,
+    *,
+    recursive: bool,
+    limit: int | None,
+    start: int | None,
+    end: int | None,
+) -> list[list[Event]]:
+    """Per path, its events in the window (the newest *limit*), oldest first."""
+
+    def inside(event: Event) -> bool:
+        return (start is None or event.hlc >= start) and (end is None or event.hlc <= end)
+
+    if limit is None:
+        history = filter(inside, journal.history(target, subtree=recursive))
+        return [list(g) for _, g in groupby(history, _path_of)]
+    newest = filter(inside, journal.history(target, subtree=recursive, reverse=True))
+    return _newest_per_path(newest, limit)
 
 
 def _path_of(event: Event) -> Path:

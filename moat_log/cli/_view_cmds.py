@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import asyncclick as click
 
 from moat_log.event import Event, Op
+from moat_log.ids import EventId
 from moat_log.path import ROOT, Path
 from moat_log.timespec import format_time
 
-from ._main import CommandError, Settings, cli, printable
+from ._main import CommandError, MoatLogGroup, Settings, cli, printable
 from ._node_access import open_access
 from ._output import (
     VALUE_COLUMNS,
@@ -20,6 +23,10 @@ from ._output import (
     value_text,
 )
 from ._projections import print_side_effects, stored_side_effects
+
+if TYPE_CHECKING:
+    from moat_log.projections.journal_chain import JournalChainSource
+    from moat_log.projections.why import Chain
 
 
 def _path_argument(text: str | None) -> Path:
@@ -96,22 +103,34 @@ async def ls(settings: Settings, *, path: str | None, recursive: bool) -> None:
 
 @cli.command("conflicts")
 @click.argument("path", required=False)
+@click.option(
+    "--chains", is_flag=True, help="Show both sides with their chains of causes, as 'why' does."
+)
 @click.pass_obj
-async def conflicts(settings: Settings, *, path: str | None) -> None:
+async def conflicts(settings: Settings, *, path: str | None, chains: bool) -> None:
     """List concurrent writes that lost: overwritten by a writer that had not seen them.
+
+    With --chains, each conflict is followed by the chain of causes of the
+    winner and of the write that lost (as 'moat-log why' shows them), so you
+    see where each side came from; with --json, as "winner_chain" and
+    "loser_chain".
 
     \b
     Example:
       moat-log conflicts home
+      moat-log conflicts --chains home.hall
     """
     prefix = _path_argument(path)
     with settings.journal() as journal:
         from moat_log.projections import kv_view
+        from moat_log.projections.journal_chain import JournalChainSource
 
         found = [
             (c.path, c.winner, journal.get(c.loser) or c.loser)
             for c in kv_view(journal).conflicts(prefix)
         ]
+        source = JournalChainSource(journal)
+        sides = [_chains_of(winner, loser, source) for _, winner, loser in found] if chains else []
     if settings.as_json:
         print_json(
             [
@@ -121,8 +140,9 @@ async def conflicts(settings: Settings, *, path: str | None) -> None:
                     "winner_value": json_value(winner.value),
                     "loser": str(loser.id if isinstance(loser, Event) else loser),
                     "loser_value": json_value(loser.value) if isinstance(loser, Event) else None,
+                    **(_chains_json(*sides[number]) if chains else {}),
                 }
-                for path, winner, loser in found
+                for number, (path, winner, loser) in enumerate(found)
             ]
         )
         return
@@ -140,13 +160,50 @@ async def conflicts(settings: Settings, *, path: str | None) -> None:
         for path, winner, loser in found
     ]
     print_table(("PATH", "WINNER", "VALUE", "LOST", "LOST VALUE"), rows)
+    if chains:
+        _print_sides(found, sides)
+
+
+def _print_sides(
+    found: list[tuple[Path, Event, Event | EventId]], sides: list[tuple[Chain, Chain | None]]
+) -> None:
+    """Each conflict's winner and loser with their chains of causes."""
+    from ._chains import print_chain
+
+    for (where, winner, loser), (winner_chain, loser_chain) in zip(found, sides, strict=True):
+        lost = loser.id if isinstance(loser, Event) else loser
+        click.echo(f"\n{printable(str(where))}: {winner.id} won over {lost}\n  the winner:")
+        print_chain(winner_chain, indent="    ")
+        click.echo("  the write that lost:")
+        if loser_chain is None:
+            click.echo(f"    {lost} is no longer held here")
+        else:
+            print_chain(loser_chain, indent="    ")
+
+
+def _chains_of(
+    winner: Event, loser: Event | EventId, source: JournalChainSource
+) -> tuple[Chain, Chain | None]:
+    from moat_log.projections.why import walk_chain
+
+    lost = walk_chain(loser, source) if isinstance(loser, Event) else None
+    return walk_chain(winner, source), lost
+
+
+def _chains_json(winner: Chain, loser: Chain | None) -> dict[str, Any]:
+    from ._chains import chain_json
+
+    return {
+        "winner_chain": chain_json(winner),
+        "loser_chain": None if loser is None else chain_json(loser),
+    }
 
 
 def _shown(event: Event) -> str:
     return "(deleted)" if event.op is Op.DELETE else value_text(event.value)
 
 
-@cli.group("projection")
+@cli.group("projection", cls=MoatLogGroup)
 async def projection() -> None:
     """Inspect and rebuild the views derived from the journal."""
 

@@ -43,6 +43,7 @@ from moat_log.durability import DEFAULT_FLUSH_INTERVAL, Durability, check_flush_
 from moat_log.errors import ConfigError, MoatLogError
 from moat_log.ids import check_node_name
 from moat_log.path import Path
+from moat_log.projections.ems.settings import EmsSettings, read_ems
 from moat_log.protocol import DEFAULT_SCRYPT_PARAMS, ScryptParams, TokenVerifier, Verifier
 from moat_log.protocol.auth import check_user_name
 from moat_log.protocol.messages import REQUEST_TYPES
@@ -146,6 +147,8 @@ class NodeConfig:
     adapters: tuple[AdapterConfig, ...] = ()
     #: What compaction may thin out, and how often the node runs it (``[retention]``).
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    #: The energy schedules (``[ems.NAME]``, docs/ems.md), in the file's order.
+    ems: tuple[EmsSettings, ...] = ()
     source: str = EMBEDDED
 
     def __post_init__(self) -> None:
@@ -252,6 +255,7 @@ class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     sync: Any = None
     adapters: Any = None
     retention: Any = None
+    ems: Any = None
 
 
 def _error(source: str, key: str, problem: str) -> ConfigError:
@@ -319,6 +323,8 @@ def config_from_document(
             settings["node"] = parse(check_node_name, file.node, "node")
         if file.adapters is not None:
             settings["adapters"] = adapters_from_table(file.adapters)
+        if file.ems is not None:
+            settings["ems"] = read_ems(file.ems)
     except FieldError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     if data_dir is not None:

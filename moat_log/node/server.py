@@ -159,6 +159,10 @@ async def _run(
         await background.start(run_adapters, node, adapters)
         if config.retention.every and config.retention.rules:
             await background.start(run_retention, node, config.retention)
+        if config.ems:
+            from moat_log.projections.ems.runner import run_schedules
+
+            node.schedules = await background.start(run_schedules, node, config.ems)
         await _serve_clients(node, server, shutdown_trigger, task_status)
         background.cancel_scope.cancel()
     log.info("node %s: clients served; committing what is queued, then stopping", node.name)

@@ -106,3 +106,15 @@ def test_the_console_script_lists_every_command_in_a_fresh_process() -> None:
     assert [line.split()[0] for line in listed.splitlines() if line.startswith("  ")] == sorted(
         _main.COMMAND_MODULES
     )
+
+
+def test_a_chart_imports_matplotlib_only_for_a_png(tmp_path: FsPath) -> None:
+    data_dir = ["--data-dir", str(tmp_path / "data")]
+    modules_imported(*data_dir, "init", "--node", "pi1")
+    modules_imported(*data_dir, "set", "sensor.t", "20.5")
+    listed = modules_imported(*data_dir, "history", "sensor.t")
+    drawn = modules_imported(*data_dir, "history", "sensor.t", "--plot", str(tmp_path / "t.svg"))
+    assert "moat_log.charts" not in listed and "matplotlib" not in listed
+    assert "moat_log.charts" in drawn and "matplotlib" not in drawn
+    png = modules_imported(*data_dir, "history", "sensor.t", "--plot", str(tmp_path / "t.png"))
+    assert "matplotlib" in png

@@ -101,6 +101,16 @@ def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 
 
+def best_seconds(work: Callable[[], object], repeat: int = 3) -> float:
+    """The fastest of *repeat* runs of *work*: the least noisy figure of a busy machine."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def bench_raw_baseline(events: list[Event]) -> float:
     """msgpack-pack the same events and put them, 1000 per fsync'd transaction."""
     with scratch_dir() as d:

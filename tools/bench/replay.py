@@ -31,7 +31,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path as FsPath
@@ -41,7 +40,7 @@ import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from journal import rate, realistic_changes, scratch_dir, verdict
+from journal import best_seconds, rate, realistic_changes, scratch_dir, verdict
 from moat_log.journal.change import Change
 from moat_log.journal.store import Journal
 from moat_log.path import Path
@@ -49,7 +48,6 @@ from moat_log.projections import open_journal
 from moat_log.projections.replay import diff, replay, restore_changes
 
 BATCH = 10_000  # events per transaction while building, as `ingest` writes
-REPEAT = 3  # best of
 
 
 def build(data_dir: FsPath, changes: list[Change]) -> None:
@@ -66,15 +64,6 @@ def many_paths(changes: list[Change]) -> list[Change]:
         Change(Path(("many", f"dev{i % paths}", "value")), c.value, source=c.source)
         for i, c in enumerate(changes)
     ]
-
-
-def best_seconds(work: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(REPEAT):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def bench_baseline(journal: Journal) -> float:
