@@ -21,8 +21,8 @@ changes, so a write of a typed path costs one dict look-up and the schema's
 check, and a write when no type exists costs one truth test.
 
 Paths under ``:.moat`` are never typed by these patterns (``#`` would
-otherwise type the types themselves); their checks are
-`moat_log.write_check`'s.
+otherwise type the types themselves; their checks are
+`moat_log.write_check`'s), nor the journal's own roll-ups under ``moat-log``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Final
 from .errors import SchemaError, TypeCheckError
 from .event import Event, Op
 from .path import Path, Segment
-from .reserved import TYPES, is_reserved
+from .reserved import TYPES, is_moat_logs_own
 from .schema import TypeDefinition
 
 __all__ = ["ANY_SEGMENT", "ANY_SEGMENTS", "PathType", "TypeRegistry", "pattern_of"]
@@ -162,7 +162,7 @@ class TypeRegistry:
             return self._cache[path]
         except KeyError:
             pass
-        found = None if is_reserved(path) else _match(self._root, path, 0)
+        found = None if is_moat_logs_own(path) else _match(self._root, path, 0)
         if len(self._cache) >= CACHE_SIZE:
             self._cache = {}
         self._cache[path] = found

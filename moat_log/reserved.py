@@ -19,7 +19,16 @@ from typing import Final
 
 from .path import Path
 
-__all__ = ["ERRORS", "RESERVED", "SCRIPTS", "SCRIPT_ERRORS", "TYPES", "is_reserved"]
+__all__ = [
+    "ERRORS",
+    "JOURNAL_SEGMENT",
+    "RESERVED",
+    "SCRIPTS",
+    "SCRIPT_ERRORS",
+    "TYPES",
+    "is_moat_logs_own",
+    "is_reserved",
+]
 
 #: Everything moat-log keeps for itself.
 RESERVED: Final = Path([".moat"])
@@ -33,8 +42,16 @@ ERRORS: Final = RESERVED / "error"
 SCRIPT_ERRORS: Final = ERRORS / "script"
 
 _RESERVED_SEGMENT: Final = ".moat"
+#: The first segment of the journal's own events (roll-ups, retirements:
+#: ``moat_log.journal.compaction.RESERVED_SEGMENT``, which the core cannot import).
+JOURNAL_SEGMENT: Final = "moat-log"
 
 
 def is_reserved(path: Path) -> bool:
     """True for ``:.moat`` and every path below it."""
     return bool(path) and path[0] == _RESERVED_SEGMENT
+
+
+def is_moat_logs_own(path: Path) -> bool:
+    """True below ``:.moat`` and below ``moat-log`` (the journal's roll-ups): no type applies."""
+    return bool(path) and path[0] in (_RESERVED_SEGMENT, JOURNAL_SEGMENT)

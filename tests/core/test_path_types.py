@@ -161,3 +161,15 @@ def test_a_delete_is_never_refused_by_a_type() -> None:
 def test_a_script_path_with_a_name_that_is_not_allowed_says_so() -> None:
     with pytest.raises(ScriptEntryError, match="a script lives at"):
         WriteCheck().check(Path.parse(":.moat.script.a.b"), Op.SET, {})
+
+
+def test_no_type_applies_to_moat_logs_own_paths_and_no_retention_rule_either() -> None:
+    from moat_log.journal import compaction
+    from moat_log.reserved import JOURNAL_SEGMENT
+
+    assert compaction.RESERVED_SEGMENT == JOURNAL_SEGMENT
+    types = TypeRegistry([type_event("#", INT)])
+    assert types.type_of(Path.parse("moat-log.rollup.1h.home.temp")) is None
+    assert compaction.is_reserved(Path.parse(":.moat.script.x"))
+    assert compaction.is_reserved(Path.parse("moat-log.rollup.1h.x"))
+    assert not compaction.is_reserved(Path.parse("home.x"))
