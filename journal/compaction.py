@@ -51,17 +51,18 @@ __all__ = [
     "rule_for",
 ]
 
-#: The first segment of the journal's own events (roll-ups, retirements).
-RESERVED_SEGMENT: Final = "moat-log"
+#: The first segment of the journal's own events (roll-ups, retirements): ``:.moat``,
+#: where moat-log keeps everything of its own (`moat_log.reserved`).
+RESERVED_SEGMENT: Final = RESERVED[0]
 ROLLUP_SEGMENT: Final = "rollup"
 NS: Final = 1_000_000_000
 _UNITS: Final = (("d", 86400 * NS), ("h", 3600 * NS), ("m", 60 * NS), ("s", NS))
 
 
 def is_reserved(path: Path) -> bool:
-    """Whether *path* is moat-log's own (``moat-log.…``, or types and scripts under
-    ``:.moat``: `moat_log.reserved`): no rule touches those."""
-    return bool(path) and path[0] in (RESERVED_SEGMENT, RESERVED[0])
+    """Whether *path* is moat-log's own (below ``:.moat``: roll-ups, retirements,
+    types, scripts; `moat_log.reserved`): no rule touches those."""
+    return bool(path) and path[0] == RESERVED_SEGMENT
 
 
 def format_interval(ns: int) -> str:
@@ -73,7 +74,7 @@ def format_interval(ns: int) -> str:
 
 
 def rollup_path(interval: int, path: Path) -> Path:
-    """Where the roll-ups of *path* at *interval* go: ``moat-log.rollup.1h.`` + path."""
+    """Where the roll-ups of *path* at *interval* go: ``:.moat.rollup.1h.`` + path."""
     return Path((RESERVED_SEGMENT, ROLLUP_SEGMENT, format_interval(interval))) + path
 
 

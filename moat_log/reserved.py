@@ -6,7 +6,10 @@ as MoaT-KV kept its own data under ``:.moat.kv``.  Below it:
 
 * ``:.moat.type.PATTERN...``: a type bound to a path pattern (docs/types.md);
 * ``:.moat.script.NAME``: a script, its code and its run entry (docs/scripting.md);
-* ``:.moat.error.script.NAME.NODE``: the error record of a script on a node.
+* ``:.moat.error.script.NAME.NODE``: the error record of a script on a node;
+* ``:.moat.rollup.INTERVAL.PATH...``: the roll-ups retention keeps of a path's
+  readings, and ``:.moat.peer.NAME.retired``: a retired peer
+  (`moat_log.journal.compaction`, docs/operator-guide.md, "Retention").
 
 Everything there is an ordinary event: it replicates, has history and shows
 in ``moat-log log``.  Writes below ``:.moat`` are checked by
@@ -21,7 +24,6 @@ from .path import Path
 
 __all__ = [
     "ERRORS",
-    "JOURNAL_SEGMENT",
     "RESERVED",
     "SCRIPTS",
     "SCRIPT_ERRORS",
@@ -42,9 +44,6 @@ ERRORS: Final = RESERVED / "error"
 SCRIPT_ERRORS: Final = ERRORS / "script"
 
 _RESERVED_SEGMENT: Final = ".moat"
-#: The first segment of the journal's own events (roll-ups, retirements:
-#: ``moat_log.journal.compaction.RESERVED_SEGMENT``, which the core cannot import).
-JOURNAL_SEGMENT: Final = "moat-log"
 
 
 def is_reserved(path: Path) -> bool:
@@ -53,5 +52,5 @@ def is_reserved(path: Path) -> bool:
 
 
 def is_moat_logs_own(path: Path) -> bool:
-    """True below ``:.moat`` and below ``moat-log`` (the journal's roll-ups): no type applies."""
-    return bool(path) and path[0] in (_RESERVED_SEGMENT, JOURNAL_SEGMENT)
+    """True below ``:.moat``, the types' own paths included: no type applies."""
+    return is_reserved(path)

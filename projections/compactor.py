@@ -53,7 +53,7 @@ COMPACTION_LOCK = "compacting.lock"
 
 
 def retirement_path(peer: str) -> Path:
-    """The path of the event that retires *peer*: ``moat-log.peer.<name>.retired``."""
+    """The path of the event that retires *peer*: ``:.moat.peer.<name>.retired``."""
     return Path((RESERVED_SEGMENT, "peer", peer, "retired"))
 
 

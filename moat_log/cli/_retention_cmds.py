@@ -199,7 +199,7 @@ def peer_ls(settings: Settings, config_file: FsPath | None) -> None:
 def peer_retire(settings: Settings, name: str) -> None:
     """Stop peer NAME from holding compaction back, on every node.
 
-    Writes the event moat-log.peer.NAME.retired, which replicates.  If NAME
+    Writes the event :.moat.peer.NAME.retired, which replicates.  If NAME
     links again later it counts again, and gets the current state, not the
     history removed meanwhile.
 

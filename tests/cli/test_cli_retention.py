@@ -49,7 +49,7 @@ async def test_compact_rolls_old_readings_up_and_says_what_it_did(
     assert (dry["removed"], dry["rollups"]) == (11, 2)
     done = json.loads((await invoke("--json", "compact", "--config", file)).stdout)
     assert (done["removed"], done["rollups"]) == (11, 2)
-    history = (await invoke("--json", "history", "moat-log.rollup.1h.home.kitchen.temp")).stdout
+    history = (await invoke("--json", "history", ":.moat.rollup.1h.home.kitchen.temp")).stdout
     assert [json.loads(line)["value"]["count"] for line in history.splitlines()] == [6, 6]
     assert "OK" in (await invoke("verify")).stdout
 

@@ -165,11 +165,11 @@ def test_a_script_path_with_a_name_that_is_not_allowed_says_so() -> None:
 
 def test_no_type_applies_to_moat_logs_own_paths_and_no_retention_rule_either() -> None:
     from moat_log.journal import compaction
-    from moat_log.reserved import JOURNAL_SEGMENT
+    from moat_log.reserved import RESERVED
 
-    assert compaction.RESERVED_SEGMENT == JOURNAL_SEGMENT
+    assert compaction.rollup_path(3600 * 10**9, Path.parse("home.temp"))[0] == RESERVED[0]
     types = TypeRegistry([type_event("#", INT)])
-    assert types.type_of(Path.parse("moat-log.rollup.1h.home.temp")) is None
+    assert types.type_of(Path.parse(":.moat.rollup.1h.home.temp")) is None
     assert compaction.is_reserved(Path.parse(":.moat.script.x"))
-    assert compaction.is_reserved(Path.parse("moat-log.rollup.1h.x"))
+    assert compaction.is_reserved(Path.parse(":.moat.rollup.1h.x"))
     assert not compaction.is_reserved(Path.parse("home.x"))

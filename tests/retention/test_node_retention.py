@@ -40,7 +40,7 @@ async def test_the_node_rolls_old_readings_up_every_interval(tmp_path: FsPath) -
     with trio.fail_after(20):
         async with running_node(config), open_client(data_dir=tmp_path) as client:
             seen: list[Event] = []
-            async with client.watch("moat-log.rollup") as items:
+            async with client.watch(":.moat.rollup") as items:
                 async for item in items:
                     if isinstance(item, Event):
                         seen.append(item)

@@ -151,7 +151,7 @@ async def test_an_away_peer_holds_compaction_back_until_it_is_back(
     assert len(set(listings.values())) == 1, listings
     state = json.loads(listings["na"])
     assert state["t.temp"] == 20 + 299 % 5 and state["t.light"] is True
-    assert len(list(_history(d, "moat-log.rollup.10m.t.temp"))) == 6
+    assert len(list(_history(d, ":.moat.rollup.10m.t.temp"))) == 6
     for node in nodes.values():
         assert "Traceback" not in node.stderr()
         assert node.stop() == 0
