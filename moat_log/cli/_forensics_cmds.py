@@ -18,7 +18,7 @@ from moat_log.event import Event
 from moat_log.journal.selection import EventSelection
 from moat_log.journal.store import Journal
 from moat_log.path import Path
-from moat_log.projections.why import DEFAULT_DEPTH, displaced
+from moat_log.projections.why import DEFAULT_DEPTH, unseen
 from moat_log.timespec import format_time
 
 from ._chains import chain_json, event_summary, print_chain
@@ -159,7 +159,7 @@ def _with_conflicts(
     for event in events:
         before = previous[event.path] if event.path in previous else winner_before(journal, event)
         previous[event.path] = event
-        yield event, displaced(event, before).conflict_with
+        yield event, unseen(event, before)
 
 
 def _timeline_lines(marked: Iterable[tuple[Event, Event | None]]) -> Iterator[str]:
