@@ -8,7 +8,7 @@ from typing import Any
 import asyncclick as click
 
 from ._main import Settings, cli
-from ._node_access import open_access
+from ._node_access import running_node_status
 from ._output import print_json, print_table
 from ._projections import print_adapters
 
@@ -42,13 +42,7 @@ async def adapters(settings: Settings, config_file: FsPath | None) -> None:
     if config_file is not None:
         result = _from_config(config_file)
     else:
-        async with open_access(settings) as access:
-            status = await access.status()
-        if not status["running"]:
-            raise click.ClickException(
-                "no node is running on this data directory; "
-                "give --config FILE to read a config instead"
-            )
+        status = await running_node_status(settings, "--config")
         result = status.get("adapters", {})
     if settings.as_json:
         print_json(result)

@@ -54,6 +54,7 @@ COMMAND_MODULES: Final[Mapping[str, str]] = {
     "delete": "_journal_cmds",
     "demo": "_demo_cmd",
     "diff": "_replay_cmds",
+    "ems": "_ems_cmds",
     "export": "_file_cmds",
     "get": "_view_cmds",
     "history": "_query_cmds",

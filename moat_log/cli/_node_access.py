@@ -37,6 +37,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
+import asyncclick as click
 import trio
 
 from moat_log.client import Client, NodeConnectionError, NodeNotRunningError, open_client
@@ -209,6 +210,18 @@ async def open_access(settings: Settings) -> AsyncIterator[Access]:
             yield NodeAccess(client)
         else:
             yield JournalAccess(stack.enter_context(settings.journal()))
+
+
+async def running_node_status(settings: Settings, option: str) -> dict[str, Any]:
+    """The running node's status; an error naming *option* (a config file) when none runs."""
+    async with open_access(settings) as access:
+        status = await access.status()
+    if not status.get("running"):
+        raise click.ClickException(
+            f"no node is running on this data directory; give {option} FILE to read a "
+            "config instead"
+        )
+    return status
 
 
 async def _connect(stack: AsyncExitStack, settings: Settings) -> Client | None:

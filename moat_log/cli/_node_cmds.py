@@ -15,7 +15,12 @@ from moat_log.timespec import format_time, short_time
 from ._main import Settings, cli
 from ._node_access import open_access
 from ._output import human_bytes, print_fields, print_json, print_table
-from ._projections import print_adapters, print_side_effects, stored_side_effects
+from ._projections import (
+    print_adapters,
+    print_schedules,
+    print_side_effects,
+    stored_side_effects,
+)
 
 CONFIG_ENV = "MOAT_LOG_CONFIG"
 
@@ -133,6 +138,7 @@ def _print_status(result: dict[str, Any]) -> None:
     )
     print_side_effects(result.get("side_effects", {}), journal["last_position"])
     print_adapters(result.get("adapters", {}))
+    print_schedules(result.get("ems", {}))
     sync = result.get("sync")
     if sync is not None:
         _print_sync(sync)

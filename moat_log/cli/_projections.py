@@ -74,3 +74,26 @@ def _adapter_state(entry: dict[str, Any]) -> str:
     if state == "connected" and role:
         return f"{state} ({role})"
     return state
+
+
+def print_schedules(schedules: dict[str, dict[str, Any]]) -> None:
+    """A table of the energy schedules (nothing when there are none)."""
+    if not schedules:
+        return
+    click.echo()
+    print_table(
+        ("SCHEDULE", "STATE", "WRITER", "SLOTS", "COST", "SOLVES", "FAILED", "ERROR"),
+        [
+            (
+                name,
+                str(entry["state"]),
+                (entry["writer"] or "none live") + (" (this node)" if entry["writing"] else ""),
+                str(entry["slots"]),
+                "-" if entry["cost"] is None else f"{entry['cost']:+.4f}",
+                str(entry["solves"]),
+                str(entry["failures"]),
+                entry["error"] or "-",
+            )
+            for name, entry in schedules.items()
+        ],
+    )

@@ -20,7 +20,7 @@ import trio
 
 from moat_log.errors import AdapterError, InvalidInputError
 
-from ._main import Settings, cli
+from ._main import MoatLogGroup, Settings, cli
 
 #: ``PIN=VALUE``, or ``KIND PIN VALUE`` with KIND one of in, adc, pulses.
 _SHORT = re.compile(r"\s*(\d+)\s*=\s*(\S+)\s*")
@@ -60,7 +60,7 @@ def sim_message(line: str, kinds: dict[int, tuple[str, str]]) -> dict[str, Any]:
     return {"pin": pin, key: value}
 
 
-@cli.group("satellite")
+@cli.group("satellite", cls=MoatLogGroup)
 async def satellite() -> None:
     """Serial satellites (MicroPython boards on a serial line; docs/satellites.md)."""
 

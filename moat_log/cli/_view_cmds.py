@@ -11,7 +11,7 @@ from moat_log.ids import EventId
 from moat_log.path import ROOT, Path
 from moat_log.timespec import format_time
 
-from ._main import CommandError, Settings, cli, printable
+from ._main import CommandError, MoatLogGroup, Settings, cli, printable
 from ._node_access import open_access
 from ._output import (
     VALUE_COLUMNS,
@@ -203,7 +203,7 @@ def _shown(event: Event) -> str:
     return "(deleted)" if event.op is Op.DELETE else value_text(event.value)
 
 
-@cli.group("projection")
+@cli.group("projection", cls=MoatLogGroup)
 async def projection() -> None:
     """Inspect and rebuild the views derived from the journal."""
 

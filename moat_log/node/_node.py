@@ -71,6 +71,8 @@ class Node:
         self.side_effects: dict[str, RunnerState] = {}
         #: Each bus adapter's status (`moat_log.adapters.status`), by name.
         self.adapters: dict[str, AdapterStatus] = {}
+        #: Each energy schedule's run (`moat_log.projections.ems.runner`), by name.
+        self.schedules: dict[str, Any] = {}
         #: Connections from this process (`connect_in_process`); the server accepts them.
         self.in_process: Final = InProcessListener()
         self.connections = 0
@@ -134,6 +136,7 @@ class Node:
                 name: adapter.report(self._output_lag(name, stats.last_position))
                 for name, adapter in self.adapters.items()
             },
+            "ems": {name: run.status() for name, run in self.schedules.items()},
             "connections": self.connections,
             "listen": list(self.addresses),
             **({"sync": self.sync.status()} if self.sync is not None else {}),

@@ -43,6 +43,7 @@ from moat_log.durability import DEFAULT_FLUSH_INTERVAL, Durability, check_flush_
 from moat_log.errors import ConfigError, MoatLogError
 from moat_log.ids import check_node_name
 from moat_log.path import Path
+from moat_log.projections.ems.settings import EmsSettings, read_ems
 from moat_log.protocol import DEFAULT_SCRYPT_PARAMS, ScryptParams, TokenVerifier, Verifier
 from moat_log.protocol.auth import check_user_name
 from moat_log.protocol.messages import REQUEST_TYPES
@@ -143,6 +144,8 @@ class NodeConfig:
     sync: SyncConfig | None = None
     #: The bus adapters (``[adapters.NAME]``), in the file's order.
     adapters: tuple[AdapterConfig, ...] = ()
+    #: The energy schedules (``[ems.NAME]``, docs/ems.md), in the file's order.
+    ems: tuple[EmsSettings, ...] = ()
     source: str = EMBEDDED
 
     def __post_init__(self) -> None:
@@ -248,6 +251,7 @@ class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     journal: _JournalTable = _JournalTable()
     sync: Any = None
     adapters: Any = None
+    ems: Any = None
 
 
 def _error(source: str, key: str, problem: str) -> ConfigError:
@@ -315,6 +319,8 @@ def config_from_document(
             settings["node"] = parse(check_node_name, file.node, "node")
         if file.adapters is not None:
             settings["adapters"] = adapters_from_table(file.adapters)
+        if file.ems is not None:
+            settings["ems"] = read_ems(file.ems)
     except FieldError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     if data_dir is not None:

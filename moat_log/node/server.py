@@ -156,6 +156,10 @@ async def _run(
                 return
         # after the recovery: an adapter's writes are the node's own events
         await background.start(run_adapters, node, adapters)
+        if config.ems:
+            from moat_log.projections.ems.runner import run_schedules
+
+            node.schedules = await background.start(run_schedules, node, config.ems)
         await _serve_clients(node, server, shutdown_trigger, task_status)
         background.cancel_scope.cancel()
     log.info("node %s: clients served; committing what is queued, then stopping", node.name)
