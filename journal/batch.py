@@ -102,15 +102,18 @@ def greatest_before(
     return None
 
 
-def load_ranges(txn: lmdb.Transaction, meta: Any) -> IdSet:
-    """The ids the journal holds, as recorded in ``meta`` (a range set per origin)."""
+def load_ranges(txn: lmdb.Transaction, meta: Any, prefix: bytes = MetaKey.RANGES) -> IdSet:
+    """The ids the journal holds, as recorded in ``meta`` (a range set per origin).
+
+    With *prefix* `MetaKey.GONE`: the ids compaction removed (still in the ranges).
+    """
     ranges = {}
     cursor = txn.cursor(db=meta)
-    if cursor.set_range(MetaKey.RANGES):
+    if cursor.set_range(prefix):
         for key, value in cursor:
-            if not bytes(key).startswith(MetaKey.RANGES):
+            if not bytes(key).startswith(prefix):
                 break
-            origin = bytes(key[len(MetaKey.RANGES) :]).decode()
+            origin = bytes(key[len(prefix) :]).decode()
             ranges[origin] = RangeSet.from_msgpack(msgpack.unpackb(value))
     return IdSet(ranges)
 
@@ -156,6 +159,7 @@ class WriteBatch:
         self._staged_times: dict[bytes, bytes] = {}
         self._staged_by_id: dict[bytes, bytes] = {}  # foreign events: id key -> packed
         self._origin_cache: dict[str, tuple[bytes, bytes]] = {}
+        self._gone: IdSet | None = None  # read when an id held is not found
 
     def write(self, item: Change | Event) -> WriteResult:
         """Stage one item; an error that concerns this item alone is returned."""
@@ -286,6 +290,8 @@ class WriteBatch:
             found = None if pos is None else self._txn.get(pos, db=self._events)
             stored = None if found is None else bytes(found)
         if stored is None:
+            if self._is_gone(event):
+                return  # compaction removed it: held in the summary's sense, dropped
             raise JournalCorruptError(
                 f"event {event.id} is recorded as held but missing; run 'moat-log verify'"
             )
@@ -293,6 +299,12 @@ class WriteBatch:
             raise IntegrityError(
                 f"event {event.id} differs from the stored event with the same id; refused"
             )
+
+    def _is_gone(self, event: Event) -> bool:
+        """Whether compaction removed the event with *event*'s id (read once per batch)."""
+        if self._gone is None:
+            self._gone = load_ranges(self._txn, self._meta, MetaKey.GONE)
+        return self._gone.holds(event.origin, event.seq)
 
     def _fresh_deps(self) -> VectorClock:
         """The deps of the next local event, checked against the newest own event's."""

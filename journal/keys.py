@@ -12,7 +12,8 @@ paths      path key, 0x00, hlc, origin                 position
 times      hlc, origin                                 position
 meta       b"format" / b"node" / b"hlc" /              see `MetaKey`
            b"ranges:" + origin / b"view:" + name /
-           b"checkpoint:" + name
+           b"checkpoint:" + name / b"gone:" + origin /
+           b"peer:" + name
 =========  ==========================================  ===================
 
 Origins are node names (ASCII without NUL, see `moat_log.ids`), so the NUL
@@ -79,6 +80,8 @@ class MetaKey:
     RANGES = b"ranges:"  # + origin -> msgpack RangeSet of held seqs
     VIEW = b"view:"  # + view name -> msgpack [version, checkpoint position]
     CHECKPOINT = b"checkpoint:"  # + consumer name -> u64 position it has handled
+    GONE = b"gone:"  # + origin -> msgpack RangeSet of seqs removed by compaction
+    PEER = b"peer:"  # + node name -> msgpack map: what that peer stated holding, when
 
 
 def prefix_end(prefix: bytes) -> bytes | None:

@@ -52,7 +52,7 @@ from moat_log.errors import (
 )
 from moat_log.event import Event
 from moat_log.ids import MAX_U64, EventId, check_node_name
-from moat_log.idset import IdSet
+from moat_log.idset import IdSet, IdSetBuilder
 from moat_log.path import Path
 
 from . import keys
@@ -66,6 +66,7 @@ from .batch import (
 )
 from .change import Change
 from .keys import MetaKey, pack_u64, unpack_u64
+from .peers import PeerRecord, load_peers, store_peer
 from .projection import TxnProjection
 from .selection import EventSelection, PathsWindow
 
@@ -92,6 +93,15 @@ MAX_DBS = 32  # the journal's own five plus the views' databases
 class DatabaseStats:
     entries: int
     bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionResult:
+    """What one `Journal.compact` did: events removed (and their packed bytes), roll-ups."""
+
+    removed: int
+    removed_bytes: int
+    rollups: list[Event]
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,6 +508,102 @@ class Journal:
         with self._read() as txn:
             return load_ranges(txn, self._dbs["meta"])
 
+    def gone(self) -> IdSet:
+        """The ids compaction removed: still in `summary` (never asked for again), not readable."""
+        with self._read() as txn:
+            return load_ranges(txn, self._dbs["meta"], MetaKey.GONE)
+
+    def peers(self) -> dict[str, PeerRecord]:
+        """What each known peer last stated holding (`moat_log.journal.peers`)."""
+        with self._read() as txn:
+            return load_peers(txn, self._dbs["meta"])
+
+    def record_peer(self, name: str, held: IdSet, seen: int, address: str = "") -> PeerRecord:
+        """Durably note that peer *name* stated holding *held* at *seen* (ns).
+
+        *address*: where this node dials it (kept from before if empty).
+        """
+        meta = self._dbs["meta"]
+        return self._write(lambda txn: store_peer(txn, meta, name, held, seen, address))
+
+    def compact(
+        self, rollups: Sequence[Change], removals: Iterable[EventId | Event]
+    ) -> CompactionResult:
+        """Write *rollups* and remove the events *removals* in one durable transaction.
+
+        The caller (`moat_log.journal.compaction`) decided that removing them
+        is safe; this only keeps the journal consistent: each removed event
+        loses its record and its three index entries, its id moves to
+        ``gone:`` and stays in the ranges (held, in the summary's sense).
+        Ids not held, or gone already, are skipped.  Removals given as the
+        events themselves (as the planner read them) spare reading them again.
+        """
+        if self._write_refusal is not None:
+            raise JournalError(self._write_refusal)
+        removals = list(removals)
+        return self._write(lambda txn: self._compact(txn, rollups, removals))
+
+    def _compact(
+        self, txn: lmdb.Transaction, rollups: Sequence[Change], removals: list[EventId | Event]
+    ) -> CompactionResult:
+        dbs = self._dbs
+        written: list[Event] = []
+        if rollups:
+            views = tuple(self.projections.values())
+            batch = WriteBatch(txn, dbs, self.node, self._wall_clock, views)
+            for change in rollups:
+                result = batch.write(change)
+                if isinstance(result, MoatLogError):
+                    raise result
+                assert isinstance(result, Event)
+                written.append(result)
+            batch.finish()
+        gone = IdSetBuilder(load_ranges(txn, dbs["meta"], MetaKey.GONE))
+        events_db, ids_db = dbs["events"], dbs["ids"]
+        done: list[Event] = []
+        removed_bytes = 0
+        for item in removals:
+            origin, seq = item.origin, item.seq
+            id_key = keys.id_key(origin, seq)
+            pos = txn.get(id_key, db=ids_db)
+            if pos is None:
+                continue
+            event = item if isinstance(item, Event) else self._removed_event(txn, pos, item)
+            removed_bytes += len(event.pack())
+            txn.delete(pos, db=events_db)
+            txn.delete(id_key, db=ids_db)
+            txn.delete(keys.path_key(event.path, event.hlc, origin), db=dbs["paths"])
+            txn.delete(keys.time_key(event.hlc, origin), db=dbs["times"])
+            done.append(event)
+        _add_runs(gone, sorted((event.origin, event.seq) for event in done))
+        changed = {event.origin for event in done}
+        removed = len(done)
+        for origin in changed:
+            txn.put(
+                MetaKey.GONE + origin.encode(),
+                msgpack.packb(gone.seqs(origin).to_msgpack()),
+                db=dbs["meta"],
+            )
+        return CompactionResult(removed, removed_bytes, written)
+
+    def _removed_event(
+        self, txn: lmdb.Transaction, pos: keys.BytesLike, event_id: EventId
+    ) -> Event:
+        data = txn.get(pos, db=self._dbs["events"])
+        if data is None:
+            raise JournalCorruptError(f"event {event_id} is indexed but missing; run verify")
+        return _unpack(data, pos)
+
+    def copy_to(self, target: str | os.PathLike[str]) -> None:
+        """Write a compacted copy of the LMDB file to the directory *target*.
+
+        A consistent snapshot, taken in one read transaction: safe while
+        other processes write.  The copy holds only pages in use, so it is
+        how the space compaction freed goes back to the disk.
+        """
+        with self._gate.transaction():
+            self._env.copy(os.fspath(target), compact=True)
+
     def summary_at(self) -> tuple[IdSet, int]:
         """`summary` and the last position, read together: the summary is positions 1 .. it."""
         with self._read() as txn:
@@ -699,6 +805,19 @@ class Journal:
             file_bytes=os.stat(self.path / "data.mdb").st_size,
             map_bytes=self._env.info()["map_size"],
         )
+
+
+def _add_runs(builder: IdSetBuilder, ids: list[tuple[str, int]]) -> None:
+    """Add sorted *ids* to *builder* a run of consecutive seqs at a time (few range inserts)."""
+    index = 0
+    while index < len(ids):
+        origin, first = ids[index]
+        last = first
+        index += 1
+        while index < len(ids) and ids[index] == (origin, last + 1):
+            last += 1
+            index += 1
+        builder.add_range(origin, first, last)
 
 
 def _open_env(directory: FsPath, map_size: int, *, create: bool = True) -> lmdb.Environment:

@@ -197,13 +197,21 @@ def _check_deps_order(
 
 def _check_ranges(journal: Journal, found: IdSet, report: VerifyReport) -> None:
     recorded = journal.summary()
+    gone = journal.gone()
     for origin in sorted({*found.origins, *recorded.origins}):
-        held = found.seqs(origin)
+        removed = gone.seqs(origin)
+        if removed & found.seqs(origin):
+            report.problem(
+                f"origin {origin}: meta records seqs {removed & found.seqs(origin)} as "
+                "removed by compaction, but the journal holds them"
+            )
+        held = found.seqs(origin) | removed  # compacted ids stay held in the summary's sense
         claimed = recorded.seqs(origin)
         if held != claimed:
             report.problem(
                 f"origin {origin}: meta records seqs {claimed or 'none'}, "
-                f"the journal holds {held or 'none'}"
+                f"the journal holds {found.seqs(origin) or 'none'}"
+                + (f" and compaction removed {removed}" if removed else "")
             )
         gaps = RangeSet([(1, held.max)]) - held if held else RangeSet()
         if not gaps:

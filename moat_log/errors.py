@@ -77,6 +77,10 @@ class StorageFullError(JournalError):
     """
 
 
+class CompactionRunningError(JournalError):
+    """Another compaction of the same journal runs now (the node's, or another command's)."""
+
+
 class JournalCorruptError(JournalError):
     """Stored data does not unpack or an index disagrees with the events."""
 

@@ -42,6 +42,7 @@ from moat_log.event import Event, Op, Value
 from moat_log.ids import MAX_U64, EventId, check_node_name
 from moat_log.idset import IdSet
 from moat_log.journal.change import Change
+from moat_log.journal.peers import PeerRecord
 from moat_log.path import Path, Segment
 from moat_log.rangeset import RangeSet
 from moat_log.vclock import VectorClock
@@ -341,6 +342,8 @@ class MemoryJournal:
         self._times: set[tuple[int, str]] = set()
         self._held: dict[str, RangeSet] = {}
         self._clock = 0
+        self._gone: dict[str, RangeSet] = {}  # removed by compaction, still held
+        self._peers: dict[str, PeerRecord] = {}
 
     # ------------------------------------------------------------------ writes
 
@@ -406,6 +409,8 @@ class MemoryJournal:
     def _insert(self, event: Event) -> bool:
         data = event.pack()
         stored = self._packed.get(event.id)
+        if stored is None and event.seq in self._gone.get(event.origin, ()):
+            return False  # compaction removed it: held, in the summary's sense
         if stored is not None:
             if stored != data:
                 raise IntegrityError(f"event {event.id} differs from the one held")
@@ -421,6 +426,31 @@ class MemoryJournal:
         self._times.add((event.hlc, event.origin))
         self._held.setdefault(event.origin, RangeSet()).add(event.seq)
         self._clock = max(self._clock, event.hlc)
+
+    # ------------------------------------------------------------- compaction
+
+    def gone(self) -> IdSet:
+        return IdSet(self._gone)
+
+    def peers(self) -> dict[str, PeerRecord]:
+        return dict(self._peers)
+
+    def record_peer(self, name: str, held: IdSet, seen: int, address: str = "") -> PeerRecord:
+        before = self._peers.get(name)
+        first = seen if before is None else before.first
+        record = PeerRecord(name, held, seen, first, address or (before.address if before else ""))
+        self._peers[name] = record
+        return record
+
+    def compact(
+        self, rollups: Sequence[Change], removals: Iterable[EventId | Event]
+    ) -> list[Event]:
+        """`Journal.compact`: write *rollups*, remove the events *removals* (ids stay held)."""
+        written = [self.append(change) for change in rollups]
+        for item in removals:
+            if self._packed.pop(EventId(item.origin, item.seq), None) is not None:
+                self._gone.setdefault(item.origin, RangeSet()).add(item.seq)
+        return written
 
     # ------------------------------------------------------------------- reads
 
@@ -445,20 +475,26 @@ class MemoryJournal:
         found = [
             (pos, self._stored(event))
             for pos, event in enumerate(self._events, 1)
-            if start <= pos and (end is None or pos <= end)
+            if start <= pos and (end is None or pos <= end) and event.id in self._packed
         ]
         return iter(found[::-1] if reverse else found)
 
     def by_origin(self, origin: str, first: int = 1, last: int | None = None) -> Iterator[Event]:
         high = MAX_U64 if last is None else last
-        found = [e for e in self._events if e.origin == origin and first <= e.seq <= high]
+        found = [
+            e
+            for e in self._events
+            if e.origin == origin and first <= e.seq <= high and e.id in self._packed
+        ]
         return self._sorted(found, key=lambda e: e.seq)
 
     def history(
         self, path: Path, *, subtree: bool = False, reverse: bool = False
     ) -> Iterator[Event]:
         found = [
-            e for e in self._events if (path.is_prefix_of(e.path) if subtree else e.path == path)
+            e
+            for e in self._events
+            if (path.is_prefix_of(e.path) if subtree else e.path == path) and e.id in self._packed
         ]
         return self._sorted(found, key=lambda e: (e.path.key, e.hlc, e.origin), reverse=reverse)
 
@@ -466,7 +502,7 @@ class MemoryJournal:
         self, since: int | None = None, until: int | None = None, *, reverse: bool = False
     ) -> Iterator[Event]:
         low, high = since or 0, MAX_U64 if until is None else until
-        found = [e for e in self._events if low <= e.hlc <= high]
+        found = [e for e in self._events if low <= e.hlc <= high and e.id in self._packed]
         return self._sorted(found, key=lambda e: (e.hlc, e.origin), reverse=reverse)
 
     def _sorted(

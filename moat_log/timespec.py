@@ -175,6 +175,16 @@ def describe_time(ns: int) -> str:
 _MAX_DESCRIBED_NS = 253_402_300_800 * 10**9  # year 10000
 
 
+def parse_duration(text: str) -> int:
+    """A positive duration like ``30d``, ``1h30m``, ``10s`` in ns (units ms, s, m, h, d, w)."""
+    if not isinstance(text, str) or text[:1] in "+-":
+        raise TimeSyntaxError(f"a duration is NUMBER UNIT parts like '30d' or '1h', not {text!r}")
+    ns = _parse_offset_ns("+" + text)
+    if ns <= 0:
+        raise TimeSyntaxError(f"a duration must be positive, not {text!r}")
+    return ns
+
+
 def _parse_offset_ns(spec: str) -> int:
     """Return the signed offset in ns of a relative time like ``-1h30m``."""
     match = _RELATIVE_RE.fullmatch(spec)

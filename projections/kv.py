@@ -204,6 +204,16 @@ class KVView:
                 if winner.deps.get(origin) < seq:
                     yield Conflict(winner.path, winner, EventId(origin, seq))
 
+    def heads(self, prefix: Path = ROOT) -> Iterator[tuple[Path, dict[str, int]]]:
+        """Per path under *prefix* (in path order), every origin's latest seq there.
+
+        The winner is among them (an origin's hlc rises with its seq).
+        Compaction never removes these events, so this view of what remains
+        is the view of what was (docs/decisions.md, "Retention and compaction").
+        """
+        for key, data in self._scan(self._kv, prefix.key):
+            yield _record_path(key), _Entry.unpack(data).heads
+
     def _winner(self, pkey: bytes) -> Event | None:
         with self._journal_read() as txn:
             data = txn.get(pkey, db=self._kv)

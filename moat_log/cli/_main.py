@@ -50,6 +50,7 @@ FOLLOW_INTERVAL = 0.2
 #: command with `cli` when imported).  tests/cli checks that this is complete.
 COMMAND_MODULES: Final[Mapping[str, str]] = {
     "adapters": "_adapter_cmds",
+    "compact": "_retention_cmds",
     "conflicts": "_view_cmds",
     "delete": "_journal_cmds",
     "demo": "_demo_cmd",
@@ -64,6 +65,7 @@ COMMAND_MODULES: Final[Mapping[str, str]] = {
     "log": "_query_cmds",
     "ls": "_view_cmds",
     "make-verifier": "_node_cmds",
+    "peer": "_retention_cmds",
     "projection": "_view_cmds",
     "pull": "_ship_cmds",
     "replay": "_replay_cmds",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator
 from itertools import groupby, islice
+from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
@@ -262,23 +263,49 @@ def _newest_per_path(newest_first: Iterable[Event], limit: int) -> list[list[Eve
 
 
 @cli.command()
+@click.option(
+    "--usage",
+    is_flag=True,
+    help="Also read every event: bytes per path class, events and bytes per day.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=FsPath),
+    metavar="FILE",
+    envvar="MOAT_LOG_CONFIG",
+    help="With --usage: the node's config, to say what the next compaction would free.",
+)
+@click.option("--days", default=14, show_default=True, help="With --usage: the days shown.")
 @click.pass_obj
-def stats(settings: Settings) -> None:
+def stats(settings: Settings, usage: bool, config_file: FsPath | None, days: int) -> None:
     """Show counts, ranges and sizes.
 
     The node, event count, last position and clock; per origin the seqs held;
-    per database its entries and bytes; the size of the data file.
+    per database its entries and bytes; the size of the data file.  With
+    --usage (which reads the whole journal): the bytes of each path class
+    (a path's first segment), events and bytes stored per day (the SD-card
+    wear figure, a lower bound), and with --config what the next
+    compaction would free.
 
     \b
     Example:
       moat-log stats
       moat-log --json stats | jq .origins
+      moat-log stats --usage --config /etc/moat-log/node.toml
     """
     with settings.journal() as journal:
         result, location = journal.stats(), str(journal.path)
+        found = _usage(settings, journal, config_file) if usage else None
     if settings.as_json:
-        print_json(_stats_json(result, location))
+        document = _stats_json(result, location)
+        if found is not None:
+            document["usage"] = _usage_json(*found)
+        print_json(document)
         return
+    if found is not None:
+        _print_usage(*found, days=days)
+        click.echo()
     print_fields(
         {
             "node": result.node,
@@ -298,6 +325,64 @@ def stats(settings: Settings) -> None:
         for name, db in result.databases.items()
     ]
     print_table(("DATABASE", "ENTRIES", "BYTES", "SIZE"), dbs)
+
+
+def _usage(settings: Settings, journal: Journal, config_file: FsPath | None) -> tuple[Any, Any]:
+    """The usage fold over every event, and a dry-run compaction's report (or None)."""
+    import time
+
+    from moat_log.journal.usage import Usage
+
+    found = Usage()
+    for _position, data in journal.scan_raw():
+        found.add(Event.unpack_trusted(data), len(data))
+    report = None
+    if config_file is not None:
+        from moat_log.node import load_config
+        from moat_log.projections import kv_view
+        from moat_log.projections.compactor import compact_journal
+
+        config = load_config(config_file, data_dir=settings.data_dir)
+        report = compact_journal(
+            journal, kv_view(journal), config.retention.rules, now=time.time_ns(), dry_run=True
+        )
+    return found, report
+
+
+def _usage_json(found: Any, report: Any) -> dict[str, Any]:
+    from moat_log.journal.usage import NS_PER_DAY
+
+    return {
+        "classes": {
+            name: {"events": e, "bytes": b} for name, (e, b) in sorted(found.by_class.items())
+        },
+        "days": {
+            format_time(day * NS_PER_DAY)[:10]: {"events": e, "bytes": b}
+            for day, (e, b) in sorted(found.by_day.items())
+        },
+        "next_compaction": None
+        if report is None
+        else {"events": report.removed, "bytes": report.removed_bytes, "rollups": report.rollups},
+    }
+
+
+def _print_usage(found: Any, report: Any, *, days: int) -> None:
+    from moat_log.journal.usage import NS_PER_DAY
+
+    rows = [(name, str(e), human_bytes(b)) for name, (e, b) in sorted(found.by_class.items())]
+    print_table(("PATH CLASS", "EVENTS", "BYTES"), rows)
+    click.echo()
+    recent = sorted(found.by_day.items())[-days:]
+    rows = [(format_time(day * NS_PER_DAY)[:10], str(e), human_bytes(b)) for day, (e, b) in recent]
+    print_table(("DAY", "EVENTS", "BYTES STORED"), rows)
+    if report is not None:
+        click.echo()
+        print_fields(
+            {
+                "next compaction": f"frees {report.removed} events "
+                f"({human_bytes(report.removed_bytes)} packed), writes {report.rollups} roll-ups"
+            }
+        )
 
 
 def _stats_json(result: JournalStats, location: str) -> dict[str, Any]:

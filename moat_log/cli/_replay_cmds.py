@@ -102,7 +102,22 @@ def replay_cmd(
         with progress_bar(journal.last_position, "replaying") as progress:
             state = state_at(journal, moment, prefix=target, progress=progress)
             _finish(progress, journal)
+        _say_what_was_thinned(journal, moment, target)
     _print_state(list(state.values()), moment, target, as_json=as_json)
+
+
+def _say_what_was_thinned(journal: Journal, moment: int, prefix: Path) -> None:
+    """On stderr: the paths whose raw events at *moment* compaction replaced by roll-ups."""
+    from moat_log.projections import kv_view
+    from moat_log.projections.compactor import thinned_before
+
+    for thinned in thinned_before(journal, kv_view(journal), moment, prefix):
+        click.echo(
+            f"note: the journal holds raw events of {thinned.path} only since "
+            f"{format_time(thinned.raw_since)}; before that, {thinned.interval} roll-ups "
+            f"('moat-log history {thinned.rollups}')",
+            err=True,
+        )
 
 
 def _print_state(live: list[Event], until: int, prefix: Path, *, as_json: bool) -> None:
@@ -249,6 +264,7 @@ def diff_cmd(settings: Settings, *, t1: str, t2: str, prefix: str | None, as_jso
         with progress_bar(journal.last_position, "comparing") as progress:
             differences = diff(journal, first, second, prefix=target, progress=progress)
             _finish(progress, journal)
+        _say_what_was_thinned(journal, min(first, second), target)
     if as_json:
         print_json(
             {**_moment_json("t1", first), **_moment_json("t2", second), "prefix": str(target),

@@ -58,7 +58,8 @@ def _missing_own(replicator: Replicator) -> int | None:
         return None
     own = replicator.node
     held = replicator.holdings.summary().seqs(own)
-    return max(len(peer.held.seqs(own) - held) for peer in peers.values())
+    # What a peer offers: not what it compacted (it cannot give those back).
+    return max(len(peer.offered.seqs(own) - held) for peer in peers.values())
 
 
 def _changed(before: int | None, replicator: Replicator) -> bool:

@@ -119,6 +119,7 @@ async def run_sync(
         max_ahead=config.max_clock_ahead,
         handshake_timeout=config.handshake_timeout,
         remind_every=config.remind_every,
+        have_every=config.have_every,
     ) as replicator:
         state = SyncState(replicator)
         async with trio.open_nursery() as nursery:

@@ -49,6 +49,7 @@ from moat_log.protocol.auth import check_user_name
 from moat_log.protocol.messages import REQUEST_TYPES
 from moat_log.records import FieldError, parse, read
 
+from .retention_config import RetentionConfig, retention_from_table
 from .sync_config import SyncConfig, sync_from_table
 
 __all__ = [
@@ -144,6 +145,8 @@ class NodeConfig:
     sync: SyncConfig | None = None
     #: The bus adapters (``[adapters.NAME]``), in the file's order.
     adapters: tuple[AdapterConfig, ...] = ()
+    #: What compaction may thin out, and how often the node runs it (``[retention]``).
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     #: The energy schedules (``[ems.NAME]``, docs/ems.md), in the file's order.
     ems: tuple[EmsSettings, ...] = ()
     source: str = EMBEDDED
@@ -251,6 +254,7 @@ class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     journal: _JournalTable = _JournalTable()
     sync: Any = None
     adapters: Any = None
+    retention: Any = None
     ems: Any = None
 
 
@@ -330,6 +334,8 @@ def config_from_document(
         settings["data_dir"] = path if path.is_absolute() or base is None else base / path
     if file.sync is not None:
         settings["sync"] = sync_from_table(source, file.sync, base)
+    if file.retention is not None:
+        settings["retention"] = retention_from_table(source, file.retention)
     return NodeConfig(**settings)
 
 

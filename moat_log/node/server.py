@@ -45,6 +45,7 @@ from moat_log.streams import single_errors_unwrapped
 from ._lock import NodeRunningError, holding_data_dir
 from ._node import Node
 from ._recover import RECOVERY_MARKER, recover_own_history
+from ._retention import run_retention
 from ._session import ClientSession
 from ._sync import run_sync
 from .config import ListenAddress, NodeConfig
@@ -156,6 +157,8 @@ async def _run(
                 return
         # after the recovery: an adapter's writes are the node's own events
         await background.start(run_adapters, node, adapters)
+        if config.retention.every and config.retention.rules:
+            await background.start(run_retention, node, config.retention)
         if config.ems:
             from moat_log.projections.ems.runner import run_schedules
 

@@ -29,7 +29,11 @@ from moat_log.address import host_and_port, join_host_port
 from moat_log.errors import ConfigError
 from moat_log.records import FieldError, parse, read
 from moat_log.sync.auth import MIN_SECRET_SIZE
-from moat_log.sync.connection import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_AHEAD
+from moat_log.sync.connection import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_HAVE_EVERY,
+    DEFAULT_MAX_AHEAD,
+)
 from moat_log.sync.repeats import DEFAULT_REMIND_EVERY
 
 __all__ = [
@@ -94,6 +98,9 @@ class SyncConfig:
     #: A failure that repeats (a peer down, a fork, a clock) is logged in
     #: full once, then as a one-line reminder at most once per this many seconds.
     remind_every: float = DEFAULT_REMIND_EVERY
+    #: A standing link tells a compacting peer what this node holds this
+    #: often (a ``have``): how soon the peer's compaction may go on.
+    have_every: float = DEFAULT_HAVE_EVERY
 
     def __post_init__(self) -> None:
         if len(self.secret) < MIN_SECRET_SIZE:
@@ -146,6 +153,14 @@ class _SyncTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         float,
         Meta(ge=1, le=MAX_REMIND_EVERY, description=f"a number of seconds 1 .. {MAX_REMIND_EVERY}"),
     ] = DEFAULT_REMIND_EVERY
+    have_every: Annotated[
+        float,
+        Meta(
+            ge=0.1,
+            le=MAX_REMIND_EVERY,
+            description=f"a number of seconds 0.1 .. {MAX_REMIND_EVERY}",
+        ),
+    ] = DEFAULT_HAVE_EVERY
 
 
 def _listen_address(text: str) -> tuple[str, int]:
@@ -176,6 +191,7 @@ def sync_from_table(source: str, table: Any, base: FsPath | None) -> SyncConfig:
             fields.handshake_timeout,
             fields.max_connections,
             fields.remind_every,
+            fields.have_every,
         )
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None

@@ -102,6 +102,7 @@ from .messages import (
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_HAVE_EVERY",
     "DEFAULT_MAX_AHEAD",
     "DEFAULT_WANT_SIZE",
     "DEFAULT_WINDOW",
@@ -122,6 +123,8 @@ DEFAULT_WINDOW: Final = 4
 DEFAULT_WANT_SIZE: Final = 1024
 #: Seconds a new link has to authenticate its peer (``sync.handshake_timeout``).
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
+#: Seconds between the ``have``s of a standing link (``sync.have_every``).
+DEFAULT_HAVE_EVERY: Final = 60.0
 #: Seconds an event's time may be after the node's clock (``sync.max_clock_ahead``).
 DEFAULT_MAX_AHEAD: Final = 300.0
 
@@ -200,6 +203,7 @@ class SyncConnection:
         fetch: bool = True,
         ask_have: bool = False,
         transfer: bool = False,
+        compaction: bool = True,
     ) -> None:
         if not 1 <= window <= MAX_WANTS_IN_FLIGHT:
             raise ValueError(f"window must be 1 .. {MAX_WANTS_IN_FLIGHT}, not {window}")
@@ -213,12 +217,20 @@ class SyncConnection:
         self._peer_asked_have = False
         #: The peer's hello said it is a one-shot transfer (pull or ship).
         self.peer_is_transfer = False
+        #: The peer's hello said ``compaction``: its summary may name gone ids,
+        #: ours names ours, and a standing link may repeat ``have``s.
+        self.peer_compacts = False
         self._want_size = want_size
         self.nonce: Final = random(NONCE_SIZE)
         if type(self.nonce) is not bytes or len(self.nonce) != NONCE_SIZE:
             raise ValueError(f"random() must return {NONCE_SIZE} bytes")
         self._handshake = Handshake(
-            self.node, secret, self.nonce, ask_have=ask_have, transfer=transfer
+            self.node,
+            secret,
+            self.nonce,
+            ask_have=ask_have,
+            transfer=transfer,
+            compaction=compaction,
         )
         self._decoder = FrameDecoder(MAX_FRAME_SIZE)
         self._codec = BatchCodec()
@@ -228,8 +240,10 @@ class SyncConnection:
         self._error: ProtocolError | None = None
         self._goodbye_sent = False
         self.peer: str | None = None  # once proven
-        self._summary_sent = _NOTHING
-        self._peer_summary = _NOTHING
+        self._summary_sent = _NOTHING  # every id it named (pushes skip them)
+        self._offered = _NOTHING  # those of them the peer may ask for: not gone
+        self._peer_summary = _NOTHING  # what the peer's summary offers: held, not gone
+        self._peer_stated = _NOTHING  # everything the peer's summary named
         self._peer_held = IdSetBuilder()  # grown by every event sent either way
         self._tally = _Tally()
         self._next_id = 1
@@ -254,6 +268,11 @@ class SyncConnection:
     def peer_held(self) -> IdSet:
         """What the peer is known to hold: its summary and all sent either way since."""
         return self._peer_held.build()
+
+    @property
+    def peer_offered(self) -> IdSet:
+        """What the peer's summary offered: the ids it holds and has not compacted."""
+        return self._peer_summary
 
     @property
     def wanted(self) -> IdSet:
@@ -353,12 +372,20 @@ class SyncConnection:
         self._queue(self._handshake.answer(hello))
         self._peer_asked_have = hello.have
         self.peer_is_transfer = hello.transfer
+        self.peer_compacts = hello.compaction and self._handshake.compaction
         self._state = LinkState.AUTH
 
     def _on_proof(self, proof: Proof) -> Authenticated:
         self.peer = self._handshake.verify(proof)
-        self._summary_sent = self._holdings.summary() if self._offer else _NOTHING
-        self._queue(Summary(self._summary_sent, self._holdings.tips()))
+        held = self._holdings.summary() if self._offer else _NOTHING
+        gone = self._holdings.gone() & held
+        self._offered = held - gone
+        if self.peer_compacts:
+            self._summary_sent = held
+            self._queue(Summary(held, self._holdings.tips(), gone))
+        else:  # version 1's meaning: everything named can be served
+            self._summary_sent = self._offered
+            self._queue(Summary(self._offered, self._holdings.tips()))
         self._state = LinkState.SUMMARY
         return Authenticated(self.peer)
 
@@ -368,7 +395,9 @@ class SyncConnection:
         )
         if contradiction is not None:
             raise RemoteProtocolError(contradiction, error_type=GoodbyeReason.CONFLICT)
-        self._peer_summary = summary.held
+        gone = _NOTHING if summary.gone is None or not self.peer_compacts else summary.gone
+        self._peer_summary = summary.held - gone
+        self._peer_stated = summary.held
         self._peer_held = IdSetBuilder(summary.held)
         self._state = LinkState.LIVE
         return PeerSummary(summary.held)
@@ -382,7 +411,7 @@ class SyncConnection:
             raise RemoteProtocolError(
                 f"the peer has more than {MAX_WANTS_IN_FLIGHT} wants open, the limit"
             )
-        not_offered = want.seqs - self._summary_sent
+        not_offered = want.seqs - self._offered
         if not_offered:
             raise RemoteProtocolError(
                 f"the peer wants events this node did not offer: {_show(not_offered)}"
@@ -477,6 +506,30 @@ class SyncConnection:
         del self._own_wants[request_id]
         self._holdings.stored_ids(want.received)
 
+    # --- confirmations ----------------------------------------------------------------
+
+    @property
+    def confirms(self) -> bool:
+        """Whether this link repeats ``have``s: live, both compact, neither a transfer."""
+        return (
+            self.live
+            and self.peer_compacts
+            and not self.peer_is_transfer
+            and not self._handshake.transfer
+            and self._offer
+        )
+
+    def send_have(self) -> bool:
+        """Tell the peer what the node holds now (a ``have``), if this link `confirms`.
+
+        The peer records it as what this node stated holding: the frontier
+        its compaction waits for.  The shell calls it every so often.
+        """
+        if self._ended() or not self.confirms:
+            return False
+        self._queue(Have(self._holdings.summary()))
+        return True
+
     # --- pushes -----------------------------------------------------------------------
 
     def push(self, events: Sequence[Event], packed: Sequence[bytes] | None = None) -> int:
@@ -525,7 +578,7 @@ class SyncConnection:
     def _on_push(self, push: Push) -> EventsReceived:
         for event in push.events:
             origin, seq = event.origin, event.seq
-            if self._summary_sent.holds(origin, seq) or self._peer_summary.holds(origin, seq):
+            if self._summary_sent.holds(origin, seq) or self._peer_stated.holds(origin, seq):
                 raise RemoteProtocolError(
                     f"the peer pushed {event.id}, which a summary already named "
                     "(it is asked for, not pushed)"

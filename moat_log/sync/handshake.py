@@ -24,7 +24,16 @@ AUTH_FAILURE_MESSAGE: Final = "authentication failed: the nodes do not share the
 class Handshake:
     """One side of the authentication of a link."""
 
-    __slots__ = ("_key", "_peer", "_peer_nonce", "ask_have", "node", "nonce", "transfer")
+    __slots__ = (
+        "_key",
+        "_peer",
+        "_peer_nonce",
+        "ask_have",
+        "compaction",
+        "node",
+        "nonce",
+        "transfer",
+    )
 
     def __init__(
         self,
@@ -34,8 +43,10 @@ class Handshake:
         *,
         ask_have: bool = False,
         transfer: bool = False,
+        compaction: bool = True,
     ) -> None:
         self.node = node
+        self.compaction = compaction
         self.ask_have = ask_have
         self.transfer = transfer
         self.nonce = nonce
@@ -49,7 +60,9 @@ class Handshake:
         return self._peer
 
     def hello(self) -> Hello:
-        return Hello(PROTOCOL_VERSION, self.node, self.nonce, self.ask_have, self.transfer)
+        return Hello(
+            PROTOCOL_VERSION, self.node, self.nonce, self.ask_have, self.transfer, self.compaction
+        )
 
     def answer(self, hello: Hello) -> Proof:
         """Check the peer's hello; this side's proof, to send."""

@@ -52,14 +52,22 @@ _NOTHING: Final = IdSet()
 class Holdings:
     """What one node holds, and which missing events its links have asked for."""
 
-    __slots__ = ("_held", "_lookup", "_requested")
+    __slots__ = ("_gone", "_held", "_lookup", "_requested")
 
-    def __init__(self, held: IdSet = _NOTHING, *, lookup: Lookup | None = None) -> None:
+    def __init__(
+        self,
+        held: IdSet = _NOTHING,
+        *,
+        lookup: Lookup | None = None,
+        gone: Callable[[], IdSet] | None = None,
+    ) -> None:
         """Start from *held*, e.g. ``journal.summary()``.
 
         *lookup* reads an event of the journal by id; without it the node
-        names no tips and checks none.
+        names no tips and checks none.  *gone* reads the ids compaction
+        removed (``journal.gone``): held, but not served.
         """
+        self._gone = gone
         # Grown by every event the journal stores: a builder, not a new set each time.
         self._held = IdSetBuilder(held)
         self._requested = _NOTHING
@@ -68,6 +76,10 @@ class Holdings:
     def summary(self) -> IdSet:
         """What the node holds now."""
         return self._held.build()
+
+    def gone(self) -> IdSet:
+        """The ids held whose events compaction removed (read afresh: compaction runs aside)."""
+        return _NOTHING if self._gone is None else self._gone()
 
     @property
     def requested(self) -> IdSet:

@@ -47,7 +47,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal, TypeAlias
 
 import trio
@@ -71,6 +71,7 @@ from ..timespec import describe_time
 from .batches import read_packed_batch
 from .connection import (
     DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_HAVE_EVERY,
     DEFAULT_MAX_AHEAD,
     DEFAULT_WANT_SIZE,
     DEFAULT_WINDOW,
@@ -146,6 +147,8 @@ class PeerStatus:
     until: float | None = None
     #: How the link ended (``reason: message``), for a peer that is gone.
     last_error: str = ""
+    #: What the peer's summary offered: what it held less what it compacted.
+    offered: IdSet = field(default_factory=IdSet)
 
 
 class Replicator:
@@ -164,8 +167,12 @@ class Replicator:
         max_ahead: float = DEFAULT_MAX_AHEAD,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         remind_every: float = DEFAULT_REMIND_EVERY,
+        have_every: float = DEFAULT_HAVE_EVERY,
     ) -> None:
         self.writer: Final = writer
+        #: A standing link with a compacting peer tells it what this node
+        #: holds (a ``have``) this often, if it changed: the peer's frontier.
+        self.have_every: Final = have_every
         #: Which repeats of a failure reach the log (`moat_log.sync.link_log`).
         self.repeats: Final = RepeatFilter(remind_every)
         #: A link whose peer has not authenticated after this many seconds ends.
@@ -176,7 +183,7 @@ class Replicator:
         self.journal: Final = writer.journal
         self.feed: Final = feed
         self.node: Final = writer.journal.node
-        self.holdings: Final = Holdings(lookup=self.journal.get)
+        self.holdings: Final = Holdings(lookup=self.journal.get, gone=self.journal.gone)
         #: The holdings hold every event stored up to this journal position.
         self.held_through = 0
         self._secret = secret
@@ -335,6 +342,7 @@ async def open_replicator(
     max_ahead: float = DEFAULT_MAX_AHEAD,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     remind_every: float = DEFAULT_REMIND_EVERY,
+    have_every: float = DEFAULT_HAVE_EVERY,
 ) -> AsyncIterator[Replicator]:
     """The node's `Replicator`; run ``feed.run`` beside it (the node server does).
 
@@ -351,6 +359,7 @@ async def open_replicator(
         max_ahead=max_ahead,
         handshake_timeout=handshake_timeout,
         remind_every=remind_every,
+        have_every=have_every,
     )
     held, position = await trio.to_thread.run_sync(writer.journal.summary_at)
     replicator.holdings.stored_ids(held)
@@ -421,6 +430,9 @@ class _Link:
         # What to push: the journal feed from the moment the peer authenticated.
         self._subscription: Subscription | None = None
         self._authenticated = trio.Event()
+        # The peer's latest statement of what it holds, to record in the journal.
+        self._statement: IdSet | None = None
+        self._stated = trio.Event()
 
     # --- the link ---------------------------------------------------------------
 
@@ -436,6 +448,7 @@ class _Link:
             self.peer_has,
             until,
             last_error,
+            self.conn.peer_offered,
         )
 
     @property
@@ -463,6 +476,8 @@ class _Link:
                 nursery.start_soon(self._store)
                 nursery.start_soon(self._push)
                 nursery.start_soon(self._expect_authentication)
+                nursery.start_soon(self._record_statements)
+                nursery.start_soon(self._confirm)
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
             self._record("broken", f"the connection broke: {group.exceptions[0]}", by_peer=True)
         except* MoatLogError as group:  # a bug or a damaged journal here, not the peer's doing
@@ -536,12 +551,14 @@ class _Link:
                 self._subscribe()
                 self.replicator._admit(self)
             elif isinstance(event, PeerSummary):
+                self._peer_stated(event.held)
                 self.since = time.time()
                 self.live_at = trio.current_time()
                 self.replicator._log_up(self)
                 self._wake_pusher.set()
                 self.replicator._note_change()
             elif isinstance(event, PeerHas):
+                self._peer_stated(event.held)
                 self.peer_has = event.held
                 self.replicator._note_change()
             elif isinstance(event, Goodbye):
@@ -633,6 +650,38 @@ class _Link:
             return
         if not self.ended:
             self.end(GoodbyeReason.PROTOCOL, f"the peer did not authenticate within {timeout:g} s")
+
+    # --- what each side holds, for compaction --------------------------------------
+
+    def _peer_stated(self, held: IdSet) -> None:
+        """The peer said it holds *held*: record it, on a standing link (not a transfer)."""
+        if not self.transfer:
+            self._statement = held
+            self._stated.set()
+
+    async def _record_statements(self) -> None:
+        """Write the peer's latest statement to the journal's peer records (the frontier)."""
+        journal = self.replicator.journal
+        while True:
+            await self._stated.wait()
+            self._stated = trio.Event()
+            held, self._statement = self._statement, None
+            if held is not None and self.peer is not None:
+                address = self.address if self.dialled else ""
+                await trio.to_thread.run_sync(
+                    journal.record_peer, self.peer, held, time.time_ns(), address
+                )
+
+    async def _confirm(self) -> None:
+        """Every `Replicator.have_every` seconds, tell the peer what this node holds, if new."""
+        await self._authenticated.wait()
+        last: IdSet | None = None
+        while not self.ended:
+            await trio.sleep(self.replicator.have_every)
+            held = self.replicator.holdings.summary()
+            if held != last and self.conn.send_have():
+                last = held
+                self._wake_sender.set()
 
     # --- pushing ------------------------------------------------------------------
 

@@ -112,6 +112,10 @@ class Hello:
     #: The sender is a one-shot transfer (``moat-log pull`` or ``ship``), not
     #: a node's standing link.  Optional on the wire: absent means False.
     transfer: bool = False
+    #: The sender's journal may be compacted: it understands a summary's
+    #: ``gone`` and a standing link's repeated ``have``s, and sends them to a
+    #: peer that says the same.  Optional on the wire: absent means False.
+    compaction: bool = False
 
     def __post_init__(self) -> None:
         _uint("version", self.version)
@@ -119,6 +123,10 @@ class Hello:
         _bin("nonce", self.nonce, NONCE_SIZE)
         _check(type(self.have) is bool, f"'have' must be a bool, not {show(self.have)}")
         _check(type(self.transfer) is bool, f"'transfer' must be a bool, not {show(self.transfer)}")
+        _check(
+            type(self.compaction) is bool,
+            f"'compaction' must be a bool, not {show(self.compaction)}",
+        )
 
     def to_wire(self) -> dict[str, Any]:
         wire = {"type": self.TYPE, "version": self.version, "node": self.node, "nonce": self.nonce}
@@ -126,6 +134,8 @@ class Hello:
             wire["have"] = True
         if self.transfer:
             wire["transfer"] = True
+        if self.compaction:
+            wire["compaction"] = True
         return wire
 
 
@@ -155,13 +165,27 @@ class Summary:
     #: hlc - also for what *held* does not offer (a one-way link offers
     #: nothing); an origin may be left out (its tip is then not checked).
     tips: Tips = dataclasses.field(default_factory=dict)
+    #: The ids of *held* whose events compaction removed: held in the sense
+    #: that they are never asked for or pushed again, but not served.  None:
+    #: the key is absent (a peer whose hello did not say ``compaction``).
+    gone: IdSet | None = None
+
+    def __post_init__(self) -> None:
+        if self.gone is not None:
+            _check(
+                self.gone <= self.held,
+                f"a summary's 'gone' names ids its 'held' does not: {self.gone - self.held}",
+            )
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "type": self.TYPE,
             "held": self.held.to_wire(),
             "tips": {origin: list(self.tips[origin]) for origin in sorted(self.tips)},
         }
+        if self.gone is not None:
+            wire["gone"] = self.gone.to_wire()
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +317,11 @@ def parse_message(frame: object) -> Message:
         raise RemoteProtocolError(f"a message must be a map, not {show(frame)}")
     kind = frame.get("type")
     if kind == Hello.TYPE:
-        optional = {"have": frame.get("have", False), "transfer": frame.get("transfer", False)}
+        optional = {
+            "have": frame.get("have", False),
+            "transfer": frame.get("transfer", False),
+            "compaction": frame.get("compaction", False),
+        }
         return _parse(Hello, {**frame, **optional})
     cls = _TYPES.get(kind) if type(kind) is str else None
     if cls is None:
@@ -303,6 +331,8 @@ def parse_message(frame: object) -> Message:
             )
         raise RemoteProtocolError(f"unknown message type {show(kind)}")
     keys = {"type", *(field.name for field in dataclasses.fields(cls))}
+    if cls is Summary and "gone" not in frame:
+        keys.discard("gone")  # present only towards a peer whose hello said 'compaction'
     if frame.keys() != keys:
         extra = sorted(map(str, frame.keys() - keys))
         missing = sorted(keys - frame.keys())
@@ -314,7 +344,8 @@ def parse_message(frame: object) -> Message:
         return Push(_events(frame["events"]))
     if cls is Summary:
         held = held_from_wire(frame["held"], "the summary")
-        return _parse(Summary, {"held": held, "tips": _tips(frame["tips"])})
+        gone = None if "gone" not in frame else held_from_wire(frame["gone"], "the summary's gone")
+        return _parse(Summary, {"held": held, "tips": _tips(frame["tips"]), "gone": gone})
     if cls is Have:
         return Have(held_from_wire(frame["held"], "the have"))
     if cls is Want:

@@ -144,7 +144,8 @@ def test_listen_addresses(text: str, expected: ListenAddress) -> None:
         (
             'nodes = "pi1"',
             "nodes",
-            "unknown key; known keys are adapters, client, data_dir, ems, journal, node, sync",
+            "unknown key; known keys are adapters, client, data_dir, ems, journal, node, "
+            "retention, sync",
         ),
         ('journal.durability = "later"', "journal.durability", "must be 'sync' or 'batched'"),
         ("journal.durability = 1", "journal.durability", 'expected "sync" or "batched", got 1'),

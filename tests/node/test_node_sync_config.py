@@ -103,7 +103,8 @@ def test_a_secret_file_relative_to_the_config(tmp_path: FsPath) -> None:
         (f'secret = "{SECRET}"\npeers = [3]', "sync.peers[0]: expected a string, got 3"),
         (
             f'secret = "{SECRET}"\nretry = 3',
-            "sync.retry: unknown key; known keys are handshake_timeout, listen, max_clock_ahead",
+            "sync.retry: unknown key; known keys are handshake_timeout, have_every, listen, "
+            "max_clock_ahead",
         ),
         (
             f'secret = "{SECRET}"\nwait_for_peers = -1',

@@ -33,6 +33,10 @@ class NodeProcess:
     peers: list[str] = field(default_factory=list)
     #: More lines of the ``[sync]`` table, e.g. ``"max_connections = 2\n"``.
     sync_settings: str = ""
+    #: The sync listener's port; 0: any free one (then a restart moves it).
+    sync_port: int = 0
+    #: More tables of the config after ``[sync]``, e.g. a ``[retention]`` table.
+    more_config: str = ""
     process: subprocess.Popen[bytes] | None = None
     sync_address: str = ""
 
@@ -50,8 +54,8 @@ class NodeProcess:
         config.write_text(
             f'node = "{self.name}"\ndata_dir = "{self.name}"\n'
             '[client]\nlisten = ["unix"]\n'
-            f'[sync]\nlisten = "127.0.0.1:0"\npeers = [{peers}]\nsecret = "{SECRET}"\n'
-            + self.sync_settings
+            f'[sync]\nlisten = "127.0.0.1:{self.sync_port}"\npeers = [{peers}]\n'
+            f'secret = "{SECRET}"\n' + self.sync_settings + self.more_config
         )
         self.process = subprocess.Popen(
             [moat_log_script(), "serve", "--config", str(config), "--log-level", "info"],

@@ -18,6 +18,7 @@ from typing import Final
 
 from moat_log.event import Event, Op
 from moat_log.ids import EventId
+from moat_log.idset import IdSet
 from moat_log.journal.change import Change
 from moat_log.path import Path
 from moat_log.protocol.framing import NEED_DATA
@@ -27,8 +28,10 @@ from moat_log.sync import (
     ConnectionClosed,
     EventsReceived,
     EventsWanted,
+    Goodbye,
     Holdings,
     Lookup,
+    PeerHas,
     PeerSummary,
     SyncConnection,
     SyncEvent,
@@ -88,9 +91,23 @@ class SimNode:
         self.name = name
         self.clock = FakeWallClock(now)
         self.journal = MemoryJournal(name, wall_clock=self.clock)
-        self.holdings = Holdings(lookup=self.journal.get)
+        self.holdings = self._holdings()
         #: Received and not yet stored: (the end that received them, the event).
         self.pending: list[tuple[End, EventsReceived]] = []
+        #: How many times the node lost its data (`wipe`).
+        self.generation = 0
+        #: Per peer, its generation when it made the statement recorded here.
+        self.stated_by: dict[str, int] = {}
+
+    def _holdings(self, held: IdSet | None = None) -> Holdings:
+        journal = self.journal
+        return Holdings(held or IdSet(), lookup=journal.get, gone=journal.gone)
+
+    def compact(self, rollups: list[Change], removals: list[Event]) -> list[Event]:
+        """Compaction as the node runs it: roll-ups written, events removed (ids stay held)."""
+        written = self.journal.compact(rollups, removals)
+        self.holdings.stored(written)
+        return written
 
     def write(self, path: tuple[str | int, ...], value: object, *, delete: bool = False) -> Event:
         """A local write, committed; the holdings learn of it as from the feed."""
@@ -116,13 +133,15 @@ class SimNode:
     def restart(self) -> None:
         """Lose everything in memory; the journal survives (links are cut by the caller)."""
         self.pending.clear()
-        self.holdings = Holdings(self.journal.summary(), lookup=self.journal.get)
+        self.holdings = self._holdings(self.journal.summary())
 
     def wipe(self) -> None:
         """Lose the journal too (a new SD card); the clock and the name stay."""
         self.pending.clear()
         self.journal = MemoryJournal(self.name, wall_clock=self.clock)
-        self.holdings = Holdings(lookup=self.journal.get)
+        self.holdings = self._holdings()
+        self.generation += 1
+        self.stated_by.clear()
 
     def event_set(self) -> set[bytes]:
         return {event.pack() for _, event in self.journal.scan()}
@@ -145,12 +164,18 @@ class End:
     duplicates: int = 0  # events received that the node held or had received already
     #: How a want is answered: the most bytes of events per batch.
     batch_bytes: int = MAX_BATCH_CONTENT
+    #: The node at the other end (for its generation, see `SimNode.stated_by`).
+    peer: SimNode | None = None
 
     def handle(self, event: SyncEvent) -> None:
         """What the shell does with one event of the connection."""
         if isinstance(event, EventsWanted):
             read = self.node.journal.by_origin
-            self.conn.send_batch(event.request_id, read_batch(event.seqs, read, self.batch_bytes))
+            events = read_batch(event.seqs, read, self.batch_bytes)
+            if not events:  # compacted after the summary offered them: the shell's goodbye
+                self.conn.send_goodbye("internal", "this node cannot read events it offered")
+                return
+            self.conn.send_batch(event.request_id, events)
         elif isinstance(event, EventsReceived):
             for received in event.events:
                 assert received.id not in self.received_ids, f"{received.id} twice on one link"
@@ -158,8 +183,16 @@ class End:
                 if self.node.holdings.holds(*received.id) or self._pending(received.id):
                     self.duplicates += 1
             self.node.pending.append((self, event))
+        elif isinstance(event, (PeerSummary, PeerHas)):
+            self.state(event.held)
         else:
-            assert isinstance(event, (Authenticated, PeerSummary)), f"unexpected {event}"
+            assert isinstance(event, (Authenticated, Goodbye)), f"unexpected {event}"
+
+    def state(self, held: IdSet) -> None:
+        """The peer stated what it holds: record it, as the shell does (the frontier)."""
+        assert self.peer is not None and self.conn.peer is not None
+        self.node.journal.record_peer(self.conn.peer, held, self.node.clock())
+        self.node.stated_by[self.conn.peer] = self.peer.generation
 
     def _pending(self, event_id: EventId) -> bool:
         return any(
@@ -202,6 +235,7 @@ class SimLink:
             )
             self.ends[node.name] = End(node, conn, node.journal.last_position)
             self.flight[node.name] = bytearray()
+        self.ends[a.name].peer, self.ends[b.name].peer = b, a
         self.bytes_sent = 0
 
     def end(self, name: str) -> End:

@@ -19,12 +19,23 @@ event, and records what the writer had seen: everything it held
 contiguously at any of its writes so far.  The test's memory of that
 survives a wipe; the node's survives only in its events.
 
+Nodes also compact (`compact`): with a rule that covers every path, they
+remove what every neighbour has stated holding (its summary, its repeated
+``have``s, `confirm`), keeping each path's winner and heads, each origin's
+tip and the last position, with or without roll-ups (written by the raw
+events' origin).  At each compaction the machine checks the safety rule
+itself: every removed id is held, right now, by every neighbour that has not
+lost its data since it said so.
+
 `heal_and_check` (a rule, and again at the end of every run) reconnects every
 link and runs the network until nothing moves.  Then:
 
-* every node holds the same events, and nothing written anywhere is missing;
+* every node holds only events that were written, and, unless some node
+  lost its data, every node's summary names every event written anywhere
+  (held, or removed after every neighbour held it);
 * every node's KV view (the winner per path, by greatest ``(hlc, origin)``)
-  is byte-identical, and equal to the fold of the union of all events;
+  is byte-identical, and equal to the fold of the union of all events
+  written, compacted or not; so are the heads and conflicts;
 * per origin, deps never decrease from one event to the next, and the KV
   conflicts computed from deps are those of the record of what each writer
   had seen;
@@ -53,9 +64,17 @@ from sync_support import SimLink, SimNode, settle
 from moat_log.event import Event
 from moat_log.ids import EventId
 from moat_log.idset import IdSet
+from moat_log.journal.change import Change
+from moat_log.journal.compaction import (
+    PathCompaction,
+    PathPattern,
+    RetentionRule,
+    rolled_intervals,
+    rollup_path,
+)
 from moat_log.path import Path
 from moat_log.rangeset import RangeSet
-from moat_log.sync import MAX_BATCH_CONTENT
+from moat_log.sync import MAX_BATCH_CONTENT, LinkState
 from moat_log.testing import kv_conflicts, kv_winners
 from moat_log.vclock import VectorClock
 
@@ -77,6 +96,8 @@ class SyncNetwork(RuleBasedStateMachine):
         self.newest: dict[str, Event] = {}
         self.window = self.want_size = 1
         self.batch_bytes = MAX_BATCH_CONTENT
+        self.any_wiped = False  # some node lost its data: what it lacked may be gone
+        self.compacted = 0  # events removed, over all nodes
 
     # --- set-up -----------------------------------------------------------------
 
@@ -234,11 +255,56 @@ class SyncNetwork(RuleBasedStateMachine):
         run_until(self.live_links(), lambda: self.neighbours_hold_all_of(index))
         offered = self.own_held_by_neighbours(index)
         node.wipe()
+        self.any_wiped = True
         self.reconnect_all_of(index)
         own = node.journal.summary
         run_until(self.live_links(), lambda: offered.issubset(own().seqs(node.name)))
         if write_at_once:
             self.record(node, node.write(PATHS[1], data.draw(st.integers(0, 9))))
+
+    # --- compaction ---------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def confirm(self, data: st.DataObject) -> None:
+        """One end of a live link tells its peer what its node holds (a repeated have)."""
+        links = [link for link in self.live_links() if all(e.conn.live for e in link.ends.values())]
+        if links:
+            link = data.draw(st.sampled_from(links), label="link")
+            link.end(data.draw(st.sampled_from(sorted(link.ends)), label="node")).conn.send_have()
+
+    @rule(data=st.data(), rolled=st.booleans(), confirmed=st.booleans())
+    def compact(self, data: st.DataObject, rolled: bool, confirmed: bool) -> None:
+        """A node compacts everything its neighbours have stated holding (every path, any age).
+
+        With *confirmed*, the live links first run until nothing moves and
+        every end sends a ``have``: the frontier is then all that is shared.
+        """
+        index = data.draw(st.integers(0, len(self.nodes) - 1), label="compactor")
+        node = self.nodes[index]
+        if confirmed:
+            settle(self.nodes, self.live_links())
+            for link in self.live_links():
+                for end in link.ends.values():
+                    end.conn.send_have()
+            settle(self.nodes, self.live_links())
+        neighbours = self.neighbours(index)
+        records = node.journal.peers()
+        if any(peer.name not in records for peer in neighbours):
+            return  # a configured peer that never answered holds everything back
+        frontier = node.journal.summary() - node.journal.gone()
+        for peer in neighbours:
+            frontier = frontier & records[peer.name].held
+        rule = RetentionRule(
+            "all", (PathPattern.parse("#"),), raw_for=1, rollup=10**9 if rolled else None
+        )
+        rollups, removals = plan_compaction(node, rule, frontier)
+        for peer in neighbours:  # the safety rule, against the peers' real journals
+            if node.stated_by.get(peer.name) == peer.generation:
+                lacking = [e.id for e in removals if e.id not in peer.journal.summary()]
+                assert not lacking, f"{node.name} removes {lacking}, which {peer.name} lacks"
+        for event in node.compact(rollups, removals):
+            self.record(node, event)
+        self.compacted += len(removals)
 
     def reconnect_all_of(self, index: int) -> None:
         """New connections on every link of a node (a node that starts dials its peers)."""
@@ -250,22 +316,31 @@ class SyncNetwork(RuleBasedStateMachine):
     def neighbours(self, index: int) -> list[SimNode]:
         return [self.nodes[b if a == index else a] for a, b in self.links if index in (a, b)]
 
-    def own_held_by_neighbours(self, index: int) -> RangeSet:
+    def own_held_by_neighbours(self, index: int, *, offered: bool = True) -> RangeSet:
+        """The node's own seqs its neighbours hold: that they can serve, or also compacted."""
         name = self.nodes[index].name
         held = RangeSet()
         for peer in self.neighbours(index):
-            held |= peer.journal.summary().seqs(name)
+            gone = peer.journal.gone() if offered else IdSet()
+            held |= (peer.journal.summary() - gone).seqs(name)
         return held
 
     def neighbours_hold_all_of(self, index: int) -> bool:
-        own = self.nodes[index].journal.summary().seqs(self.nodes[index].name)
-        return own.issubset(self.own_held_by_neighbours(index))
+        """Its neighbours hold (or compacted) every own event it still has.
+
+        Those it compacted itself may be gone everywhere (a neighbour that
+        had confirmed them lost its data since): nobody can give them back.
+        """
+        journal = self.nodes[index].journal
+        own = (journal.summary() - journal.gone()).seqs(self.nodes[index].name)
+        return own.issubset(self.own_held_by_neighbours(index, offered=False))
 
     @precondition(lambda self: self.nodes)
     @rule()
     def heal_and_check(self) -> None:
         for edge, link in self.links.items():
-            if link is None:
+            if link is None or any(e.conn.state is LinkState.CLOSED for e in link.ends.values()):
+                self.cut(edge)  # a link that ended (a want for events compacted meanwhile)
                 self.links[edge] = self.connect(edge)
         links = self.live_links()
         settle(self.nodes, links)
@@ -284,16 +359,21 @@ class SyncNetwork(RuleBasedStateMachine):
             assert held == node.journal.summary()
 
     def check_converged(self) -> None:
-        union = set().union(*(node.event_set() for node in self.nodes))
-        assert self.written <= union, "an acknowledged write was lost"
+        events = _events_of(self.written)
+        written_ids = IdSet.of_events(events)
+        expected = _packed(kv_winners(events))
+        conflicts = kv_conflicts(events)
         for node in self.nodes:
-            assert node.event_set() == union, f"{node.name} differs"
+            assert node.event_set() <= self.written, f"{node.name} holds an event never written"
+            held = node.journal.summary()
+            assert held <= written_ids
+            if not self.any_wiped:
+                assert held == written_ids, f"{node.name} lacks {written_ids - held}"
             assert node.holdings.requested == IdSet()
             assert not node.pending
-        events = _events_of(union)
-        expected = _packed(kv_winners(events))
-        for node in self.nodes:
-            assert _packed(kv_winners(e for _, e in node.journal.scan())) == expected
+            stored = [e for _, e in node.journal.scan()]
+            assert _packed(kv_winners(stored)) == expected, f"{node.name}: another KV view"
+            assert kv_conflicts(stored) == conflicts, f"{node.name}: other heads"
         check_deps_never_decrease(events)
         assert kv_conflicts(events) == kv_conflicts(events, seen=lambda e: self.seen[e.id])
 
@@ -315,6 +395,44 @@ class SyncNetwork(RuleBasedStateMachine):
     def teardown(self) -> None:
         if self.nodes:
             self.heal_and_check()
+
+
+def plan_compaction(
+    node: SimNode, rule: RetentionRule, frontier: IdSet
+) -> tuple[list[Change], list[Event]]:
+    """What the node's compaction does (`moat_log.projections.compactor`, over a MemoryJournal)."""
+    journal = node.journal
+    stored = [event for _, event in journal.scan()]
+    summary = journal.summary()
+    protected = {EventId(origin, summary.max(origin)) for origin in summary.origins}
+    if stored:
+        protected.add(stored[-1].id)
+    heads: dict[tuple[Path, str], int] = {}
+    for event in stored:
+        key = (event.path, event.origin)
+        heads[key] = max(heads.get(key, 0), event.seq)
+    protected |= {EventId(origin, seq) for (_, origin), seq in heads.items()}
+    rollups: list[Change] = []
+    removals: list[Event] = []
+    for path in sorted({e.path for e in stored if rule.matches_path(e.path)}, key=Path.sort_key):
+        rolled = {}
+        if rule.rollup is not None:
+            rolled = rolled_intervals(journal.history(rollup_path(rule.rollup, path)))
+        plan = PathCompaction(
+            path,
+            rule,
+            node=node.name,
+            cutoff=node.clock() + 10**12,  # everything is old enough
+            frontier=frontier,
+            protected=protected,
+            rolled=rolled,
+        )
+        for event in journal.history(path):
+            plan.feed(event)
+        plan.finish()
+        rollups += plan.rollups
+        removals += plan.removals
+    return rollups, removals
 
 
 def run_until(links: list[SimLink], done: Callable[[], bool]) -> None:

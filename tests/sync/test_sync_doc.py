@@ -71,7 +71,8 @@ TIPS: Final = {"pi1": (500, 1_795_000_000_000_000_000), "pi2": (40, 1_795_000_00
 def connection(node: str, held: IdSet, *, secret: bytes = SECRET) -> SyncConnection:
     nonce = NONCE_A if node == "pi1" else NONCE_B
     holdings = Holdings(held, lookup=lookup_of_tips(TIPS))
-    return SyncConnection(node, secret, holdings, random=fixed_random(nonce))
+    # The frames of version 1 as first specified: neither hello says 'compaction'.
+    return SyncConnection(node, secret, holdings, random=fixed_random(nonce), compaction=False)
 
 
 def pi1_and_pi2(pi1_held: IdSet, pi2_held: IdSet) -> tuple[SyncConnection, SyncConnection]:
@@ -80,7 +81,8 @@ def pi1_and_pi2(pi1_held: IdSet, pi2_held: IdSet) -> tuple[SyncConnection, SyncC
 
 def test_every_documented_frame_is_checked() -> None:
     assert set(FRAMES) == {
-        "hello", "auth", "summary", "want", "batch", "push", "have", "goodbye"
+        "hello", "auth", "summary", "want", "batch", "push", "have", "goodbye",
+        "hello-compaction", "summary-gone",
     }  # fmt: skip
     assert set(VECTORS) == {"keys", "auth-message"}
 
@@ -137,6 +139,31 @@ def test_the_have_is_what_a_node_sends_a_shipper_that_asked() -> None:
     assert pi1.data_to_send() == FRAMES["have"] == encode(Have(IdSet.parse("pi1:1-3")))
     shipper.receive_data(FRAMES["have"])
     assert events_of(shipper) == [PeerHas(IdSet.parse("pi1:1-3"))]
+
+
+def test_a_compacting_node_says_so_in_its_hello_and_names_its_gone_ids() -> None:
+    held, gone = IdSet.parse("pi1:1-500"), IdSet.parse("pi1:1-400")
+    tips = {"pi1": TIPS["pi1"]}
+
+    def compacting(node: str, held: IdSet, gone: IdSet) -> SyncConnection:
+        holdings = Holdings(held, lookup=lookup_of_tips(tips), gone=lambda: gone)
+        nonce = NONCE_A if node == "pi1" else NONCE_B
+        return SyncConnection(node, SECRET, holdings, random=fixed_random(nonce))
+
+    pi1, pi2 = compacting("pi1", held, gone), compacting("pi2", IdSet(), IdSet())
+    hello = pi1.data_to_send()
+    assert hello == FRAMES["hello-compaction"]
+    pi2.receive_data(hello)
+    events_of(pi2)
+    pi1.receive_data(pi2.data_to_send())  # its hello and proof
+    events_of(pi1)
+    proof_and_summary = pi1.data_to_send()
+    assert proof_and_summary.endswith(FRAMES["summary-gone"])
+    assert FRAMES["summary-gone"] == encode(Summary(held, tips, gone))
+    pi2.receive_data(proof_and_summary)
+    events_of(pi2)
+    assert pi2.live
+    assert pi2.wanted == IdSet.parse("pi1:401-500"), "gone ids are not asked for"
 
 
 def test_the_goodbye_is_what_pi1_sends_to_a_node_with_another_secret() -> None:
