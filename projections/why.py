@@ -9,10 +9,11 @@ until an event written without a cause, the chain's *origin*: a bus frame
 (``knx:1/2/3``), a command (``cli:alice``), a message (``mqtt:...``).
 
 Each step also says what the event displaced on its path, from the vector
-clocks: the previous winner, which the event's origin had seen (it
-*overwrote* it knowingly), or had not seen (a *conflict*: a concurrent write
-that lost).  The walk does not follow those side links: they explain what
-the value replaced, not why it was written.
+clocks: the value its writer saw and *overwrote* knowingly (the latest
+earlier event of the path that the writer had seen), and, when the path's
+previous winner was a write it had not seen, that *conflict* (a concurrent
+write that lost).  The walk does not follow those side links: they explain
+what the value replaced, not why it was written.
 
 Where the chain breaks, the end says precisely why: a cause this node never
 held (sync may still bring it), a cause held once but no longer (compacted),
@@ -44,6 +45,7 @@ __all__ = [
     "Held",
     "Step",
     "displaced",
+    "unseen",
     "walk_chain",
 ]
 
@@ -115,9 +117,10 @@ class ChainEnd:
 class Step:
     """One event of a chain and what it displaced on its path.
 
-    At most one of *overwrote* (the previous winner, which the event's origin
-    had seen) and *conflict_with* (the previous winner, which it had not seen:
-    a concurrent write that lost) is set; neither for a path's first event.
+    *overwrote* is the latest earlier event of the path that the event's
+    origin had seen: the value it knowingly replaced.  *conflict_with* is the
+    path's previous winner if the origin had not seen it: a concurrent write
+    that lost.  Either, both or (a path's first event) neither may be set.
     """
 
     event: Event
@@ -133,13 +136,29 @@ class Chain:
     end: ChainEnd
 
 
-def displaced(event: Event, previous: Event | None) -> Step:
-    """*event*'s step: *previous* (the path's winner before it) as overwritten or conflicting."""
-    if previous is None:
-        return Step(event)
-    if previous.happened_before(event):
-        return Step(event, overwrote=previous)
-    return Step(event, conflict_with=previous)
+#: Unseen earlier events looked past for the one a writer had seen (bounds a
+#: path written by many nodes at once).
+UNSEEN_LIMIT = 16
+
+
+def unseen(event: Event, previous: Event | None) -> Event | None:
+    """*previous* (the path's winner before *event*) if *event*'s origin had not seen it."""
+    if previous is None or previous.happened_before(event):
+        return None
+    return previous
+
+
+def displaced(event: Event, source: ChainSource) -> Step:
+    """*event*'s step: the value it knowingly overwrote, and the conflict it won, if any."""
+    previous = source.before(event)
+    conflict = unseen(event, previous)
+    looked = 0
+    while previous is not None and not previous.happened_before(event):
+        looked += 1
+        if looked > UNSEEN_LIMIT:
+            return Step(event, conflict_with=conflict)
+        previous = source.before(previous)
+    return Step(event, overwrote=previous, conflict_with=conflict)
 
 
 def walk_chain(start: Event, source: ChainSource, *, depth: int = DEFAULT_DEPTH) -> Chain:
@@ -151,7 +170,7 @@ def walk_chain(start: Event, source: ChainSource, *, depth: int = DEFAULT_DEPTH)
     event = start
     while True:
         seen.add(event.id)
-        steps.append(displaced(event, source.before(event)))
+        steps.append(displaced(event, source))
         end = _end_at(event, source, seen, len(steps) >= depth)
         if isinstance(end, ChainEnd):
             return Chain(tuple(steps), end)

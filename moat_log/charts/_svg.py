@@ -36,6 +36,8 @@ _PANEL_HEADER = 24
 _PANEL_GAP = 12
 _AXIS_HEIGHT = 44
 _FONT = 'font-family="sans-serif" font-size="12"'
+#: About the width of a character of that font, for placing labels.
+_CHAR_WIDTH = 7
 
 
 def svg_chart(
@@ -117,7 +119,7 @@ def _panel_header(panel: Panel, y: int, width: int) -> list[str]:
     x = width - _RIGHT
     for index, series in reversed(list(enumerate(panel.series))):
         colour = PALETTE[index % len(PALETTE)]
-        x -= 7 * len(series.name) + 8
+        x -= _CHAR_WIDTH * len(series.name) + 8
         parts.append(f'<text x="{x}" y="{y + 16}">{escape(series.name)}</text>')
         x -= 22
         parts.append(
@@ -166,11 +168,17 @@ def _time_axis(
     span: tuple[float, float] | None,
     tz: dt.tzinfo | None,
 ) -> list[str]:
-    parts = [
-        f'<text class="time-tick" x="{x_of(t):.1f}" y="{y + 4}" text-anchor="middle">'
-        f"{escape(label)}</text>"
-        for t, label in ticks
-    ]
+    parts = []
+    for t, label in ticks:
+        x = x_of(t)
+        assert span is not None  # there are ticks only on an axis
+        # A label that would stick out of the picture is aligned to its tick's side.
+        half = _CHAR_WIDTH * len(label) / 2
+        anchor = "end" if x + half > x_of(span[1]) + _RIGHT else "middle"
+        parts.append(
+            f'<text class="time-tick" x="{x:.1f}" y="{y + 4}" text-anchor="{anchor}">'
+            f"{escape(label)}</text>"
+        )
     if span is not None:
         parts.append(
             f'<text x="{_LEFT}" y="{y + 24}" fill="#555">'

@@ -41,12 +41,12 @@ def step_lines(step: Step) -> list[str]:
     """The lines of one step, the first unindented."""
     event = step.event
     lines = [event_summary(event), f"  {event.id}  {format_time(event.hlc)}  {_source(event)}"]
-    if step.overwrote is not None:
-        lines.append(f"  overwrote {_other(step.overwrote)}")
     if step.conflict_with is not None:
         lines.append(
             f"  conflict with {_other(step.conflict_with)}: concurrent, unseen by {event.origin}"
         )
+    if step.overwrote is not None:
+        lines.append(f"  overwrote {_other(step.overwrote)}")
     return lines
 
 

@@ -18,7 +18,7 @@ from moat_log.event import Event
 from moat_log.journal.selection import EventSelection
 from moat_log.journal.store import Journal
 from moat_log.path import Path
-from moat_log.projections.why import DEFAULT_DEPTH, displaced
+from moat_log.projections.why import DEFAULT_DEPTH, unseen
 from moat_log.timespec import format_time
 
 from ._chains import chain_json, event_summary, print_chain
@@ -86,7 +86,7 @@ def why(settings: Settings, path: str, at: str | None, depth: int) -> None:
     "--source",
     "pattern",
     metavar="PATTERN",
-    help="Only events whose source matches: a class ('knx'), a source or a glob ('script:*').",
+    help="Only events whose source matches: a class ('knx'), a source or a glob ('*:hall*').",
 )
 @click.pass_obj
 def timeline(
@@ -111,8 +111,13 @@ def timeline(
             Path.parse(prefix) if prefix is not None else None,
             *resolve_range(journal, since, until),
         )
-        events = (e for e in journal.select(selection) if _source_matches(e.source, pattern))
-        marked = _with_conflicts(journal, events)
+        # Conflicts are found among all the window's events, then the sources filtered:
+        # a write's predecessor may come from a source the filter leaves out.
+        marked = (
+            (event, loser)
+            for event, loser in _with_conflicts(journal, journal.select(selection))
+            if _source_matches(event.source, pattern)
+        )
         if settings.as_json:
             for event, loser in marked:
                 document = event_json(event)
@@ -128,12 +133,16 @@ def timeline(
 
 
 def _source_matches(source: str, pattern: str | None) -> bool:
-    """A class matches its sources (``knx`` matches ``knx:1/2/3``); else a glob."""
+    """A glob matches whole sources; other text a source and what it qualifies.
+
+    ``knx`` matches ``knx:1/2/3 from 1.1.7`` (a class), and so does
+    ``knx:1/2/3`` (an address, whatever the sender).
+    """
     if pattern is None:
         return True
-    if not any(c in pattern for c in "*?[:"):
-        return source == pattern or source.startswith(pattern + ":")
-    return fnmatchcase(source, pattern)
+    if any(c in pattern for c in "*?["):
+        return fnmatchcase(source, pattern)
+    return source == pattern or source.startswith((pattern + ":", pattern + " "))
 
 
 def _with_conflicts(
@@ -150,7 +159,7 @@ def _with_conflicts(
     for event in events:
         before = previous[event.path] if event.path in previous else winner_before(journal, event)
         previous[event.path] = event
-        yield event, displaced(event, before).conflict_with
+        yield event, unseen(event, before)
 
 
 def _timeline_lines(marked: Iterable[tuple[Event, Event | None]]) -> Iterator[str]:

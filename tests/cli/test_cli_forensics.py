@@ -8,6 +8,7 @@ from pathlib import Path as FsPath
 import pytest
 from cli_support import Invoker, Script
 
+from moat_log.cli._forensics_cmds import _source_matches
 from moat_log.event import Event, Op
 from moat_log.path import Path
 from moat_log.projections import open_journal
@@ -116,6 +117,32 @@ def test_timeline_groups_by_hour_names_sources_causes_and_conflicts(
     )
     glob = script.run("timeline", "--since", "-1h", "--source", "*:hall*").splitlines()[-1]
     assert glob == "2 events, 1 conflict"
+    # The loser's source is filtered out; the winner still shows the conflict.
+    mqtt = script.run("timeline", "--since", "-1h", "--source", "mqtt").splitlines()
+    assert mqtt[1].endswith("! conflict: won over pi1:3 (concurrent, unseen by pi2)")
+    assert mqtt[-1] == "1 event, 1 conflict"
+    address = script.run("timeline", "--since", "-1h", "--source", "knx:1/2").splitlines()
+    assert address == ["no events in this window"]  # knx:1/2 is another group than knx:1/2/3
+
+
+@pytest.mark.parametrize(
+    ("pattern", "source", "matches"),
+    [
+        ("knx", "knx:1/2/3 from 1.1.7", True),
+        ("knx:1/2/3", "knx:1/2/3 from 1.1.7", True),
+        ("knx:1/2", "knx:1/2/3 from 1.1.7", False),
+        ("kn", "knx:1/2/3", False),
+        ("cli:alice", "cli:alice", True),
+        ("cli:alice", "cli:alicia", False),
+        ("script:*", "script:hall", True),
+        ("*:hall*", "mqtt:hall/light", True),
+        ("*:hall", "mqtt:hall/light", False),
+    ],
+)
+def test_a_source_pattern_is_a_class_an_address_or_a_glob(
+    pattern: str, source: str, matches: bool
+) -> None:
+    assert _source_matches(source, pattern) is matches
 
 
 def test_timeline_json_lines_carry_the_conflict(journal_pi1: FsPath, script: Script) -> None:

@@ -91,11 +91,19 @@ def test_explain_starts_at_the_winner_as_of_the_moment() -> None:
             assert explain(journal, Path.parse("nothing")) is None
 
 
-def test_a_cause_the_summary_covers_but_the_journal_lacks_is_no_longer_held() -> None:
-    with journal_with([]) as journal:
-        source = JournalChainSource(journal)
-        journal_summary = journal.summary()
-        assert source.held(EventId("b", 1)) is Held.NEVER
-        # What compaction leaves: the summary still covers the id, the read finds nothing.
-        source._summary = journal_summary.union(journal_summary.of_range("b", 1, 5))
-        assert source.held(EventId("b", 1)) is Held.NO_LONGER
+def test_a_cause_compaction_removed_is_no_longer_held_and_one_never_received_never_held() -> None:
+    light = Path.parse("home.light")
+    with tempfile.TemporaryDirectory() as data_dir:
+        clock = FakeWallClock(DEFAULT_NOW)
+        with open_journal(data_dir, create_node="pi1", wall_clock=clock) as journal:
+            frame = journal.append(Change(Path.parse("sensor.motion"), True, source="knx:1/2/3"))
+            clock.advance(10**9)
+            journal.append(Change(light, True, source="script:hall", cause=frame.id))
+            journal.compact([], [frame.id])  # what retention does: gone, still in the summary
+            assert journal.get(frame.id) is None and journal.summary().holds(*frame.id)
+            chain = explain(journal, light)
+            assert chain is not None
+            assert (chain.end.kind, chain.end.cause) == (EndKind.NO_LONGER_HELD, frame.id)
+            source = JournalChainSource(journal)
+            assert source.held(EventId("pi2", 1)) is Held.NEVER
+            assert source.held(frame.id) is Held.NO_LONGER

@@ -14,6 +14,7 @@ from moat_log.projections.why import (
     EndKind,
     EventsInMemory,
     Held,
+    Step,
     displaced,
     walk_chain,
 )
@@ -60,12 +61,13 @@ def test_each_step_says_what_it_overwrote_or_whom_it_conflicted_with() -> None:
     concurrent = event("pi2", 2, LIGHT, "dim", source="mqtt:hall/light")
     new = event("pi1", 3, LIGHT, True, source="cli:alice")  # pi1 never saw pi2:2
     source = EventsInMemory([old, concurrent, new])
-    assert walk_chain(new, source).steps[0].conflict_with == concurrent
-    assert walk_chain(concurrent, source).steps[0].conflict_with == old
+    # pi1 won over pi2's unseen write, and knowingly replaced its own older one.
+    assert walk_chain(new, source).steps[0] == Step(new, overwrote=old, conflict_with=concurrent)
+    assert walk_chain(concurrent, source).steps[0] == Step(concurrent, conflict_with=old)
     seen = event("pi1", 4, LIGHT, None, deps={"pi2": 2})
     step = walk_chain(seen, EventsInMemory([old, concurrent, new, seen])).steps[0]
     assert (step.overwrote, step.conflict_with) == (new, None)
-    assert displaced(old, None).overwrote is None
+    assert displaced(old, source) == Step(old)
 
 
 def test_a_cause_never_held_and_one_no_longer_held_are_told_apart() -> None:
@@ -160,5 +162,11 @@ def test_any_graph_gives_a_finite_chain_that_follows_the_causes(
         gone = summary.holds(*last.cause)
         assert chain.end.kind is (EndKind.NO_LONGER_HELD if gone else EndKind.NEVER_HELD)
     for step in chain.steps:
-        previous = source.before(step.event)
-        assert (step.overwrote or step.conflict_with) == previous
+        mine = step.event
+        earlier = [
+            e for e in events if e.path == mine.path and (e.hlc, e.origin) < (mine.hlc, mine.origin)
+        ]
+        seen = [e for e in earlier if e.happened_before(mine)]
+        latest = max(earlier, key=lambda e: (e.hlc, e.origin), default=None)
+        assert step.overwrote == max(seen, key=lambda e: (e.hlc, e.origin), default=None)
+        assert step.conflict_with == (None if latest is None or latest in seen else latest)
