@@ -6,7 +6,7 @@ import math
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from moat_log.projections.ems.lp import Plan, Problem, ScheduleError, build, run_highs, solve
@@ -198,6 +198,28 @@ def test_a_start_inside_the_window_stays_inside(p: Problem) -> None:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems())
+@example(
+    Problem(
+        start=0,
+        slot=3600,
+        price_buy=(0.0,),
+        price_sell=(0.0,),
+        pv=(1.0,),
+        load=(1.0,),
+        soc=0.97,
+        battery=BatterySettings(
+            capacity_kwh=1.0,
+            soc_min=0.0,
+            soc_max=0.95,
+            charge_kw=2.0,
+            discharge_kw=2.0,
+            charge_efficiency=0.9,
+            discharge_efficiency=0.9,
+            wear_cost=0.02,
+        ),
+        grid=GridSettings(import_kw=4.0, export_kw=3.0, inverter_kw=3.0),
+    )
+)  # the end just above soc_max within the solver's tolerance (found by Hypothesis)
 def test_the_cost_never_beats_the_bound(p: Problem) -> None:
     """The plan's own objective is the solver's, and never below the LP relaxation's."""
     plan = solve(p)
@@ -207,7 +229,10 @@ def test_the_cost_never_beats_the_bound(p: Problem) -> None:
     assert plan.bound <= plan.objective + 1e-6 * (1 + abs(plan.objective))
     x = [*_columns(plan)]
     recomputed = math.fsum(cost * value for cost, value in zip(lp.cost, x, strict=False))
-    assert recomputed == pytest.approx(plan.objective, abs=1e-4)
+    # the solver's feasibility tolerance (1e-7 kWh) lets the energy pass a window bound
+    # without slack, which the window's penalty turns into a visible cost here
+    penalty = max(lp.cost)
+    assert recomputed == pytest.approx(plan.objective, abs=1e-4 + 1e-6 * penalty * p.slots)
 
 
 def _columns(plan: Plan) -> list[float]:
