@@ -662,6 +662,23 @@ class ServeProcess:
                 stream.close()
 
 
+@contextmanager
+def node_processes(config: FsPath, timeout: float = 30.0) -> Iterator[Callable[[], ServeProcess]]:
+    """Start `ServeProcess` es on *config* one after another; every one is stopped after."""
+    started: list[ServeProcess] = []
+
+    def start() -> ServeProcess:
+        node = ServeProcess(config, timeout)
+        started.append(node)
+        return node
+
+    try:
+        yield start
+    finally:
+        for node in started:
+            node.stop()
+
+
 # --- nodes with adapters, in the test's own trio run -------------------------
 
 

@@ -7,12 +7,10 @@ from typing import Any
 
 import asyncclick as click
 
-from ._main import Settings, cli
+from ._main import CONFIG_ENV, Settings, cli
 from ._node_access import running_node_status
 from ._output import print_json, print_table
 from ._projections import print_adapters
-
-CONFIG_ENV = "MOAT_LOG_CONFIG"
 
 
 @cli.command()

@@ -15,8 +15,7 @@ from moat_log.path import Path
 from moat_log.records import FieldError
 from moat_log.timespec import format_time
 
-from ._adapter_cmds import CONFIG_ENV
-from ._main import MoatLogGroup, Settings, cli
+from ._main import CONFIG_ENV, MoatLogGroup, Settings, cli
 from ._node_access import open_access, running_node_status
 from ._output import print_fields, print_json, print_table, stdout_is_terminal
 from ._values import TIME_HELP, resolve_range, resolve_time

@@ -41,6 +41,8 @@ USER_ENV = "MOAT_LOG_USER"
 #: Secrets come from the environment (or a file), never from an option: the
 #: command line of every process shows in ``ps``.
 PASSWORD_ENV = "MOAT_LOG_PASSWORD"
+#: The node config that commands reading one (serve, adapters, ems, compact) use by default.
+CONFIG_ENV = "MOAT_LOG_CONFIG"
 TOKEN_ENV = "MOAT_LOG_TOKEN"
 #: How often ``log --follow`` and a ``watch`` without a node look for new
 #: events in the journal, in seconds.

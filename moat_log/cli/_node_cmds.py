@@ -12,7 +12,7 @@ from asyncclick.core import ParameterSource
 
 from moat_log.timespec import format_time, short_time
 
-from ._main import Settings, cli
+from ._main import CONFIG_ENV, Settings, cli
 from ._node_access import open_access
 from ._output import human_bytes, print_fields, print_json, print_table
 from ._projections import (
@@ -21,8 +21,6 @@ from ._projections import (
     print_side_effects,
     stored_side_effects,
 )
-
-CONFIG_ENV = "MOAT_LOG_CONFIG"
 
 
 @cli.command()

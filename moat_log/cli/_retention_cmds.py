@@ -16,10 +16,8 @@ import asyncclick as click
 from moat_log.errors import InvalidInputError
 from moat_log.timespec import format_time
 
-from ._main import Settings, cli
+from ._main import CONFIG_ENV, Settings, cli
 from ._output import human_bytes, print_fields, print_json, print_table
-
-CONFIG_ENV = "MOAT_LOG_CONFIG"
 
 _CONFIG = click.option(
     "--config",

@@ -10,8 +10,7 @@ acknowledged write is in the journal, the script started again by itself
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -21,7 +20,7 @@ import trio
 from moat_log import LIVE, Client, open_client
 from moat_log.errors import MoatLogError
 from moat_log.scripts import script_value
-from moat_log.testing import ServeProcess, short_temp_dir
+from moat_log.testing import node_processes, short_temp_dir
 
 pytestmark = pytest.mark.slow
 
@@ -46,22 +45,6 @@ def write_config(folder: FsPath) -> FsPath:
     return config
 
 
-@contextmanager
-def node_processes(config: FsPath) -> Iterator[Callable[[], ServeProcess]]:
-    started: list[ServeProcess] = []
-
-    def start() -> ServeProcess:
-        node = ServeProcess(config, TIMEOUT)
-        started.append(node)
-        return node
-
-    try:
-        yield start
-    finally:
-        for node in started:
-            node.stop()
-
-
 async def in_thread(function: Callable[[], Any]) -> Any:
     return await trio.to_thread.run_sync(function)
 
@@ -77,7 +60,7 @@ async def until_value(client: Client, path: str, predicate: Callable[[Any], bool
 
 async def test_a_node_killed_while_its_script_runs_loses_nothing_and_resumes_it() -> None:
     count, kill_after = 400, 100
-    with short_temp_dir() as folder, node_processes(write_config(folder)) as start:
+    with short_temp_dir() as folder, node_processes(write_config(folder), TIMEOUT) as start:
         data_dir = folder / "data"
         node = await in_thread(start)
         async with open_client(data_dir=data_dir) as client:
@@ -146,7 +129,7 @@ async def test_a_user_stores_a_script_sees_it_run_and_replaces_it_without_a_rest
     invert = (
         "async def main(script):\n    await script.client.set('light', not script.trigger.value)\n"
     )
-    with short_temp_dir() as folder, node_processes(write_config(folder)) as start:
+    with short_temp_dir() as folder, node_processes(write_config(folder), TIMEOUT) as start:
         data_dir = folder / "data"
         node = await in_thread(start)
         code = folder / "light.py"

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import signal
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -28,7 +28,7 @@ from mosquitto_broker import Mosquitto
 from moat_log import Client, open_client
 from moat_log.adapters.mqtt.client import Message, MqttClient, MqttOptions, open_mqtt
 from moat_log.errors import MoatLogError
-from moat_log.testing import ServeProcess, short_temp_dir
+from moat_log.testing import node_processes, short_temp_dir
 
 pytestmark = pytest.mark.slow
 
@@ -64,23 +64,6 @@ retain = true
 """
     )
     return config
-
-
-@contextmanager
-def node_processes(config: FsPath) -> Iterator[Callable[[], ServeProcess]]:
-    """Start node processes on *config* one after another; every one is stopped after."""
-    started: list[ServeProcess] = []
-
-    def start() -> ServeProcess:
-        node = ServeProcess(config, TIMEOUT)
-        started.append(node)
-        return node
-
-    try:
-        yield start
-    finally:
-        for node in started:
-            node.stop()
 
 
 class Watcher:
@@ -149,7 +132,7 @@ async def test_changes_queued_while_the_broker_is_down_survive_a_kill_and_go_out
     make_mosquitto: Callable[..., Mosquitto],
 ) -> None:
     broker = make_mosquitto()
-    with short_temp_dir() as folder, node_processes(write_config(folder, broker)) as start:
+    with short_temp_dir() as folder, node_processes(write_config(folder, broker), TIMEOUT) as start:
         data_dir = folder / "data"
         node = await in_thread(start)
         await in_thread(lambda: node.wait_for_line(REPAIRED))  # connected and publishing
@@ -180,7 +163,7 @@ async def test_a_node_killed_in_a_burst_publishes_every_value_once_after_its_res
 ) -> None:
     broker = make_mosquitto()
     count, kill_after = 500, 100
-    with short_temp_dir() as folder, node_processes(write_config(folder, broker)) as start:
+    with short_temp_dir() as folder, node_processes(write_config(folder, broker), TIMEOUT) as start:
         data_dir = folder / "data"
         node = await in_thread(start)
         await in_thread(lambda: node.wait_for_line(REPAIRED))
