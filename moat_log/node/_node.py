@@ -87,6 +87,15 @@ class Node:
         self.software: Final = _software_version()
         self._read_threads = trio.CapacityLimiter(READ_THREADS)
 
+    def live_nodes(self) -> set[str]:
+        """This node and the peers whose sync link is up: who may act for the cluster now.
+
+        Scripts placed on "any" node and the energy schedule's writer are
+        chosen from these.
+        """
+        peers = self.sync.replicator.peers() if self.sync is not None else {}
+        return {self.name, *peers}
+
     def connect_in_process(self) -> trio.SocketStream:
         """A connection to this node from its own process, served like a local one.
 

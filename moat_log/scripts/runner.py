@@ -140,11 +140,6 @@ class ScriptSupervisor:
         for observer in list(self.on_change):
             observer()
 
-    def live_nodes(self) -> set[str]:
-        sync = self.node.sync
-        peers = set(sync.replicator.peers()) if sync is not None else set()
-        return {self.node.name, *peers}
-
     # --- versions -----------------------------------------------------------
 
     def apply(self, event: Event, position: int) -> None:
@@ -179,7 +174,7 @@ class ScriptSupervisor:
         entry = state.entry
         wanted = entry is not None and entry.run.enabled
         if wanted and entry is not None:
-            self._decided_on = self.live_nodes()
+            self._decided_on = self.node.live_nodes()
             wanted = runs_here(state.name, entry.run.where, self.node.name, self._decided_on)
         if not wanted:
             self._stop(state)
@@ -211,7 +206,7 @@ class ScriptSupervisor:
         """Re-decide the scripts that may run on any node when the live peers change."""
         while True:
             await trio.sleep(PEER_CHECK)
-            live = self.live_nodes()
+            live = self.node.live_nodes()
             if live != self._decided_on:
                 self._decided_on = live
                 log.info("node %s: live nodes now %s", self.node.name, ", ".join(sorted(live)))

@@ -90,9 +90,7 @@ class ScheduleRun:
         """The node that writes this schedule's plan now (None: none of them is live)."""
         if not self.settings.writers:
             return self.node.name
-        live = {self.node.name}
-        if self.node.sync is not None:
-            live.update(self.node.sync.replicator.peers())
+        live = self.node.live_nodes()
         return next((name for name in self.settings.writers if name in live), None)
 
     def status(self) -> dict[str, Any]:
