@@ -7,22 +7,14 @@ from typing import Any
 
 import asyncclick as click
 
-from ._main import CONFIG_ENV, Settings, cli
+from ._main import Settings, cli, config_file_option
 from ._node_access import running_node_status
 from ._output import print_json, print_table
 from ._projections import print_adapters
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=FsPath),
-    metavar="FILE",
-    envvar=CONFIG_ENV,
-    show_envvar=True,
-    help="Read the adapters from this node config instead of asking the running node.",
-)
+@config_file_option("Read the adapters from this node config instead of asking the running node.")
 @click.pass_obj
 async def adapters(settings: Settings, config_file: FsPath | None) -> None:
     """List the bus adapters: their state and every path each one maps to its bus.

@@ -15,7 +15,7 @@ from moat_log.path import Path
 from moat_log.records import FieldError
 from moat_log.timespec import format_time
 
-from ._main import CONFIG_ENV, MoatLogGroup, Settings, cli
+from ._main import CONFIG_ENV, MoatLogGroup, Settings, cli, config_file_option
 from ._node_access import open_access, running_node_status
 from ._output import print_fields, print_json, print_table, stdout_is_terminal
 from ._values import TIME_HELP, resolve_range, resolve_time
@@ -46,16 +46,7 @@ def ems() -> None:
     """
 
 
-def _node_config_option(function: Any) -> Any:
-    return click.option(
-        "--node-config",
-        "node_config",
-        type=click.Path(dir_okay=False, path_type=FsPath),
-        metavar="FILE",
-        envvar=CONFIG_ENV,
-        show_envvar=True,
-        help=NODE_CONFIG_HELP,
-    )(function)
+_node_config_option = config_file_option(NODE_CONFIG_HELP, name="--node-config", dest="node_config")
 
 
 def _schedules_from_config(file: FsPath) -> tuple[EmsSettings, ...]:

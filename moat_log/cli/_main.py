@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path as FsPath
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import asyncclick as click
 
@@ -85,6 +85,24 @@ COMMAND_MODULES: Final[Mapping[str, str]] = {
     "watch": "_watch_cmd",
     "why": "_forensics_cmds",
 }
+
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def config_file_option(
+    help: str, *, name: str = "--config", dest: str = "config_file"
+) -> Callable[[_Command], _Command]:
+    """The option naming a node's TOML config (default: ``$MOAT_LOG_CONFIG``)."""
+    return click.option(
+        name,
+        dest,
+        type=click.Path(dir_okay=False, path_type=FsPath),
+        metavar="FILE",
+        envvar=CONFIG_ENV,
+        show_envvar=True,
+        help=help,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from asyncclick.core import ParameterSource
 
 from moat_log.timespec import format_time, short_time
 
-from ._main import CONFIG_ENV, Settings, cli
+from ._main import Settings, cli, config_file_option
 from ._node_access import open_access
 from ._output import human_bytes, print_fields, print_json, print_table
 from ._projections import (
@@ -24,15 +24,7 @@ from ._projections import (
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=FsPath),
-    metavar="FILE",
-    envvar=CONFIG_ENV,
-    show_envvar=True,
-    help="The node's TOML config [default: none, the embedded default].",
-)
+@config_file_option("The node's TOML config [default: none, the embedded default].")
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),

@@ -16,18 +16,10 @@ import asyncclick as click
 from moat_log.errors import InvalidInputError
 from moat_log.timespec import format_time
 
-from ._main import CONFIG_ENV, Settings, cli
+from ._main import Settings, cli, config_file_option
 from ._output import human_bytes, print_fields, print_json, print_table
 
-_CONFIG = click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=FsPath),
-    metavar="FILE",
-    envvar=CONFIG_ENV,
-    show_envvar=True,
-    help="The node's TOML config, for its [retention] rules and [sync] peers.",
-)
+_CONFIG = config_file_option("The node's TOML config, for its [retention] rules and [sync] peers.")
 
 
 def _load(settings: Settings, config_file: FsPath | None) -> Any:
