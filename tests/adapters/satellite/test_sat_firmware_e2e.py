@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import trio
+from sat_support import BOILER_PARTS
 
 from moat_log.adapters.satellite.simulator import Simulator, install_firmware, open_simulator
 from moat_log.client import open_client
@@ -44,16 +45,7 @@ prefix = "home.boiler"
 keepalive = {KEEPALIVE_MS / 1000}
 reconnect_first = 0.05
 reconnect_max = 0.2
-
-[adapters.boiler.parts.door]
-kind = "input"
-pin = 4
-[adapters.boiler.parts.pump]
-kind = "output"
-pin = 5
-[adapters.boiler.parts.fan]
-kind = "pwm"
-pin = 6
+{BOILER_PARTS}
 [adapters.boiler.parts.meter]
 kind = "counter"
 pin = 8

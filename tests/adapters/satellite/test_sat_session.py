@@ -12,6 +12,7 @@ from pathlib import Path as FsPath
 
 import trio
 from memory_satellite import MemorySatellite
+from sat_support import BOILER_PARTS
 
 from moat_log.journal.change import Change
 from moat_log.node._node import Node
@@ -20,17 +21,7 @@ from moat_log.path import Path
 from moat_log.testing import in_process_config, running_node
 from moat_log.testing import until_adapter_status as until_status
 
-PARTS = """
-[adapters.boiler.parts.door]
-kind = "input"
-pin = 4
-[adapters.boiler.parts.pump]
-kind = "output"
-pin = 5
-[adapters.boiler.parts.fan]
-kind = "pwm"
-pin = 6
-"""
+PARTS = BOILER_PARTS
 
 
 def config(data_dir: FsPath, port: str, extra: str = "") -> NodeConfig:
