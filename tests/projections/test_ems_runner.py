@@ -70,7 +70,10 @@ async def test_a_price_change_writes_a_plan_caused_by_it(tmp_path: FsPath) -> No
         assert plan.source == "ems:home"
         assert plan.cause == price.id
         assert plan.value["slot"] == 900
-        assert len(plan.value["battery_kw"]) == 24 * 4 - (int(time.time()) % 3600) // 900
+        # from the current slot to the end of the 24 hourly prices
+        series_end = price.value["start"] + 24 * 3600
+        assert len(plan.value["battery_kw"]) == (series_end - plan.value["start"]) // 900
+        assert plan.value["start"] % 900 == 0 and plan.value["start"] >= price.value["start"]
         command = node.kv.get(Path.parse("ems.home.battery_kw"))
         assert command is not None and command.value == plan.value["battery_kw"][0]
         assert node.status(None)["ems"]["home"]["state"] == "ok"
