@@ -433,6 +433,8 @@ class _Link:
         # The peer's latest statement of what it holds, to record in the journal.
         self._statement: IdSet | None = None
         self._stated = trio.Event()
+        #: The peer's last statement covered everything this node holds.
+        self._holds_all = False
 
     # --- the link ---------------------------------------------------------------
 
@@ -668,9 +670,12 @@ class _Link:
             held, self._statement = self._statement, None
             if held is not None and self.peer is not None:
                 address = self.address if self.dialled else ""
-                await trio.to_thread.run_sync(
-                    journal.record_peer, self.peer, held, time.time_ns(), address
-                )
+                peer = self.peer
+                lacks = await trio.to_thread.run_sync(_record_peer, journal, peer, held, address)
+                if lacks == 0 and not self._holds_all:
+                    # what compaction waits for; once per catching up, not per statement
+                    log.info("peer %s holds every event this node holds", peer)
+                self._holds_all = lacks == 0
 
     async def _confirm(self) -> None:
         """Every `Replicator.have_every` seconds, tell the peer what this node holds, if new."""
@@ -716,3 +721,9 @@ class _Link:
             items = await subscription.receive_batch(PUSH_READ)
             self.conn.push([item.event for item in items], [item.packed for item in items])
             self._wake_sender.set()
+
+
+def _record_peer(journal: Journal, peer: str, held: IdSet, address: str) -> int:
+    """Record *peer*'s statement that it holds *held*; how many of ours it lacks."""
+    journal.record_peer(peer, held, time.time_ns(), address)
+    return (journal.summary() - held).count

@@ -49,7 +49,9 @@ def free_port() -> int:
 @pytest.fixture
 def nodes(base: FsPath) -> Iterator[dict[str, NodeProcess]]:
     made = {
-        name: NodeProcess(name, base, sync_port=free_port(), sync_settings=RETENTION)
+        name: NodeProcess(
+            name, base, sync_port=free_port(), sync_settings=RETENTION, follow_log=True
+        )
         for name in ("nb", "nc")
     }
     made["na"] = NodeProcess(
@@ -57,6 +59,7 @@ def nodes(base: FsPath) -> Iterator[dict[str, NodeProcess]]:
         base,
         [f"127.0.0.1:{made[name].sync_port}" for name in ("nb", "nc")],
         sync_settings=RETENTION,
+        follow_log=True,
     )  # fmt: skip
     try:
         yield made
@@ -76,10 +79,9 @@ def peer_ls(node: NodeProcess) -> dict[str, dict[str, object]]:
 
 
 async def until_confirmed(node: NodeProcess, peer: str) -> None:
-    """Until *node* records that *peer* has stated holding everything it holds."""
-    # The record is in the journal's meta, which no stream tells of: look again.
-    while peer_ls(node).get(peer, {}).get("lacks", 1) != 0:  # noqa: ASYNC110
-        await trio.sleep(0.1)
+    """Until *node* (the current process) records that *peer* holds everything it holds."""
+    await trio.to_thread.run_sync(node.wait_for_line, f"peer {peer} holds every event")
+    assert peer_ls(node)[peer]["lacks"] == 0
 
 
 def compact(node: NodeProcess) -> dict[str, object]:
