@@ -34,12 +34,13 @@ from typing import Any, Protocol
 
 from moat_log.event import Event
 from moat_log.ids import EventId
+from moat_log.journal.selection import EventSelection
 from moat_log.journal.store import Journal
 from moat_log.path import Path
 
 from .replay import replay
 
-__all__ = ["PastProjection", "ScratchView", "ScratchWrite", "run_over_past"]
+__all__ = ["PastProjection", "ScratchView", "ScratchWrite", "events_between", "run_over_past"]
 
 #: Called with the time (s since the epoch) the run has reached.
 Progress = Callable[[float], None]
@@ -105,11 +106,8 @@ def events_between(
     """The events of *paths* with ``since < hlc <= until``, in ``(hlc, origin)`` order."""
 
     def of(path: Path) -> Iterator[Event]:
-        for event in journal.history(path):
-            if event.hlc > until:
-                return
-            if event.hlc > since:
-                yield event
+        window = EventSelection(prefix=path, since=since + 1, until=until)
+        return (event for event in journal.select(window) if event.path == path)
 
     return heapq.merge(*(of(path) for path in paths), key=lambda e: (e.hlc, e.origin))
 

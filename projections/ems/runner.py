@@ -79,8 +79,6 @@ class ScheduleRun:
         self.writes = 0
         #: Set whenever an input changes (the loop waits on it), then replaced.
         self.changed = trio.Event()
-        #: Plans (good or not) handled so far: tests wait on it.
-        self.handled = 0
         #: The newest input event the last plan handled followed from.
         self.handled_cause: EventId | None = None
         #: Set (and replaced) whenever a plan was handled.
@@ -179,7 +177,6 @@ async def _plan_forever(run: ScheduleRun, solves: trio.CapacityLimiter) -> None:
         outputs = await _plan_once(run, solves)
         run.crash = ""
         await _write(run, outputs)
-        run.handled += 1
         run.handled_cause = cause
         run.plan_handled.set()
         run.plan_handled = trio.Event()

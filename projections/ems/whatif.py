@@ -34,7 +34,7 @@ from moat_log.event import Event, Op
 from moat_log.journal.store import Journal
 from moat_log.path import Path
 
-from ..past import Progress, ScratchView, ScratchWrite, run_over_past
+from ..past import Progress, ScratchView, ScratchWrite, events_between, run_over_past
 from .lp import ScheduleError, solve
 from .scheduler import EmsScheduler
 from .series import Series
@@ -204,8 +204,8 @@ def _stored(journal: Journal, live: EmsSettings, since: float, until: float) -> 
     slots: dict[int, ExecutedSlot] = {}
     plans = 0
     errors: dict[str, int] = {}
-    for event in journal.history(live.plan_path):
-        if not since * 1e9 < event.hlc <= until * 1e9 or event.op is not Op.SET:
+    for event in events_between(journal, [live.plan_path], int(since * 1e9), int(until * 1e9)):
+        if event.op is not Op.SET:
             continue
         plans += 1
         try:
@@ -224,14 +224,13 @@ def _recorded_soc(
     """The recorded state of charge at each slot's end, where the journal has one."""
     slot = live.slot
     values: dict[int, float] = {}
-    for event in journal.history(live.inputs.soc):
-        if event.hlc > until * 1e9 or event.op is not Op.SET:
+    first = int((since - slot) * 1e9)
+    for event in events_between(journal, [live.inputs.soc], first, int(until * 1e9)):
+        if event.op is not Op.SET:
             continue
         value = event.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         # the value holds from its time on: it is the SoC at the end of the slot it falls in
-        start = int(event.hlc / 1e9 // slot) * slot
-        if start >= since - slot:
-            values[start] = float(value)
+        values[int(event.hlc / 1e9 // slot) * slot] = float(value)
     return values
